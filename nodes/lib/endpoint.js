@@ -1,0 +1,149 @@
+'use strict';
+// Behaviour shared by both config node types (websocket-listener and
+// websocket-client): the in/out nodes that hang off them, status, and turning
+// event batches from the addon into msgs.
+
+const { KIND, forEachEvent } = require('./batch');
+const messages = require('./messages');
+
+module.exports = function (RED) {
+    /** Sets up the shared state on a freshly created config node. */
+    function init(node, n) {
+        node.wholemsg = n.wholemsg === 'true';
+        node.inputNodes = new Set();
+        node.statusNodes = new Set();
+        node.count = 0;
+        node.closing = false;
+        node.native = null;
+        node.failure = null;
+        node.lastStatus = null;
+        node.visitEvent = visitEvent.bind(node);
+        node.onBatch = onBatch.bind(node);
+    }
+
+    function onBatch(buf) {
+        // Runs as the addon's callback: an exception here would stop Node-RED.
+        try {
+            if (!this.closing) {
+                forEachEvent(buf, this.visitEvent);
+            }
+        } catch (err) {
+            this.error(err);
+        }
+    }
+
+    function visitEvent(kind, session, buf, start, end, extra) {
+        switch (kind) {
+            case KIND.TEXT:
+                this.deliver(buf.toString('utf8', start, end), session);
+                break;
+            case KIND.BINARY:
+                this.deliver(buf.subarray(start, end), session);
+                break;
+            case KIND.OPEN:
+                this.count++;
+                this.setStatus(connectedStatus(this, 'connect', session));
+                break;
+            case KIND.CLOSE:
+                this.count = Math.max(0, this.count - 1);
+                this.setStatus(this.count > 0 && this.isListener
+                    ? connectedStatus(this, 'disconnect', session)
+                    : { fill: 'red', shape: 'ring', text: 'common.status.disconnected', event: 'disconnect', _session: sessionOf(session) });
+                break;
+            case KIND.ERROR:
+                this.setStatus({ fill: 'red', shape: 'ring', text: 'common.status.error', event: 'error', _session: sessionOf(session) });
+                this.warn(RED._('websocket.errors.connect-error') + buf.toString('utf8', start, end));
+                break;
+            case KIND.CONNECTING:
+                this.setStatus({ fill: 'yellow', shape: 'ring', text: 'common.status.connecting' });
+                break;
+        }
+    }
+
+    function sessionOf(session) {
+        return { type: 'websocket', id: messages.sessionKey(session) };
+    }
+
+    function connectedStatus(node, event, session) {
+        // Core shows a count for listeners and none for a client connection.
+        const count = node.isListener ? node.count : '';
+        return {
+            fill: 'green', shape: 'dot',
+            text: RED._('websocket.status.connected', { count }),
+            event, _session: sessionOf(session)
+        };
+    }
+
+    const methods = {
+        deliver(data, session) {
+            const msg = messages.inboundMsg(data, this.wholemsg, messages.sessionKey(session));
+            for (const n of this.inputNodes) {
+                try {
+                    n.send(msg);
+                } catch (err) {
+                    this.error(RED._('websocket.errors.send-error') + ' ' + err.toString());
+                }
+            }
+        },
+
+        setStatus(status) {
+            this.lastStatus = status;
+            for (const n of this.statusNodes) {
+                n.status(status);
+            }
+        },
+
+        registerInputNode(node) {
+            this.inputNodes.add(node);
+        },
+
+        removeInputNode(node) {
+            this.inputNodes.delete(node);
+        },
+
+        /** An in or out node shows this config node's status until it closes. */
+        watchStatus(node) {
+            this.statusNodes.add(node);
+            if (this.failure) {
+                node.status({ fill: 'red', shape: 'ring', text: 'websocket.status.addon-missing' });
+                node.error(RED._('websocket.errors.addon-load', { message: this.failure.message }));
+            } else if (this.lastStatus) {
+                const { event, _session, ...steady } = this.lastStatus;
+                node.status(steady);
+            }
+        },
+
+        unwatchStatus(node) {
+            this.statusNodes.delete(node);
+        },
+
+        /** The addon could not be loaded or refused the configuration. */
+        fail(err) {
+            this.failure = err;
+            this.error(err.code === 'ERR_WSRS_ADDON_LOAD'
+                ? RED._('websocket.errors.addon-load', { message: err.message })
+                : err.message);
+            for (const n of this.statusNodes) {
+                n.status({ fill: 'red', shape: 'ring', text: 'common.status.error' });
+            }
+        },
+
+        /** Closes the native side (1001 to every peer), then calls done. */
+        closeNative(done) {
+            this.closing = true;
+            this.inputNodes.clear();
+            this.statusNodes.clear();
+            const native = this.native;
+            this.native = null;
+            if (!native) {
+                return done();
+            }
+            native.close(1001).then(() => done(), (err) => {
+                this.warn(err.message);
+                done();
+            });
+        }
+    };
+
+    return { init, methods };
+};

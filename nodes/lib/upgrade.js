@@ -1,0 +1,120 @@
+'use strict';
+// Routes upgrade requests on Node-RED's own HTTP server to listener nodes and
+// hands each connection to the Rust transport. Paths that are not ours are left
+// alone: other handlers (the editor's own websocket) share the event.
+
+const http = require('http');
+
+/** fullPath -> listener config node, across every Node-RED server in the process. */
+const routes = new Map();
+const attached = new WeakSet();
+
+function attach(server) {
+    if (server && !attached.has(server)) {
+        server.on('upgrade', onUpgrade);
+        attached.add(server);
+    }
+}
+
+/** The path part of a request target ("/ws/echo?x=1" -> "/ws/echo"). */
+function pathOf(url) {
+    let end = url.length;
+    const q = url.indexOf('?');
+    if (q >= 0) end = q;
+    const h = url.indexOf('#');
+    if (h >= 0 && h < end) end = h;
+    let path = url.slice(0, end);
+    if (!path.startsWith('/')) {
+        // absolute-form target: "http://host:1880/ws/echo"
+        try {
+            path = new URL(path).pathname;
+        } catch (err) {
+            return path;
+        }
+    }
+    return path;
+}
+
+function onUpgrade(req, socket, head) {
+    const listener = routes.get(pathOf(req.url));
+    if (listener) {
+        listener.acceptUpgrade(req, socket, head);
+    }
+}
+
+/** Refuse a handshake with an HTTP status, as `ws` does. */
+function refuse(socket, code, message, headers) {
+    if (socket.destroyed) return;
+    const text = message || http.STATUS_CODES[code] || 'Error';
+    let head = 'HTTP/1.1 ' + code + ' ' + (http.STATUS_CODES[code] || 'Error') + '\r\n' +
+        'Connection: close\r\nContent-Type: text/plain\r\nContent-Length: ' + Buffer.byteLength(text) + '\r\n';
+    for (const name of Object.keys(headers || {})) {
+        head += name + ': ' + headers[name] + '\r\n';
+    }
+    socket.once('finish', () => socket.destroy());
+    socket.end(head + '\r\n' + text);
+}
+
+/**
+ * Applies settings.webSocketNodeVerifyClient (same signature as `ws`'s
+ * verifyClient, as core uses it), then calls `proceed()` or refuses. While an
+ * asynchronous verifier runs, the socket stops reading so that no byte the
+ * client sends meanwhile lands in JS and is lost to the handover.
+ */
+function verify(verifyClient, req, socket, proceed) {
+    if (typeof verifyClient !== 'function') {
+        return proceed();
+    }
+    const version = +req.headers['sec-websocket-version'];
+    const info = {
+        origin: req.headers[version === 8 ? 'sec-websocket-origin' : 'origin'],
+        secure: !!(req.socket.authorized || req.socket.encrypted),
+        req
+    };
+    if (verifyClient.length === 2) {
+        stopReading(socket);
+        verifyClient(info, (ok, code, message, headers) => {
+            if (ok) proceed();
+            else refuse(socket, code || 401, message, headers);
+        });
+        return;
+    }
+    if (verifyClient(info)) proceed();
+    else refuse(socket, 401);
+}
+
+function stopReading(socket) {
+    const handle = socket._handle;
+    if (handle && typeof handle.readStop === 'function') {
+        handle.readStop();
+    }
+}
+
+/** The descriptor of a plain TCP socket, or -1 where a handover is not possible. */
+function descriptorOf(socket) {
+    if (process.platform === 'win32' || socket.encrypted) return -1;
+    const handle = socket._handle;
+    return handle && typeof handle.fd === 'number' && handle.fd >= 0 ? handle.fd : -1;
+}
+
+/** `head` plus whatever Node buffered since, so nothing the client sent is lost. */
+function takeBuffered(socket, head) {
+    if (socket.readableLength > 0) {
+        const rest = socket.read();
+        if (rest) return Buffer.concat([head, rest]);
+    }
+    return head;
+}
+
+function requestInfo(req) {
+    const h = req.headers;
+    return {
+        method: req.method || '',
+        upgrade: h.upgrade || '',
+        key: h['sec-websocket-key'] || '',
+        version: h['sec-websocket-version'] || '',
+        protocol: h['sec-websocket-protocol'] || ''
+    };
+}
+
+module.exports = { routes, attach, pathOf, verify, refuse, stopReading, descriptorOf, takeBuffered, requestInfo };

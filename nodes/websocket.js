@@ -1,0 +1,204 @@
+'use strict';
+// Node-RED's websocket nodes, with the transport in Rust. Same type names and
+// properties as core; this file only maps Node-RED's node API onto the addon.
+
+const addon = require('./lib/addon');
+const upgrade = require('./lib/upgrade');
+const messages = require('./lib/messages');
+
+const WS_URL = /^wss?:\/\//i;
+
+module.exports = function (RED) {
+    const endpoint = require('./lib/endpoint')(RED);
+
+    function heartbeatMs(hb) {
+        const seconds = parseFloat(hb);
+        return seconds > 0 ? Math.round(seconds * 1000) : 0;
+    }
+
+    function splitList(text) {
+        return typeof text === 'string' ? text.split(',').map((s) => s.trim()).filter(Boolean) : [];
+    }
+
+    function withCode(err) {
+        try {
+            return addon.load().withCode(err);
+        } catch (e) {
+            return err;
+        }
+    }
+
+    // ---- websocket-listener -------------------------------------------------
+
+    function WebSocketListenerNode(n) {
+        RED.nodes.createNode(this, n);
+        endpoint.init(this, n);
+        this.path = n.path;
+        this.isListener = true;
+        this.on('close', (removed, done) => this.shutdown(done));
+        if (WS_URL.test(this.path || '')) {
+            // Core treats a listener whose path is a ws:// URL as a client.
+            this.isListener = false;
+            this.error(RED._('websocket.errors.client-unsupported'));
+            return;
+        }
+        let root = RED.settings.httpNodeRoot || '/';
+        if (!root.endsWith('/')) root += '/';
+        const path = this.path || '';
+        this.fullPath = root + (path.startsWith('/') ? path.slice(1) : path);
+        if (upgrade.routes.has(this.fullPath)) {
+            this.error(RED._('websocket.errors.duplicate-path', { path: this.path }));
+            return;
+        }
+        try {
+            this.native = new (addon.load().Listener)({
+                heartbeatMs: heartbeatMs(n.hb),
+                subprotocols: splitList(n.subprotocol)
+            }, this.onBatch);
+        } catch (err) {
+            this.fail(withCode(err));
+            return;
+        }
+        upgrade.routes.set(this.fullPath, this);
+        upgrade.attach(RED.server);
+    }
+
+    Object.assign(WebSocketListenerNode.prototype, endpoint.methods, {
+        acceptUpgrade(req, socket, head) {
+            upgrade.verify(RED.settings.webSocketNodeVerifyClient, req, socket,
+                () => this.handOver(req, socket, head));
+        },
+
+        /** Gives the connection to Rust: by descriptor for plain TCP. */
+        handOver(req, socket, head) {
+            if (socket.destroyed) return;
+            if (!this.native || this.closing) {
+                return upgrade.refuse(socket, 503);
+            }
+            const fd = upgrade.descriptorOf(socket);
+            if (fd < 0) {
+                return upgrade.refuse(socket, 501, 'websocket-rs: TLS bridge not available yet');
+            }
+            upgrade.stopReading(socket);
+            const data = upgrade.takeBuffered(socket, head);
+            let result;
+            try {
+                result = this.native.adopt(fd, data, upgrade.requestInfo(req));
+            } catch (err) {
+                this.warn(withCode(err).message);
+                return upgrade.refuse(socket, 503);
+            }
+            if (typeof result === 'string') {
+                // The handshake request was refused; Rust wrote nothing, we answer.
+                socket.once('finish', () => socket.destroy());
+                socket.end(result);
+                return;
+            }
+            // Rust owns a duplicate of the descriptor now. destroy() only closes
+            // ours; end() would send a FIN on Rust's connection.
+            socket.destroy();
+        },
+
+        reply(id, data) {
+            const session = messages.sessionFromKey(id);
+            if (session > 0 && this.native) {
+                this.native.send(session, data);
+            }
+        },
+
+        broadcast(data) {
+            if (this.native) {
+                this.native.broadcast(data);
+            }
+        },
+
+        shutdown(done) {
+            if (upgrade.routes.get(this.fullPath) === this) {
+                upgrade.routes.delete(this.fullPath);
+            }
+            this.closeNative(done);
+        }
+    });
+
+    RED.nodes.registerType('websocket-listener', WebSocketListenerNode);
+
+    // ---- websocket-client ---------------------------------------------------
+
+    function WebSocketClientNode(n) {
+        RED.nodes.createNode(this, n);
+        endpoint.init(this, n);
+        this.path = n.path;
+        this.isListener = false;
+        this.on('close', (removed, done) => this.closeNative(done));
+        this.error(RED._('websocket.errors.client-unsupported'));
+    }
+
+    Object.assign(WebSocketClientNode.prototype, endpoint.methods, {
+        reply() {},
+        broadcast() {}
+    });
+
+    RED.nodes.registerType('websocket-client', WebSocketClientNode);
+
+    // ---- websocket in / websocket out ---------------------------------------
+
+    function configOf(node, n) {
+        node.server = n.client ? n.client : n.server;
+        node.serverConfig = RED.nodes.getNode(node.server);
+        if (!node.serverConfig) {
+            node.error(RED._('websocket.errors.missing-conf'));
+        }
+        return node.serverConfig;
+    }
+
+    function WebSocketInNode(n) {
+        RED.nodes.createNode(this, n);
+        const config = configOf(this, n);
+        if (config) {
+            config.registerInputNode(this);
+            config.watchStatus(this);
+        }
+        this.on('close', () => {
+            if (config) {
+                config.removeInputNode(this);
+                config.unwatchStatus(this);
+            }
+            this.status({});
+        });
+    }
+    RED.nodes.registerType('websocket in', WebSocketInNode);
+
+    function WebSocketOutNode(n) {
+        RED.nodes.createNode(this, n);
+        const config = configOf(this, n);
+        if (!config) {
+            return;
+        }
+        config.watchStatus(this);
+        this.on('input', (msg, send, done) => {
+            let data;
+            try {
+                data = messages.outboundData(msg, config.wholemsg, RED.util.ensureString);
+            } catch (err) {
+                return done(err);
+            }
+            if (data !== undefined) {
+                try {
+                    if (msg._session && msg._session.type === 'websocket') {
+                        config.reply(msg._session.id, data);
+                    } else {
+                        config.broadcast(data);
+                    }
+                } catch (err) {
+                    this.warn(RED._('websocket.errors.send-error') + withCode(err).message);
+                }
+            }
+            done();
+        });
+        this.on('close', () => {
+            config.unwatchStatus(this);
+            this.status({});
+        });
+    }
+    RED.nodes.registerType('websocket out', WebSocketOutNode);
+};

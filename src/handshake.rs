@@ -1,0 +1,141 @@
+//! Server side of the opening handshake (RFC 6455 §4.2) for a request that Node's
+//! HTTP server has already parsed: validate, choose the subprotocol, build the 101.
+
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+/// The parts of an HTTP upgrade request the handshake needs, as Node parsed them.
+#[derive(Debug, Default, Clone)]
+pub struct UpgradeRequest {
+    pub method: String,
+    pub upgrade: String,
+    pub key: String,
+    pub version: String,
+    /// Raw `Sec-WebSocket-Protocol` header (comma-separated), empty if absent.
+    pub protocol: String,
+}
+
+/// Why a request was refused, as an HTTP response to write before closing.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: u16,
+    pub reason: &'static str,
+}
+
+impl Rejection {
+    pub fn http_response(&self) -> String {
+        let text = match self.status {
+            400 => "Bad Request",
+            426 => "Upgrade Required",
+            503 => "Service Unavailable",
+            _ => "Error",
+        };
+        let mut extra = String::new();
+        if self.status == 426 {
+            extra.push_str("Sec-WebSocket-Version: 13\r\n");
+        }
+        format!(
+            "HTTP/1.1 {} {}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n{}",
+            self.status,
+            text,
+            self.reason.len(),
+            extra,
+            self.reason
+        )
+    }
+}
+
+pub fn validate(req: &UpgradeRequest) -> Result<(), Rejection> {
+    if !req.method.eq_ignore_ascii_case("GET") {
+        return Err(Rejection { status: 400, reason: "WebSocket upgrade needs a GET request" });
+    }
+    if !req.upgrade.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")) {
+        return Err(Rejection { status: 400, reason: "Upgrade header must be \"websocket\"" });
+    }
+    let key = req.key.trim();
+    if key.len() != 24 || !key.ends_with("==") || !key.bytes().all(is_base64) {
+        return Err(Rejection { status: 400, reason: "Missing or invalid Sec-WebSocket-Key" });
+    }
+    if !matches!(req.version.trim(), "13" | "8") {
+        return Err(Rejection { status: 426, reason: "Unsupported Sec-WebSocket-Version" });
+    }
+    Ok(())
+}
+
+fn is_base64(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='
+}
+
+/// Pick the subprotocol to answer with. With none configured we answer the client's
+/// first choice (what core's `ws` server does); otherwise the first offered one that
+/// is configured, or none.
+pub fn choose_protocol(offered: &str, configured: &[String]) -> Option<String> {
+    let mut offers = offered.split(',').map(str::trim).filter(|p| !p.is_empty());
+    if configured.is_empty() {
+        return offers.next().map(str::to_owned);
+    }
+    offers.find(|p| configured.iter().any(|c| c == p)).map(str::to_owned)
+}
+
+pub fn accept_response(key: &str, protocol: Option<&str>) -> Vec<u8> {
+    let mut r = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
+        derive_accept_key(key.trim().as_bytes())
+    );
+    if let Some(p) = protocol {
+        r.push_str("Sec-WebSocket-Protocol: ");
+        r.push_str(p);
+        r.push_str("\r\n");
+    }
+    r.push_str("\r\n");
+    r.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good() -> UpgradeRequest {
+        UpgradeRequest {
+            method: "GET".into(),
+            upgrade: "websocket".into(),
+            key: "dGhlIHNhbXBsZSBub25jZQ==".into(),
+            version: "13".into(),
+            protocol: String::new(),
+        }
+    }
+
+    #[test]
+    fn accept_key_is_the_rfc_example() {
+        let r = String::from_utf8(accept_response("dGhlIHNhbXBsZSBub25jZQ==", Some("chat"))).unwrap();
+        assert!(r.starts_with("HTTP/1.1 101 "));
+        assert!(r.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        assert!(r.contains("Sec-WebSocket-Protocol: chat\r\n"));
+        assert!(r.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn bad_requests_are_refused_with_a_status() {
+        assert!(validate(&good()).is_ok());
+        let mut r = good();
+        r.key = "short".into();
+        assert_eq!(validate(&r).unwrap_err().status, 400);
+        let mut r = good();
+        r.version = "12".into();
+        assert_eq!(validate(&r).unwrap_err().status, 426);
+        assert!(validate(&r).unwrap_err().http_response().contains("Sec-WebSocket-Version: 13"));
+        let mut r = good();
+        r.upgrade = "h2c".into();
+        assert_eq!(validate(&r).unwrap_err().status, 400);
+        let mut r = good();
+        r.method = "POST".into();
+        assert_eq!(validate(&r).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn subprotocol_choice() {
+        assert_eq!(choose_protocol("a, b", &[]), Some("a".into()));
+        assert_eq!(choose_protocol("", &[]), None);
+        assert_eq!(choose_protocol("x, b", &["a".into(), "b".into()]), Some("b".into()));
+        assert_eq!(choose_protocol("x", &["a".into()]), None);
+    }
+}

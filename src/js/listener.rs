@@ -1,0 +1,106 @@
+use super::{inbox_for, invalid, to_message, Batch};
+use crate::handshake::UpgradeRequest;
+use crate::listener::{Listener, ListenerConfig};
+use crate::session::SessionConfig;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::time::Duration;
+
+#[napi(object)]
+pub struct ListenerOptions {
+    /// Ping every session this often, in milliseconds; 0 or absent: no heartbeat.
+    pub heartbeat_ms: Option<u32>,
+    /// Subprotocols spoken; absent or empty: answer the client's first choice, as core.
+    pub subprotocols: Option<Vec<String>>,
+    /// Largest message accepted from a client, in bytes. Default 100 MiB (as core's `ws`).
+    pub max_message_bytes: Option<f64>,
+    /// Bytes that may queue for one client before it is closed with 1008. Default 256 MiB.
+    pub max_queue_bytes: Option<f64>,
+}
+
+/// The request fields the handshake needs, as Node's HTTP parser saw them.
+#[napi(object)]
+pub struct UpgradeInfo {
+    pub method: String,
+    pub upgrade: String,
+    pub key: String,
+    pub version: String,
+    pub protocol: String,
+}
+
+impl From<UpgradeInfo> for UpgradeRequest {
+    fn from(u: UpgradeInfo) -> Self {
+        UpgradeRequest { method: u.method, upgrade: u.upgrade, key: u.key, version: u.version, protocol: u.protocol }
+    }
+}
+
+fn bytes_option(v: Option<f64>, default: usize, name: &str) -> Result<usize> {
+    match v {
+        None => Ok(default),
+        Some(n) if n.is_finite() && n >= 1.0 => Ok(n as usize),
+        Some(n) => Err(invalid(format!("{name} must be a positive number of bytes, got {n}"))),
+    }
+}
+
+#[napi(js_name = "Listener")]
+pub struct JsListener {
+    inner: Listener,
+}
+
+#[napi]
+impl JsListener {
+    /// `onEvents(batch)` receives inbound events in batches (layout in src/inbox.rs).
+    #[napi(constructor)]
+    pub fn new(options: ListenerOptions, on_events: Function<'_, Batch, ()>) -> Result<Self> {
+        let defaults = SessionConfig::default();
+        let session = SessionConfig {
+            heartbeat: options.heartbeat_ms.filter(|&ms| ms > 0).map(|ms| Duration::from_millis(ms.into())),
+            max_message_bytes: bytes_option(options.max_message_bytes, defaults.max_message_bytes, "maxMessageBytes")?,
+            max_queue_bytes: bytes_option(options.max_queue_bytes, defaults.max_queue_bytes, "maxQueueBytes")?,
+            ..defaults
+        };
+        let cfg = ListenerConfig { session, protocols: options.subprotocols.unwrap_or_default() };
+        Ok(JsListener { inner: Listener::new(cfg, inbox_for(on_events)?) })
+    }
+
+    /// Adopt an upgraded TCP connection by descriptor. Returns the session id, or
+    /// the HTTP response to write when the handshake request is refused.
+    #[napi(catch_unwind)]
+    pub fn adopt(&self, fd: i32, head: &[u8], request: UpgradeInfo) -> Result<Either<u32, String>> {
+        #[cfg(unix)]
+        {
+            let r = self.inner.adopt_fd(fd, head.to_vec(), &request.into())?;
+            Ok(r.map_or_else(|rej| Either::B(rej.http_response()), Either::A))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (fd, head, request);
+            Err(invalid("descriptor handover needs a Unix system"))
+        }
+    }
+
+    /// Queue a message to one session; false if it is gone.
+    #[napi(catch_unwind)]
+    pub fn send(&self, session: u32, data: Either<String, &[u8]>) -> bool {
+        self.inner.send(session, to_message(data))
+    }
+
+    /// Queue a message to every session (copied once). Returns how many.
+    #[napi(catch_unwind)]
+    pub fn broadcast(&self, data: Either<String, &[u8]>) -> u32 {
+        self.inner.broadcast(to_message(data))
+    }
+
+    #[napi(getter)]
+    pub fn session_count(&self) -> u32 {
+        self.inner.session_count()
+    }
+
+    /// Close every session with `code` (default 1001) and stop; resolves when done.
+    #[napi]
+    pub async fn close(&self, code: Option<u32>) -> Result<()> {
+        let code = code.map_or(Ok(1001), |c| u16::try_from(c).map_err(|_| invalid("close code out of range")))?;
+        self.inner.close(code).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,25 @@
+//! websocket-rs for Node-RED: the WebSocket transport behind the `websocket in`,
+//! `websocket out`, `websocket-listener` and `websocket-client` nodes.
+#![deny(clippy::all)]
+
+pub mod error;
+pub mod handshake;
+pub mod inbox;
+pub mod listener;
+pub mod session;
+pub mod stream;
+
+mod js;
+
+/// One process-wide runtime with two named workers; napi shuts it down with the
+/// last environment that loaded the module.
+#[napi_derive::module_init]
+fn init() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("websocket-rs")
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    napi::bindgen_prelude::create_custom_tokio_runtime(rt);
+}

@@ -1,0 +1,236 @@
+//! The sessions of one `websocket-listener`: adopting upgraded connections from
+//! Node's HTTP server, the handshake answer, reply and broadcast, and closing.
+
+use crate::error::{Error, Result};
+use crate::handshake::{self, Rejection, UpgradeRequest};
+use crate::inbox::{Event, Inbox, Kind};
+use crate::session::{self, SessionConfig, SessionHandle};
+use crate::stream::Prefixed;
+use bytes::Bytes;
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+#[derive(Clone, Debug, Default)]
+pub struct ListenerConfig {
+    pub session: SessionConfig,
+    /// Subprotocols this listener speaks; empty means "answer the client's first".
+    pub protocols: Vec<String>,
+}
+
+struct Entry {
+    handle: SessionHandle,
+    /// Set right after the task is spawned; used only to stop stragglers at close.
+    abort: OnceLock<AbortHandle>,
+}
+
+struct Shared {
+    cfg: ListenerConfig,
+    inbox: Arc<Inbox>,
+    sessions: RwLock<HashMap<u32, Entry>>,
+    closing: AtomicBool,
+    /// Signalled each time a session leaves the table.
+    left: Notify,
+}
+
+#[derive(Clone)]
+pub struct Listener {
+    shared: Arc<Shared>,
+}
+
+/// Removes the session from the table and reports its end, even if the task panics.
+struct Departure {
+    shared: Arc<Shared>,
+    id: u32,
+    ended: Option<session::Ended>,
+    opened: bool,
+}
+
+impl Drop for Departure {
+    fn drop(&mut self) {
+        self.shared.sessions.write().remove(&self.id);
+        let ended = self.ended.take().unwrap_or(session::Ended {
+            code: session::ABNORMAL_CLOSURE,
+            error: Some("session task stopped unexpectedly".into()),
+        });
+        if let Some(err) = ended.error {
+            self.shared.inbox.push(Event::new(Kind::Error, self.id, err, 0));
+        }
+        if self.opened {
+            self.shared.inbox.push(Event::new(Kind::Close, self.id, Bytes::new(), ended.code as u32));
+        }
+        self.shared.left.notify_waiters();
+    }
+}
+
+impl Listener {
+    pub fn new(cfg: ListenerConfig, inbox: Arc<Inbox>) -> Self {
+        Listener {
+            shared: Arc::new(Shared {
+                cfg,
+                inbox,
+                sessions: RwLock::new(HashMap::new()),
+                closing: AtomicBool::new(false),
+                left: Notify::new(),
+            }),
+        }
+    }
+
+    /// Take over a plain TCP connection Node has upgraded: the descriptor is
+    /// duplicated (close-on-exec), so JS may then destroy its own handle.
+    #[cfg(unix)]
+    pub fn adopt_fd(&self, fd: i32, head: Vec<u8>, req: &UpgradeRequest) -> Result<std::result::Result<u32, Rejection>> {
+        use std::os::fd::FromRawFd;
+        self.check_open()?;
+        if let Err(r) = handshake::validate(req) {
+            return Ok(Err(r));
+        }
+        if fd < 0 {
+            return Err(Error::InvalidArgument(format!("not a socket descriptor: {fd}")));
+        }
+        // SAFETY: fcntl on a caller-provided descriptor; a bad one yields -1, checked below.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        // SAFETY: `dup` is a fresh descriptor owned by nobody else.
+        let std_stream = unsafe { std::net::TcpStream::from_raw_fd(dup) };
+        std_stream.set_nonblocking(true)?;
+        Ok(Ok(self.start(req, move || {
+            let tcp = tokio::net::TcpStream::from_std(std_stream)?;
+            let _ = tcp.set_nodelay(true);
+            Ok(Prefixed::new(head, tcp))
+        })))
+    }
+
+    /// Take over a connection given as any byte stream (the HTTPS bridge, tests).
+    pub fn adopt_stream<S>(&self, stream: S, head: Vec<u8>, req: &UpgradeRequest) -> Result<std::result::Result<u32, Rejection>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        self.check_open()?;
+        if let Err(r) = handshake::validate(req) {
+            return Ok(Err(r));
+        }
+        Ok(Ok(self.start(req, move || Ok(Prefixed::new(head, stream)))))
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.shared.closing.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn start<S, F>(&self, req: &UpgradeRequest, make_stream: F) -> u32
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        F: FnOnce() -> std::io::Result<S> + Send + 'static,
+    {
+        let shared = self.shared.clone();
+        let cfg = shared.cfg.session.clone();
+        let protocol = handshake::choose_protocol(&req.protocol, &shared.cfg.protocols);
+        let response = handshake::accept_response(&req.key, protocol.as_deref());
+        let id = session::next_id();
+        let (handle, rx, session_shared) = SessionHandle::new(&cfg);
+        // Registered before we return: JS may reply to this session at once.
+        shared.sessions.write().insert(id, Entry { handle, abort: OnceLock::new() });
+        let task_shared = shared.clone();
+        let task = napi_or_tokio_spawn(async move {
+            let mut departure = Departure { shared: task_shared, id, ended: None, opened: false };
+            let mut stream = match make_stream() {
+                Ok(s) => s,
+                Err(e) => {
+                    departure.ended = Some(session::Ended { code: session::ABNORMAL_CLOSURE, error: Some(e.to_string()) });
+                    return;
+                }
+            };
+            if let Err(e) = stream.write_all(&response).await {
+                departure.ended = Some(session::Ended { code: session::ABNORMAL_CLOSURE, error: Some(e.to_string()) });
+                return;
+            }
+            let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(cfg.websocket_config())).await;
+            departure.opened = true;
+            let inbox = departure.shared.inbox.clone();
+            inbox.push(Event::new(Kind::Open, id, Bytes::new(), 0));
+            departure.ended = Some(session::run(ws, id, rx, session_shared, inbox, cfg).await);
+        });
+        if let Some(entry) = shared.sessions.read().get(&id) {
+            let _ = entry.abort.set(task.abort_handle());
+        }
+        id
+    }
+
+    /// Send to one session; false if it is gone (as core: silently nothing).
+    pub fn send(&self, id: u32, msg: Message) -> bool {
+        self.shared.sessions.read().get(&id).is_some_and(|e| e.handle.send(msg))
+    }
+
+    /// Send to every session; the payload is shared, not copied. Returns the count.
+    pub fn broadcast(&self, msg: Message) -> u32 {
+        let sessions = self.shared.sessions.read();
+        let mut sent = 0;
+        for e in sessions.values() {
+            sent += e.handle.send(msg.clone()) as u32;
+        }
+        sent
+    }
+
+    pub fn session_count(&self) -> u32 {
+        self.shared.sessions.read().len() as u32
+    }
+
+    /// Refuse new sessions, close the open ones with `code` and wait until they
+    /// have ended (or the close timeout passed), then stop event delivery.
+    pub async fn close(&self, code: u16) {
+        let shared = &self.shared;
+        shared.closing.store(true, Ordering::Release);
+        let deadline = tokio::time::Instant::now() + shared.cfg.session.close_timeout + Duration::from_millis(500);
+        for e in shared.sessions.read().values() {
+            e.handle.close(code);
+        }
+        loop {
+            let left = shared.left.notified();
+            tokio::pin!(left);
+            left.as_mut().enable();
+            if shared.sessions.read().is_empty() {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, left).await.is_err() {
+                for e in shared.sessions.read().values() {
+                    if let Some(a) = e.abort.get() {
+                        a.abort();
+                    }
+                }
+                // Aborted tasks drop their Departure, which empties the table.
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    while !shared.sessions.read().is_empty() {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                })
+                .await;
+                break;
+            }
+        }
+        shared.inbox.close();
+    }
+}
+
+/// Spawn on napi's runtime when loaded in Node, on the ambient one in tests.
+pub fn napi_or_tokio_spawn<F>(fut: F) -> tokio::task::JoinHandle<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => h.spawn(fut),
+        Err(_) => napi::bindgen_prelude::spawn(fut),
+    }
+}

@@ -1,0 +1,227 @@
+//! One WebSocket connection: a reader and a writer running concurrently in one
+//! task, an unbounded send queue with a byte cap, and the heartbeat.
+
+use crate::inbox::{Event, Inbox, Kind};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+
+/// Close code reported when the connection ended without a close frame.
+pub const ABNORMAL_CLOSURE: u16 = 1006;
+/// Messages written per flush: a burst becomes one write syscall, but stays bounded.
+const FLUSH_EVERY: usize = 64;
+
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Ping every this often; a peer that sent nothing since the last ping is dropped.
+    pub heartbeat: Option<Duration>,
+    /// Bytes that may wait in one session's send queue before it is closed with 1008.
+    pub max_queue_bytes: usize,
+    /// Largest message (and frame) accepted from the peer.
+    pub max_message_bytes: usize,
+    /// How long a close handshake may take before the socket is dropped.
+    pub close_timeout: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            heartbeat: None,
+            max_queue_bytes: 256 << 20,
+            // The `ws` package core uses accepts up to 100 MiB.
+            max_message_bytes: 100 << 20,
+            close_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl SessionConfig {
+    pub fn websocket_config(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .max_message_size(Some(self.max_message_bytes))
+            .max_frame_size(Some(self.max_message_bytes))
+    }
+}
+
+pub enum Outgoing {
+    Msg(Message),
+    Close(u16),
+}
+
+/// State shared between a session's task and whoever sends to it.
+#[derive(Default)]
+pub struct Shared {
+    queued: AtomicUsize,
+    overflow: AtomicBool,
+}
+
+/// The sending side of a session.
+pub struct SessionHandle {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    shared: Arc<Shared>,
+    max_queue_bytes: usize,
+}
+
+impl SessionHandle {
+    pub fn new(cfg: &SessionConfig) -> (Self, mpsc::UnboundedReceiver<Outgoing>, Arc<Shared>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared::default());
+        (SessionHandle { tx, shared: shared.clone(), max_queue_bytes: cfg.max_queue_bytes }, rx, shared)
+    }
+
+    /// Queue a message; false if the session is gone or its queue overflowed.
+    pub fn send(&self, msg: Message) -> bool {
+        let len = msg.len();
+        let queued = self.shared.queued.fetch_add(len, Ordering::Relaxed) + len;
+        if queued > self.max_queue_bytes {
+            self.shared.overflow.store(true, Ordering::Relaxed);
+            // Wake the writer so it notices the overflow even if it is idle.
+            let _ = self.tx.send(Outgoing::Close(1008));
+            return false;
+        }
+        self.tx.send(Outgoing::Msg(msg)).is_ok()
+    }
+
+    pub fn close(&self, code: u16) {
+        let _ = self.tx.send(Outgoing::Close(code));
+    }
+}
+
+/// How a session ended: the close code, and an error worth reporting if any.
+#[derive(Debug)]
+pub struct Ended {
+    pub code: u16,
+    pub error: Option<String>,
+}
+
+pub async fn run<S>(
+    ws: WebSocketStream<S>,
+    id: u32,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    shared: Arc<Shared>,
+    inbox: Arc<Inbox>,
+    cfg: SessionConfig,
+) -> Ended
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut sink, mut stream) = ws.split();
+    let heard = AtomicBool::new(true);
+
+    let reader = async {
+        let mut code = ABNORMAL_CLOSURE;
+        while let Some(next) = stream.next().await {
+            heard.store(true, Ordering::Relaxed);
+            match next {
+                Ok(Message::Text(t)) => inbox.push_data(Event::new(Kind::Text, id, Bytes::from(t), 0)).await,
+                Ok(Message::Binary(b)) => inbox.push_data(Event::new(Kind::Binary, id, b, 0)).await,
+                Ok(Message::Close(frame)) => code = frame.map_or(1005, |f| u16::from(f.code)),
+                Ok(_) => {}
+                Err(e) => return Ended { code, error: Some(describe(e)) },
+            }
+        }
+        Ended { code, error: None }
+    };
+
+    let writer = async {
+        let mut heartbeat = cfg.heartbeat.map(|p| tokio::time::interval_at(tokio::time::Instant::now() + p, p));
+        loop {
+            let first = tokio::select! {
+                m = rx.recv() => m,
+                _ = async { heartbeat.as_mut().expect("guarded").tick().await }, if heartbeat.is_some() => {
+                    if !heard.swap(false, Ordering::Relaxed) {
+                        return Ended { code: ABNORMAL_CLOSURE, error: Some("heartbeat timeout: no answer to ping".into()) };
+                    }
+                    if let Err(e) = sink.send(Message::Ping(Bytes::new())).await {
+                        return Ended { code: ABNORMAL_CLOSURE, error: Some(describe(e)) };
+                    }
+                    continue;
+                }
+            };
+            let mut close = match first {
+                None => Some(1001),
+                Some(Outgoing::Close(code)) => Some(code),
+                Some(Outgoing::Msg(m)) => {
+                    let mut written = m.len();
+                    let mut result = sink.feed(m).await;
+                    let mut close = None;
+                    for _ in 1..FLUSH_EVERY {
+                        if result.is_err() {
+                            break;
+                        }
+                        match rx.try_recv() {
+                            Ok(Outgoing::Msg(m)) => {
+                                written += m.len();
+                                result = sink.feed(m).await;
+                            }
+                            Ok(Outgoing::Close(code)) => {
+                                close = Some(code);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if result.is_ok() {
+                        result = sink.flush().await;
+                    }
+                    shared.queued.fetch_sub(written, Ordering::Relaxed);
+                    if let Err(e) = result {
+                        return Ended { code: ABNORMAL_CLOSURE, error: Some(describe(e)) };
+                    }
+                    close
+                }
+            };
+            if shared.overflow.load(Ordering::Relaxed) {
+                close = Some(1008);
+            }
+            if let Some(code) = close {
+                let reason = if code == 1008 { "send queue full" } else { "" };
+                let frame = CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from_static(reason) };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+                // Give the peer time to answer; the reader ends the session when it does.
+                tokio::time::sleep(cfg.close_timeout).await;
+                return Ended { code: ABNORMAL_CLOSURE, error: None };
+            }
+        }
+    };
+
+    let mut ended = tokio::select! {
+        ended = reader => ended,
+        ended = writer => ended,
+    };
+    if shared.overflow.load(Ordering::Relaxed) && ended.error.is_none() {
+        ended.error = Some("peer too slow: send queue full, closed with 1008".into());
+    }
+    ended
+}
+
+fn describe(e: tokio_tungstenite::tungstenite::Error) -> String {
+    use tokio_tungstenite::tungstenite::Error as W;
+    match e {
+        W::Capacity(c) => format!("message too big: {c}"),
+        W::Utf8(_) => "invalid UTF-8 in a text message".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Session ids are process-wide, so a `_session` from one listener never matches a
+/// session of another; they start at a random point so ids differ across restarts.
+pub fn next_id() -> u32 {
+    use std::sync::OnceLock;
+    static NEXT: OnceLock<std::sync::atomic::AtomicU32> = OnceLock::new();
+    let next = NEXT.get_or_init(|| std::sync::atomic::AtomicU32::new(rand::random::<u32>() | 1));
+    loop {
+        let id = next.fetch_add(1, Ordering::Relaxed);
+        if id != 0 {
+            return id;
+        }
+    }
+}

@@ -1,0 +1,175 @@
+'use strict';
+//! websocket-listener with websocket in/out, in a real Node-RED (test helper),
+//! talking to real `ws` clients over loopback.
+
+const assert = require('assert');
+const helper = require('node-red-node-test-helper');
+const wsNode = require('../nodes/websocket.js');
+const { WebSocket, connect, nextMessage, messages, closed, received, wsUrl, delay, until } = require('./support');
+
+helper.init(require.resolve('node-red'));
+
+function listenerFlow(extra = {}, path = '/ws/echo') {
+    return [
+        { id: 'listener', type: 'websocket-listener', path, wholemsg: 'false', ...extra },
+        { id: 'in', type: 'websocket in', server: 'listener', client: '', wires: [['sink']] },
+        { id: 'sink', type: 'helper' },
+        { id: 'out', type: 'websocket out', server: 'listener', client: '' }
+    ];
+}
+
+describe('websocket-listener', function () {
+    const clients = [];
+    async function client(path = '/ws/echo', protocols, options) {
+        const ws = await connect(wsUrl(helper, path), protocols, options);
+        clients.push(ws);
+        return ws;
+    }
+
+    before(() => helper.startServer());
+    after(() => helper.stopServer());
+    afterEach(async function () {
+        for (const ws of clients.splice(0)) ws.terminate();
+        await helper.unload();
+    });
+
+    it('delivers text as a string payload with _session', async function () {
+        await helper.load(wsNode, listenerFlow());
+        const ws = await client();
+        const got = received(helper.getNode('sink'));
+        ws.send('hello');
+        const msg = await got;
+        assert.strictEqual(msg.payload, 'hello');
+        assert.strictEqual(msg._session.type, 'websocket');
+        assert.match(msg._session.id, /^[0-9a-f]+$/);
+    });
+
+    it('delivers binary as a Buffer', async function () {
+        await helper.load(wsNode, listenerFlow());
+        const ws = await client();
+        const got = received(helper.getNode('sink'));
+        ws.send(Buffer.from([0, 1, 2, 255]));
+        const msg = await got;
+        assert.ok(Buffer.isBuffer(msg.payload));
+        assert.deepStrictEqual([...msg.payload], [0, 1, 2, 255]);
+    });
+
+    it('replies to the sending session only', async function () {
+        const flow = listenerFlow();
+        flow[1].wires = [['out']];
+        await helper.load(wsNode, flow);
+        const a = await client();
+        const b = await client();
+        let bGot = 0;
+        b.on('message', () => bGot++);
+        const echo = nextMessage(a);
+        a.send('ping');
+        const m = await echo;
+        assert.strictEqual(m.data.toString(), 'ping');
+        assert.strictEqual(m.isBinary, false);
+        await delay(50);
+        assert.strictEqual(bGot, 0);
+    });
+
+    it('broadcasts a msg without _session to every client, binary as binary', async function () {
+        await helper.load(wsNode, listenerFlow());
+        const a = await client();
+        const b = await client();
+        const ga = nextMessage(a);
+        const gb = nextMessage(b);
+        helper.getNode('out').receive({ payload: Buffer.from('xyz') });
+        for (const m of [await ga, await gb]) {
+            assert.strictEqual(m.isBinary, true);
+            assert.strictEqual(m.data.toString(), 'xyz');
+        }
+    });
+
+    it('sends objects as JSON text and empty strings as empty frames', async function () {
+        await helper.load(wsNode, listenerFlow());
+        const a = await client();
+        const got = messages(a, 3);
+        const out = helper.getNode('out');
+        out.receive({ payload: { a: 1 } });
+        out.receive({ payload: '' });
+        out.receive({ payload: 42 });
+        const m = await got;
+        assert.deepStrictEqual(m.map((x) => x.data.toString()), ['{"a":1}', '', '42']);
+        assert.ok(m.every((x) => !x.isBinary));
+    });
+
+    it('whole-message mode parses objects in and sends the msg without _session out', async function () {
+        const flow = listenerFlow({ wholemsg: 'true' });
+        await helper.load(wsNode, flow);
+        const a = await client();
+        const got = received(helper.getNode('sink'), 4);
+        a.send(JSON.stringify({ topic: 't', payload: 5 }));
+        a.send('not json');
+        a.send('[1,2]');
+        a.send('null');
+        const [m1, m2, m3, m4] = await got;
+        assert.strictEqual(m1.topic, 't');
+        assert.strictEqual(m1.payload, 5);
+        assert.strictEqual(m2.payload, 'not json');
+        assert.deepStrictEqual(m3.payload, [1, 2]);
+        assert.strictEqual(m4.payload, null);
+        const echo = nextMessage(a);
+        helper.getNode('out').receive({ payload: 'p', topic: 'x', _session: m1._session });
+        const sent = JSON.parse((await echo).data.toString());
+        assert.strictEqual(sent.payload, 'p');
+        assert.strictEqual(sent.topic, 'x');
+        assert.ok(!('_session' in sent));
+    });
+
+    it('ignores a _session that is gone or not ours', async function () {
+        await helper.load(wsNode, listenerFlow());
+        const a = await client();
+        let got = 0;
+        a.on('message', () => got++);
+        const out = helper.getNode('out');
+        out.receive({ payload: 'x', _session: { type: 'websocket', id: 'ffffffff' } });
+        out.receive({ payload: 'x', _session: { type: 'websocket', id: 'zz' } });
+        out.receive({ payload: 'x', _session: { type: 'websocket', id: 12 } });
+        await delay(100);
+        assert.strictEqual(got, 0);
+    });
+
+    it('reports connect and disconnect in the status with _session', async function () {
+        await helper.load(wsNode, listenerFlow());
+        const inNode = helper.getNode('in');
+        const statuses = [];
+        const orig = inNode.status.bind(inNode);
+        inNode.status = (s) => { statuses.push(s); orig(s); };
+        const a = await client();
+        await until(() => statuses.length >= 1, 'connect status');
+        assert.strictEqual(statuses[0].event, 'connect');
+        assert.strictEqual(statuses[0].fill, 'green');
+        assert.strictEqual(statuses[0]._session.type, 'websocket');
+        a.close();
+        await until(() => statuses.length >= 2, 'disconnect status');
+        assert.strictEqual(statuses[1].event, 'disconnect');
+        assert.strictEqual(statuses[1].text, 'common.status.disconnected');
+        assert.strictEqual(statuses[1]._session.id, statuses[0]._session.id);
+    });
+
+    it('carries a 1 MiB message intact both ways', async function () {
+        const flow = listenerFlow();
+        flow[1].wires = [['out']];
+        await helper.load(wsNode, flow);
+        const a = await client();
+        const big = Buffer.alloc(1 << 20);
+        for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
+        const echo = nextMessage(a);
+        a.send(big);
+        const m = await echo;
+        assert.ok(m.isBinary);
+        assert.ok(big.equals(m.data));
+    });
+
+    it('closes clients with 1001 when the flow is stopped', async function () {
+        await helper.load(wsNode, listenerFlow());
+        const a = await client();
+        const c = closed(a);
+        await helper.unload();
+        assert.strictEqual((await c).code, 1001);
+    });
+});
