@@ -5,6 +5,7 @@
 const addon = require('./lib/addon');
 const upgrade = require('./lib/upgrade');
 const messages = require('./lib/messages');
+const { clientOptions } = require('./lib/client-options');
 
 const WS_URL = /^wss?:\/\//i;
 
@@ -38,8 +39,8 @@ module.exports = function (RED) {
         this.on('close', (removed, done) => this.shutdown(done));
         if (WS_URL.test(this.path || '')) {
             // Core treats a listener whose path is a ws:// URL as a client.
-            this.isListener = false;
-            this.error(RED._('websocket.errors.client-unsupported'));
+            Object.assign(this, clientMethods);
+            this.startClient(n);
             return;
         }
         let root = RED.settings.httpNodeRoot || '/';
@@ -77,7 +78,7 @@ module.exports = function (RED) {
             }
             const fd = upgrade.descriptorOf(socket);
             if (fd < 0) {
-                return upgrade.refuse(socket, 501, 'websocket-rs: TLS bridge not available yet');
+                return this.bridge(req, socket, head);
             }
             upgrade.stopReading(socket);
             const data = upgrade.takeBuffered(socket, head);
@@ -97,6 +98,56 @@ module.exports = function (RED) {
             // Rust owns a duplicate of the descriptor now. destroy() only closes
             // ours; end() would send a FIN on Rust's connection.
             socket.destroy();
+        },
+
+        /**
+         * A TLS socket (Node-RED on HTTPS) cannot be handed over: its bytes are
+         * carried between the socket and the Rust session, with back-pressure
+         * both ways.
+         */
+        bridge(req, socket, head) {
+            let bridge = null;
+            let waitingDrain = false;
+            const onOutput = (kind, chunk) => {
+                try {
+                    if (kind === 1) {
+                        if (!socket.write(chunk) && !waitingDrain) {
+                            waitingDrain = true;
+                            bridge.pause();
+                            socket.once('drain', () => {
+                                waitingDrain = false;
+                                bridge.resume();
+                            });
+                        }
+                    } else if (kind === 2) {
+                        socket.resume();
+                    } else {
+                        socket.end();
+                    }
+                } catch (err) {
+                    socket.destroy();
+                }
+            };
+            let result;
+            try {
+                result = this.native.bridge(upgrade.takeBuffered(socket, head), upgrade.requestInfo(req), onOutput);
+            } catch (err) {
+                this.warn(withCode(err).message);
+                return upgrade.refuse(socket, 503);
+            }
+            if (typeof result === 'string') {
+                socket.once('finish', () => socket.destroy());
+                socket.end(result);
+                return;
+            }
+            bridge = result;
+            socket.on('data', (chunk) => {
+                if (!bridge.push(chunk)) socket.pause();
+            });
+            socket.on('end', () => bridge.end());
+            socket.on('close', () => bridge.end());
+            socket.on('error', () => socket.destroy());
+            socket.resume();
         },
 
         reply(id, data) {
@@ -124,21 +175,53 @@ module.exports = function (RED) {
 
     // ---- websocket-client ---------------------------------------------------
 
+    /** Client behaviour, also used by a websocket-listener whose path is a URL. */
+    const clientMethods = {
+        isListener: false,
+
+        startClient(n) {
+            try {
+                const options = clientOptions(RED, this, n, heartbeatMs(n.hb), splitList(n.subprotocol));
+                this.native = new (addon.load().Client)(options, this.onBatch);
+            } catch (err) {
+                this.fail(withCode(err));
+            }
+        },
+
+        reply(id, data) {
+            const session = messages.sessionFromKey(id);
+            if (session > 0 && this.native) {
+                this.native.send(data, session);
+            }
+        },
+
+        broadcast(data) {
+            if (this.native) {
+                this.native.send(data);
+            }
+        },
+
+        shutdown(done) {
+            this.closeNative(done);
+        }
+    };
+
     function WebSocketClientNode(n) {
         RED.nodes.createNode(this, n);
         endpoint.init(this, n);
         this.path = n.path;
-        this.isListener = false;
-        this.on('close', (removed, done) => this.closeNative(done));
-        this.error(RED._('websocket.errors.client-unsupported'));
+        this.on('close', (removed, done) => this.shutdown(done));
+        this.startClient(n);
     }
 
-    Object.assign(WebSocketClientNode.prototype, endpoint.methods, {
-        reply() {},
-        broadcast() {}
-    });
+    Object.assign(WebSocketClientNode.prototype, endpoint.methods, clientMethods);
 
-    RED.nodes.registerType('websocket-client', WebSocketClientNode);
+    RED.nodes.registerType('websocket-client', WebSocketClientNode, {
+        settings: {
+            websocketClientReconnectDelay: { value: 3000, exportable: false },
+            websocketClientReconnectMaxDelay: { value: 60000, exportable: false }
+        }
+    });
 
     // ---- websocket in / websocket out ---------------------------------------
 

@@ -2,12 +2,16 @@
 //! `websocket out`, `websocket-listener` and `websocket-client` nodes.
 #![deny(clippy::all)]
 
+pub mod bridge;
+pub mod client;
 pub mod error;
 pub mod handshake;
 pub mod inbox;
 pub mod listener;
+pub mod proxy;
 pub mod session;
 pub mod stream;
+pub mod tls;
 
 mod js;
 

@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 /// Close code reported when the connection ended without a close frame.
@@ -102,6 +102,20 @@ pub struct Ended {
     pub error: Option<String>,
 }
 
+/// What a read or write error means: `None` for a peer that just went away (core
+/// reports nothing then), else the close code to send and the text to report.
+fn classify(e: WsError) -> Option<(u16, String)> {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    match e {
+        WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Io(_) => None,
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Utf8(_) => Some((1007, "invalid UTF-8 in a text message".into())),
+        WsError::Capacity(c) => Some((1009, format!("message too big: {c}"))),
+        WsError::Protocol(p) => Some((1002, format!("protocol error: {p}"))),
+        other => Some((1011, other.to_string())),
+    }
+}
+
 pub async fn run<S>(
     ws: WebSocketStream<S>,
     id: u32,
@@ -125,10 +139,10 @@ where
                 Ok(Message::Binary(b)) => inbox.push_data(Event::new(Kind::Binary, id, b, 0)).await,
                 Ok(Message::Close(frame)) => code = frame.map_or(1005, |f| u16::from(f.code)),
                 Ok(_) => {}
-                Err(e) => return Ended { code, error: Some(describe(e)) },
+                Err(e) => return (Ended { code, error: None }, classify(e)),
             }
         }
-        Ended { code, error: None }
+        (Ended { code, error: None }, None)
     };
 
     let writer = async {
@@ -138,10 +152,10 @@ where
                 m = rx.recv() => m,
                 _ = async { heartbeat.as_mut().expect("guarded").tick().await }, if heartbeat.is_some() => {
                     if !heard.swap(false, Ordering::Relaxed) {
-                        return Ended { code: ABNORMAL_CLOSURE, error: Some("heartbeat timeout: no answer to ping".into()) };
+                        return (Ended { code: ABNORMAL_CLOSURE, error: Some("heartbeat timeout: no answer to ping".into()) }, None);
                     }
                     if let Err(e) = sink.send(Message::Ping(Bytes::new())).await {
-                        return Ended { code: ABNORMAL_CLOSURE, error: Some(describe(e)) };
+                        return (Ended { code: ABNORMAL_CLOSURE, error: None }, classify(e));
                     }
                     continue;
                 }
@@ -174,7 +188,7 @@ where
                     }
                     shared.queued.fetch_sub(written, Ordering::Relaxed);
                     if let Err(e) = result {
-                        return Ended { code: ABNORMAL_CLOSURE, error: Some(describe(e)) };
+                        return (Ended { code: ABNORMAL_CLOSURE, error: None }, classify(e));
                     }
                     close
                 }
@@ -188,28 +202,34 @@ where
                 let _ = sink.send(Message::Close(Some(frame))).await;
                 // Give the peer time to answer; the reader ends the session when it does.
                 tokio::time::sleep(cfg.close_timeout).await;
-                return Ended { code: ABNORMAL_CLOSURE, error: None };
+                return (Ended { code: ABNORMAL_CLOSURE, error: None }, None);
             }
         }
     };
 
-    let mut ended = tokio::select! {
+    let (mut ended, failure) = tokio::select! {
         ended = reader => ended,
         ended = writer => ended,
     };
+    if let Some((code, text)) = failure {
+        // Tell the peer why before dropping the connection (1007, 1009, 1002...).
+        let frame = CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from(truncate(&text, 120)) };
+        let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
+        ended.error = Some(text);
+    }
     if shared.overflow.load(Ordering::Relaxed) && ended.error.is_none() {
         ended.error = Some("peer too slow: send queue full, closed with 1008".into());
     }
     ended
 }
 
-fn describe(e: tokio_tungstenite::tungstenite::Error) -> String {
-    use tokio_tungstenite::tungstenite::Error as W;
-    match e {
-        W::Capacity(c) => format!("message too big: {c}"),
-        W::Utf8(_) => "invalid UTF-8 in a text message".into(),
-        other => other.to_string(),
+/// A close reason must fit in a control frame (123 bytes); cut at a char boundary.
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
     }
+    s[..end].to_owned()
 }
 
 /// Session ids are process-wide, so a `_session` from one listener never matches a

@@ -1,10 +1,9 @@
-use super::{inbox_for, invalid, to_message, Batch};
+use super::bridge::JsBridge;
+use super::{inbox_for, invalid, session_config, to_message, CopiedBuffer};
 use crate::handshake::UpgradeRequest;
 use crate::listener::{Listener, ListenerConfig};
-use crate::session::SessionConfig;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use std::time::Duration;
 
 #[napi(object)]
 pub struct ListenerOptions {
@@ -34,14 +33,6 @@ impl From<UpgradeInfo> for UpgradeRequest {
     }
 }
 
-fn bytes_option(v: Option<f64>, default: usize, name: &str) -> Result<usize> {
-    match v {
-        None => Ok(default),
-        Some(n) if n.is_finite() && n >= 1.0 => Ok(n as usize),
-        Some(n) => Err(invalid(format!("{name} must be a positive number of bytes, got {n}"))),
-    }
-}
-
 #[napi(js_name = "Listener")]
 pub struct JsListener {
     inner: Listener,
@@ -51,14 +42,8 @@ pub struct JsListener {
 impl JsListener {
     /// `onEvents(batch)` receives inbound events in batches (layout in src/inbox.rs).
     #[napi(constructor)]
-    pub fn new(options: ListenerOptions, on_events: Function<'_, Batch, ()>) -> Result<Self> {
-        let defaults = SessionConfig::default();
-        let session = SessionConfig {
-            heartbeat: options.heartbeat_ms.filter(|&ms| ms > 0).map(|ms| Duration::from_millis(ms.into())),
-            max_message_bytes: bytes_option(options.max_message_bytes, defaults.max_message_bytes, "maxMessageBytes")?,
-            max_queue_bytes: bytes_option(options.max_queue_bytes, defaults.max_queue_bytes, "maxQueueBytes")?,
-            ..defaults
-        };
+    pub fn new(options: ListenerOptions, on_events: Function<'_, CopiedBuffer, ()>) -> Result<Self> {
+        let session = session_config(options.heartbeat_ms, options.max_message_bytes, options.max_queue_bytes)?;
         let cfg = ListenerConfig { session, protocols: options.subprotocols.unwrap_or_default() };
         Ok(JsListener { inner: Listener::new(cfg, inbox_for(on_events)?) })
     }
@@ -77,6 +62,14 @@ impl JsListener {
             let _ = (fd, head, request);
             Err(invalid("descriptor handover needs a Unix system"))
         }
+    }
+
+    /// Run a session over a connection whose bytes JS carries (a TLS socket):
+    /// `onOutput(kind, bytes)` gets 1 = write these, 2 = resume reading, 3 = end.
+    /// Returns the bridge, or the HTTP response to write when refused.
+    #[napi(catch_unwind, ts_return_type = "Bridge | string")]
+    pub fn bridge(&self, head: &[u8], request: UpgradeInfo, on_output: Function<'_, (u32, CopiedBuffer), ()>) -> Result<Either<JsBridge, String>> {
+        JsBridge::start(&self.inner, head.to_vec(), &request.into(), on_output)
     }
 
     /// Queue a message to one session; false if it is gone.

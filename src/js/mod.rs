@@ -1,6 +1,8 @@
 //! The N-API surface: thin classes over the transport, and the conversions
 //! between JS values and WebSocket messages.
 
+mod bridge;
+mod client;
 mod listener;
 
 use crate::inbox::Inbox;
@@ -9,17 +11,26 @@ use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::Message;
 
-/// A batch of inbound events, handed to JS as one copied Buffer (never an external
-/// one: Node defers their finalizers, see TRANSPORT-NOTES §3).
-pub struct Batch(Vec<u8>);
+/// Bytes handed to JS as a copied Buffer (never an external one: Node defers
+/// their finalizers, see TRANSPORT-NOTES §3). An event batch is one of these.
+pub struct CopiedBuffer(pub Vec<u8>);
 
-impl ToNapiValue for Batch {
+impl TypeName for CopiedBuffer {
+    fn type_name() -> &'static str {
+        "Buffer"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl ToNapiValue for CopiedBuffer {
     unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
         let mut data = std::ptr::null_mut();
         let mut out = std::ptr::null_mut();
         let status = napi::sys::napi_create_buffer_copy(env, val.0.len(), val.0.as_ptr().cast(), &mut data, &mut out);
         if status != napi::sys::Status::napi_ok {
-            return Err(Error::new(Status::GenericFailure, "could not allocate an event batch"));
+            return Err(Error::new(Status::GenericFailure, "could not allocate a Buffer"));
         }
         Ok(out)
     }
@@ -27,12 +38,12 @@ impl ToNapiValue for Batch {
 
 /// An inbox whose wake-ups call `on_events(batch)` on the JS thread. The callback is
 /// weak: it does not keep Node alive.
-pub fn inbox_for(on_events: Function<'_, Batch, ()>) -> Result<Arc<Inbox>> {
+pub fn inbox_for(on_events: Function<'_, CopiedBuffer, ()>) -> Result<Arc<Inbox>> {
     let tsfn = on_events
         .build_threadsafe_function::<Arc<Inbox>>()
         .weak::<true>()
         .callee_handled::<false>()
-        .build_callback(|ctx| Ok(Batch(ctx.value.drain())))?;
+        .build_callback(|ctx| Ok(CopiedBuffer(ctx.value.drain())))?;
     Ok(Inbox::new(Box::new(move |inbox| {
         tsfn.call(inbox, ThreadsafeFunctionCallMode::NonBlocking);
     })))
@@ -45,6 +56,26 @@ pub fn to_message(data: Either<String, &[u8]>) -> Message {
         Either::A(s) => Message::Text(s.into()),
         Either::B(b) => Message::Binary(bytes::Bytes::copy_from_slice(b)),
     }
+}
+
+/// Parse an optional byte count given by JS (a number), with a default.
+pub fn bytes_option(v: Option<f64>, default: usize, name: &str) -> Result<usize> {
+    match v {
+        None => Ok(default),
+        Some(n) if n.is_finite() && n >= 1.0 => Ok(n as usize),
+        Some(n) => Err(invalid(format!("{name} must be a positive number of bytes, got {n}"))),
+    }
+}
+
+/// Session settings shared by listeners and clients.
+pub fn session_config(heartbeat_ms: Option<u32>, max_message_bytes: Option<f64>, max_queue_bytes: Option<f64>) -> Result<crate::session::SessionConfig> {
+    let defaults = crate::session::SessionConfig::default();
+    Ok(crate::session::SessionConfig {
+        heartbeat: heartbeat_ms.filter(|&ms| ms > 0).map(|ms| std::time::Duration::from_millis(ms.into())),
+        max_message_bytes: bytes_option(max_message_bytes, defaults.max_message_bytes, "maxMessageBytes")?,
+        max_queue_bytes: bytes_option(max_queue_bytes, defaults.max_queue_bytes, "maxQueueBytes")?,
+        ..defaults
+    })
 }
 
 pub fn invalid(msg: impl Into<String>) -> Error {

@@ -1,0 +1,75 @@
+'use strict';
+// Builds the addon's client options from a websocket-client config node, its
+// tls-config node and Node-RED's settings, the way core reads them.
+
+const crypto = require('crypto');
+
+function text(v) {
+    return v === undefined || v === null || v === '' ? undefined : Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+}
+
+/** A passphrase-protected key is decrypted here; Rust takes plain PKCS#8. */
+function plainKey(key, passphrase) {
+    if (!key) return undefined;
+    if (!passphrase) return text(key);
+    return crypto.createPrivateKey({ key, passphrase, format: 'pem' }).export({ type: 'pkcs8', format: 'pem' });
+}
+
+/** Core's header list: [{keyType, keyValue, valueType, valueValue}]. */
+function headerPairs(RED, node, headers) {
+    const pairs = [];
+    for (const h of Array.isArray(headers) ? headers : []) {
+        const name = h.keyType === 'other' ? h.keyValue : h.keyType;
+        let value;
+        if (h.valueType === 'other') value = h.valueValue;
+        else if (h.valueType === 'env') value = RED.util.evaluateNodeProperty(h.valueValue, 'env', node);
+        else value = h.valueType;
+        if (name && value) pairs.push([String(name), String(value)]);
+    }
+    return pairs;
+}
+
+function tlsOptions(RED, tlsId) {
+    const tlsNode = tlsId ? RED.nodes.getNode(tlsId) : null;
+    if (!tlsNode) return undefined;
+    const o = tlsNode.addTLSOptions({});
+    return {
+        ca: text(o.ca),
+        cert: text(o.cert),
+        key: plainKey(o.key, o.passphrase),
+        verify: o.rejectUnauthorized !== false,
+        servername: text(o.servername),
+        alpn: Array.isArray(o.ALPNProtocols) ? text(o.ALPNProtocols[0]) : undefined
+    };
+}
+
+function proxyOptions(settings) {
+    const p = settings.proxyOptions || {};
+    const mode = process.env.NR_PROXY_MODE === 'legacy' || process.env.NR_PROXY_MODE === 'strict' ? process.env.NR_PROXY_MODE : p.mode;
+    return {
+        legacy: mode === 'legacy',
+        lowerCaseOnly: p.lowerCaseOnly === true,
+        favourUpperCase: p.favourUpperCase === true,
+        excludeNpm: p.excludeNpm === true
+    };
+}
+
+function number(v, fallback) {
+    const n = Number(v);
+    return Number.isFinite(n) && n >= 0 ? Math.round(n) : fallback;
+}
+
+function clientOptions(RED, node, n, heartbeatMs, subprotocols) {
+    return {
+        url: n.path,
+        subprotocols,
+        headers: headerPairs(RED, node, n.headers),
+        heartbeatMs,
+        tls: tlsOptions(RED, n.tls),
+        proxy: proxyOptions(RED.settings),
+        reconnectMs: number(RED.settings.websocketClientReconnectDelay, 3000),
+        reconnectMaxMs: number(RED.settings.websocketClientReconnectMaxDelay, 60000)
+    };
+}
+
+module.exports = { clientOptions, headerPairs, plainKey };

@@ -1,0 +1,305 @@
+//! One `websocket-client`: an outbound connection (ws:// or wss://, optionally
+//! through an HTTP CONNECT proxy) that reconnects while the node is deployed.
+
+use crate::error::{Error, Result};
+use crate::inbox::{Event, Inbox, Kind};
+use crate::listener::napi_or_tokio_spawn;
+use crate::proxy::{self, ProxyOptions};
+use crate::session::{self, SessionConfig, SessionHandle};
+use crate::tls::{self, TlsOptions};
+use base64::Engine;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, Uri};
+use tokio_tungstenite::tungstenite::Message;
+
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub url: String,
+    pub protocols: Vec<String>,
+    pub headers: Vec<(String, String)>,
+    pub session: SessionConfig,
+    pub tls: Option<TlsOptions>,
+    pub proxy: ProxyOptions,
+    /// Wait after a connection ends (core: 3 s) and after the first failed attempt.
+    pub reconnect_delay: Duration,
+    /// Failed attempts in a row double the wait up to this.
+    pub reconnect_max_delay: Duration,
+    pub connect_timeout: Duration,
+}
+
+/// Where to connect, checked once when the node starts.
+struct Target {
+    request: Request,
+    host: String,
+    port: u16,
+    secure: bool,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Target {
+    fn parse(cfg: &ClientConfig) -> Result<Self> {
+        let uri: Uri = cfg.url.parse().map_err(|e| Error::InvalidArgument(format!("invalid URL {}: {e}", cfg.url)))?;
+        let secure = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("ws") => false,
+            Some("wss") => true,
+            _ => return Err(Error::InvalidArgument(format!("URL must start with ws:// or wss://: {}", cfg.url))),
+        };
+        let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| Error::InvalidArgument(format!("URL has no host: {}", cfg.url)))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        let mut request = uri.into_client_request().map_err(|e| Error::InvalidArgument(format!("invalid URL {}: {e}", cfg.url)))?;
+        let headers = request.headers_mut();
+        if !cfg.protocols.is_empty() {
+            let list = HeaderValue::from_str(&cfg.protocols.join(", ")).map_err(|_| Error::InvalidArgument("invalid subprotocol".into()))?;
+            headers.insert("sec-websocket-protocol", list);
+        }
+        for (name, value) in &cfg.headers {
+            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| Error::InvalidArgument(format!("invalid header name: {name}")))?;
+            let v = HeaderValue::from_str(value).map_err(|_| Error::InvalidArgument(format!("invalid value for header {name}")))?;
+            headers.insert(n, v);
+        }
+        let tls = if secure {
+            Some(tls::client_config(&cfg.tls.clone().unwrap_or(TlsOptions { verify: true, ..Default::default() }))?)
+        } else {
+            None
+        };
+        Ok(Target { request, host, port, secure, tls })
+    }
+
+    async fn connect(&self, cfg: &ClientConfig) -> Result<tokio_tungstenite::WebSocketStream<Box<dyn Io>>> {
+        let scheme = if self.secure { "wss" } else { "ws" };
+        let env = |k: &str| std::env::var(k).ok();
+        let tcp = match proxy::proxy_for(scheme, &self.host, self.port, &cfg.url, &cfg.proxy, &env) {
+            Some(p) => through_proxy(&p, &self.host, self.port).await?,
+            None => TcpStream::connect((self.host.as_str(), self.port)).await?,
+        };
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn Io> = match &self.tls {
+            Some(tls_config) => {
+                let name = tls::server_name(&self.host, cfg.tls.as_ref().unwrap_or(&TlsOptions::default()))?;
+                let tls = tokio_rustls::TlsConnector::from(tls_config.clone()).connect(name, tcp).await.map_err(|e| Error::Tls(e.to_string()))?;
+                Box::new(tls)
+            }
+            None => Box::new(tcp),
+        };
+        let (ws, _response) = tokio_tungstenite::client_async_with_config(self.request.clone(), stream, Some(cfg.session.websocket_config())).await?;
+        Ok(ws)
+    }
+}
+
+/// Open a tunnel with HTTP CONNECT, as core's proxy agent does for ws and wss.
+async fn through_proxy(proxy_url: &str, host: &str, port: u16) -> Result<TcpStream> {
+    let uri: Uri = proxy_url.parse().map_err(|_| Error::InvalidArgument(format!("invalid proxy URL: {proxy_url}")))?;
+    let proxy_host = uri.host().ok_or_else(|| Error::InvalidArgument(format!("proxy URL has no host: {proxy_url}")))?;
+    let proxy_host = proxy_host.trim_start_matches('[').trim_end_matches(']');
+    let proxy_port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+    let mut tcp = TcpStream::connect((proxy_host, proxy_port)).await?;
+    let target = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    let mut req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+    if let Some(auth) = uri.authority().and_then(|a| a.as_str().rsplit_once('@')).map(|(userinfo, _)| userinfo) {
+        let decoded = percent_decode(auth);
+        req.push_str(&format!("Proxy-Authorization: Basic {}\r\n", base64::engine::general_purpose::STANDARD.encode(decoded)));
+    }
+    req.push_str("\r\n");
+    tcp.write_all(req.as_bytes()).await?;
+    // Read the proxy's answer byte by byte so nothing past its headers is consumed.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 16 * 1024 {
+            return Err(Error::Protocol("proxy answer too long".into()));
+        }
+        let b = tcp.read_u8().await?;
+        head.push(b);
+    }
+    let status_line = String::from_utf8_lossy(&head[..head.iter().position(|&b| b == b'\r').unwrap_or(0)]).into_owned();
+    if status_line.split_whitespace().nth(1) != Some("200") {
+        return Err(Error::Protocol(format!("proxy refused the tunnel: {status_line}")));
+    }
+    Ok(tcp)
+}
+
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+struct Shared {
+    cfg: ClientConfig,
+    inbox: Arc<Inbox>,
+    current: Mutex<Option<(u32, SessionHandle)>>,
+    stop: watch::Sender<bool>,
+}
+
+pub struct Client {
+    shared: Arc<Shared>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Client {
+    /// Check the configuration and start connecting; errors here are the user's
+    /// to fix (bad URL, bad TLS material) and are not retried.
+    pub fn start(cfg: ClientConfig, inbox: Arc<Inbox>) -> Result<Self> {
+        let target = Target::parse(&cfg)?;
+        let (stop, _) = watch::channel(false);
+        let shared = Arc::new(Shared { cfg, inbox, current: Mutex::new(None), stop });
+        let task = napi_or_tokio_spawn(supervise(shared.clone(), target));
+        Ok(Client { shared, task: Mutex::new(Some(task)) })
+    }
+
+    /// Send on the live connection. With `session`, only if it is still that one.
+    pub fn send(&self, session: Option<u32>, msg: Message) -> bool {
+        match &*self.shared.current.lock() {
+            Some((id, handle)) if session.is_none_or(|s| s == *id) => handle.send(msg),
+            _ => false,
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.shared.current.lock().is_some()
+    }
+
+    /// Stop reconnecting, close the connection with `code`, wait for the end.
+    pub async fn close(&self, code: u16) {
+        let _ = self.shared.stop.send(true);
+        if let Some((_, handle)) = &*self.shared.current.lock() {
+            handle.close(code);
+        }
+        let task = self.task.lock().take();
+        if let Some(mut task) = task {
+            let limit = self.shared.cfg.session.close_timeout + Duration::from_millis(500);
+            if tokio::time::timeout(limit, &mut task).await.is_err() {
+                task.abort();
+                let _ = task.await;
+            }
+        }
+        self.shared.inbox.close();
+    }
+}
+
+async fn supervise(shared: Arc<Shared>, target: Target) {
+    let cfg = &shared.cfg;
+    let inbox = &shared.inbox;
+    let mut stop = shared.stop.subscribe();
+    let mut failures: u32 = 0;
+    while !*stop.borrow() {
+        let id = session::next_id();
+        inbox.push(Event::new(Kind::Connecting, id, Bytes::new(), 0));
+        let attempt = tokio::select! {
+            r = tokio::time::timeout(cfg.connect_timeout, target.connect(cfg)) => r,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        match attempt {
+            Ok(Ok(ws)) => {
+                failures = 0;
+                let (handle, rx, session_shared) = SessionHandle::new(&cfg.session);
+                *shared.current.lock() = Some((id, handle));
+                if *stop.borrow() {
+                    // close() ran while we were connecting and saw no session.
+                    if let Some((_, h)) = &*shared.current.lock() {
+                        h.close(1001);
+                    }
+                }
+                inbox.push(Event::new(Kind::Open, id, Bytes::new(), 0));
+                let ended = session::run(ws, id, rx, session_shared, inbox.clone(), cfg.session.clone()).await;
+                shared.current.lock().take();
+                if let Some(err) = ended.error {
+                    inbox.push(Event::new(Kind::Error, id, err, 0));
+                }
+                inbox.push(Event::new(Kind::Close, id, Bytes::new(), ended.code.into()));
+            }
+            Ok(Err(e)) => {
+                failures += 1;
+                inbox.push(Event::new(Kind::Error, id, e.to_string(), 0));
+            }
+            Err(_) => {
+                failures += 1;
+                inbox.push(Event::new(Kind::Error, id, format!("connection timed out after {:?}", cfg.connect_timeout), 0));
+            }
+        }
+        let delay = backoff(cfg.reconnect_delay, cfg.reconnect_max_delay, failures);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+}
+
+/// The wait before the next attempt: the base delay after a connection or the
+/// first failure, doubling with each further failure, capped.
+pub fn backoff(base: Duration, max: Duration, failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    base.saturating_mul(1 << doublings).min(max.max(base))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(url: &str) -> ClientConfig {
+        ClientConfig {
+            url: url.into(),
+            protocols: vec![],
+            headers: vec![],
+            session: SessionConfig::default(),
+            tls: None,
+            proxy: ProxyOptions::default(),
+            reconnect_delay: Duration::from_secs(3),
+            reconnect_max_delay: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_core_delay_and_caps() {
+        let (b, m) = (Duration::from_secs(3), Duration::from_secs(30));
+        assert_eq!(backoff(b, m, 0), b);
+        assert_eq!(backoff(b, m, 1), b);
+        assert_eq!(backoff(b, m, 2), Duration::from_secs(6));
+        assert_eq!(backoff(b, m, 4), Duration::from_secs(24));
+        assert_eq!(backoff(b, m, 40), m);
+    }
+
+    #[test]
+    fn urls_are_checked_up_front() {
+        assert!(Target::parse(&cfg("ws://127.0.0.1:1880/ws/echo")).is_ok());
+        assert!(Target::parse(&cfg("wss://[::1]/x")).is_ok_and(|t| t.host == "::1" && t.port == 443));
+        for bad in ["http://h/x", "ws://", "not a url", ""] {
+            let e = Target::parse(&cfg(bad)).err().unwrap_or_else(|| panic!("{bad} accepted"));
+            assert_eq!(e.code(), "ERR_WSRS_INVALID_ARGUMENT", "{bad}: {e}");
+        }
+        let mut c = cfg("ws://h/x");
+        c.headers = vec![("bad name".into(), "v".into())];
+        assert!(Target::parse(&c).is_err());
+    }
+
+    #[test]
+    fn proxy_credentials_are_decoded() {
+        assert_eq!(percent_decode("us%40er:p%3Ass"), b"us@er:p:ss");
+        assert_eq!(percent_decode("plain%"), b"plain%");
+    }
+}

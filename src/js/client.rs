@@ -1,0 +1,120 @@
+use super::{inbox_for, invalid, session_config, to_message, CopiedBuffer};
+use crate::client::{Client, ClientConfig};
+use crate::proxy::ProxyOptions;
+use crate::tls::TlsOptions;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::time::Duration;
+
+#[napi(object)]
+pub struct ClientTls {
+    /// PEM CA certificates; they replace the built-in roots.
+    pub ca: Option<String>,
+    pub cert: Option<String>,
+    /// PEM private key, unencrypted.
+    pub key: Option<String>,
+    /// Verify the server certificate. Default true.
+    pub verify: Option<bool>,
+    pub servername: Option<String>,
+    pub alpn: Option<String>,
+}
+
+#[napi(object)]
+pub struct ClientProxy {
+    /// `proxyOptions.mode === "legacy"` (or NR_PROXY_MODE=legacy).
+    pub legacy: Option<bool>,
+    pub lower_case_only: Option<bool>,
+    pub favour_upper_case: Option<bool>,
+    pub exclude_npm: Option<bool>,
+}
+
+#[napi(object)]
+pub struct ClientOptions {
+    /// ws:// or wss:// URL.
+    pub url: String,
+    pub subprotocols: Option<Vec<String>>,
+    /// Extra handshake headers as [name, value] pairs.
+    pub headers: Option<Vec<Vec<String>>>,
+    /// Ping this often, in milliseconds; no answer before the next ping drops the connection.
+    pub heartbeat_ms: Option<u32>,
+    pub tls: Option<ClientTls>,
+    pub proxy: Option<ClientProxy>,
+    /// Wait before reconnecting, in milliseconds. Default 3000 (as core).
+    pub reconnect_ms: Option<u32>,
+    /// Cap of the doubling wait while the server keeps refusing. Default 60000.
+    pub reconnect_max_ms: Option<u32>,
+    /// Give up one attempt after this many milliseconds. Default 30000.
+    pub connect_timeout_ms: Option<u32>,
+    pub max_message_bytes: Option<f64>,
+    pub max_queue_bytes: Option<f64>,
+}
+
+fn ms(v: Option<u32>, default: u64) -> Duration {
+    Duration::from_millis(v.map_or(default, u64::from))
+}
+
+#[napi(js_name = "Client")]
+pub struct JsClient {
+    inner: Client,
+}
+
+#[napi]
+impl JsClient {
+    /// Starts connecting at once; `onEvents(batch)` as for `Listener`.
+    #[napi(constructor)]
+    pub fn new(options: ClientOptions, on_events: Function<'_, CopiedBuffer, ()>) -> Result<Self> {
+        let mut headers = Vec::new();
+        for pair in options.headers.unwrap_or_default() {
+            match <[String; 2]>::try_from(pair) {
+                Ok([name, value]) => headers.push((name, value)),
+                Err(_) => return Err(invalid("each header must be a [name, value] pair")),
+            }
+        }
+        let tls = options.tls.map(|t| TlsOptions {
+            ca: t.ca.map(String::into_bytes),
+            cert: t.cert.map(String::into_bytes),
+            key: t.key.map(String::into_bytes),
+            verify: t.verify.unwrap_or(true),
+            servername: t.servername,
+            alpn: t.alpn,
+        });
+        let proxy = options.proxy.map_or_else(ProxyOptions::default, |p| ProxyOptions {
+            legacy: p.legacy.unwrap_or(false),
+            lower_case_only: p.lower_case_only.unwrap_or(false),
+            favour_upper_case: p.favour_upper_case.unwrap_or(false),
+            exclude_npm: p.exclude_npm.unwrap_or(false),
+        });
+        let cfg = ClientConfig {
+            url: options.url,
+            protocols: options.subprotocols.unwrap_or_default(),
+            headers,
+            session: session_config(options.heartbeat_ms, options.max_message_bytes, options.max_queue_bytes)?,
+            tls,
+            proxy,
+            reconnect_delay: ms(options.reconnect_ms, 3000),
+            reconnect_max_delay: ms(options.reconnect_max_ms, 60_000),
+            connect_timeout: ms(options.connect_timeout_ms, 30_000),
+        };
+        Ok(JsClient { inner: Client::start(cfg, inbox_for(on_events)?)? })
+    }
+
+    /// Send on the live connection; with `session`, only if that connection is
+    /// still the live one. False when nothing was sent.
+    #[napi(catch_unwind)]
+    pub fn send(&self, data: Either<String, &[u8]>, session: Option<u32>) -> bool {
+        self.inner.send(session, to_message(data))
+    }
+
+    #[napi(getter)]
+    pub fn connected(&self) -> bool {
+        self.inner.is_connected()
+    }
+
+    /// Stop reconnecting and close with `code` (default 1001); resolves when done.
+    #[napi]
+    pub async fn close(&self, code: Option<u32>) -> Result<()> {
+        let code = code.map_or(Ok(1001), |c| u16::try_from(c).map_err(|_| invalid("close code out of range")))?;
+        self.inner.close(code).await;
+        Ok(())
+    }
+}

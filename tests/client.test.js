@@ -1,0 +1,304 @@
+'use strict';
+//! websocket-client (and websocket in/out bound to it) in a real Node-RED (test
+//! helper) against our own listener and against independent `ws` servers.
+
+const assert = require('assert');
+const https = require('https');
+const net = require('net');
+const helper = require('node-red-node-test-helper');
+const wsNode = require('../nodes/websocket.js');
+const tlsNode = require('@node-red/nodes/core/network/05-tls.js');
+const { WebSocket, received, delay, until } = require('./support');
+const { makeCerts } = require('./certs');
+
+helper.init(require.resolve('node-red'));
+
+/** The seed example exported from a core Node-RED, both halves. */
+function seedFlow(port) {
+    return [
+        { id: '43294be738b7699a', type: 'tab', label: 'WebSockets', disabled: false, info: '', env: [] },
+        { id: 'e788dbc44428f6b7', type: 'websocket in', z: '43294be738b7699a', name: '', server: '', client: '4db78eb653d6d50d', x: 290, y: 240, wires: [['d86baf93795dbb2d']] },
+        { id: '8c702971b0292f9b', type: 'websocket out', z: '43294be738b7699a', name: '', server: '', client: '4db78eb653d6d50d', x: 510, y: 180, wires: [] },
+        { id: 'dda81a976ccf2a2b', type: 'inject', z: '43294be738b7699a', name: '', props: [{ p: 'payload' }, { p: 'topic', vt: 'str' }], repeat: '', crontab: '', once: false, onceDelay: 0.1, topic: '', payload: '', payloadType: 'date', x: 220, y: 180, wires: [['8c702971b0292f9b']] },
+        // the seed's debug node, replaced by a helper sink to observe what arrives
+        { id: 'd86baf93795dbb2d', type: 'helper', z: '43294be738b7699a' },
+        { id: 'd36a13e17814e375', type: 'websocket in', z: '43294be738b7699a', name: '', server: '542f751e15337c46', client: '', x: 230, y: 320, wires: [['1660b4da46db22ad']] },
+        { id: '1660b4da46db22ad', type: 'websocket out', z: '43294be738b7699a', name: '', server: '542f751e15337c46', client: '', x: 560, y: 320, wires: [] },
+        { id: '4db78eb653d6d50d', type: 'websocket-client', path: 'ws://localhost:' + port + '/ws/echo', tls: '', wholemsg: 'false', hb: '0', subprotocol: '' },
+        { id: '542f751e15337c46', type: 'websocket-listener', path: '/ws/echo', wholemsg: 'false' }
+    ];
+}
+
+/** A client config plus in (to a sink) and out nodes. */
+function clientFlow(url, extra = {}, more = []) {
+    return [
+        { id: 'client', type: 'websocket-client', path: url, tls: '', wholemsg: 'false', hb: '0', subprotocol: '', headers: [], ...extra },
+        { id: 'in', type: 'websocket in', server: '', client: 'client', wires: [['sink']] },
+        { id: 'sink', type: 'helper' },
+        { id: 'out', type: 'websocket out', server: '', client: 'client' },
+        ...more
+    ];
+}
+
+/** An independent ws server on a free loopback port. */
+function wsServer(options = {}) {
+    return new Promise((resolve) => {
+        const server = options.server;
+        const wss = new WebSocket.Server(server ? { server, ...options } : { host: '127.0.0.1', port: options.port || 0, ...options }, () => {});
+        const conns = [];
+        const requests = [];
+        wss.on('connection', (ws, req) => {
+            conns.push(ws);
+            requests.push(req);
+        });
+        const ready = () => resolve({ wss, conns, requests, port: (server || wss).address().port });
+        if (server) server.listen(0, '127.0.0.1', ready);
+        else wss.once('listening', ready);
+    });
+}
+
+function closeServer(s) {
+    return new Promise((resolve) => {
+        for (const c of s.wss.clients) c.terminate();
+        s.wss.close(() => (s.wss.options.server ? s.wss.options.server.close(() => resolve()) : resolve()));
+    });
+}
+
+function statusLog(node) {
+    const log = [];
+    const orig = node.status.bind(node);
+    node.status = (s) => { log.push(s); orig(s); };
+    return log;
+}
+
+describe('websocket-client', function () {
+    const servers = [];
+    async function server(options) {
+        const s = await wsServer(options);
+        servers.push(s);
+        return s;
+    }
+
+    before(() => helper.startServer());
+    after(() => helper.stopServer());
+    beforeEach(() => helper.settings({ websocketClientReconnectDelay: 200, websocketClientReconnectMaxDelay: 1000 }));
+    afterEach(async function () {
+        await helper.unload();
+        for (const s of servers.splice(0)) await closeServer(s);
+        helper.settings({});
+    });
+
+    it('runs the core seed example: inject → client → listener echo → client in', async function () {
+        const port = new URL(helper.url()).port;
+        await helper.load([wsNode, require('@node-red/nodes/core/common/20-inject.js')], seedFlow(port));
+        const client = helper.getNode('4db78eb653d6d50d');
+        await until(() => client.count === 1, 'client connected');
+        const got = received(helper.getNode('d86baf93795dbb2d'));
+        helper.getNode('dda81a976ccf2a2b').receive({});
+        const msg = await got;
+        assert.strictEqual(typeof msg.payload, 'string', 'a timestamp echoed back as text');
+        assert.ok(Number(msg.payload) > 1.7e12, msg.payload);
+        assert.strictEqual(msg._session.type, 'websocket');
+    });
+
+    it('sends and receives text and binary with an independent server, with headers and subprotocol', async function () {
+        const s = await server({ handleProtocols: (protocols) => (protocols.has('two') ? 'two' : false) });
+        const headers = [
+            { keyType: 'Authorization', keyValue: '', valueType: 'other', valueValue: 'Bearer abc' },
+            { keyType: 'other', keyValue: 'X-Custom', valueType: 'other', valueValue: 'yes' }
+        ];
+        await helper.load(wsNode, clientFlow('ws://127.0.0.1:' + s.port + '/path?q=1', { subprotocol: 'one, two', headers }));
+        await until(() => s.conns.length === 1, 'connection');
+        const req = s.requests[0];
+        assert.strictEqual(req.url, '/path?q=1');
+        assert.strictEqual(req.headers.authorization, 'Bearer abc');
+        assert.strictEqual(req.headers['x-custom'], 'yes');
+        assert.strictEqual(req.headers['sec-websocket-protocol'], 'one, two');
+        assert.strictEqual(s.conns[0].protocol, 'two');
+
+        const got = received(helper.getNode('sink'), 2);
+        s.conns[0].send('hello');
+        s.conns[0].send(Buffer.from([1, 2, 3]));
+        const [a, b] = await got;
+        assert.strictEqual(a.payload, 'hello');
+        assert.ok(Buffer.isBuffer(b.payload));
+
+        const serverGot = new Promise((r) => s.conns[0].once('message', (d, isBinary) => r({ d, isBinary })));
+        helper.getNode('out').receive({ payload: Buffer.from('bin') });
+        const m = await serverGot;
+        assert.strictEqual(m.isBinary, true);
+        assert.strictEqual(m.d.toString(), 'bin');
+    });
+
+    it('echoes back to the server through an in → out wire (core does not)', async function () {
+        const s = await server();
+        const flow = clientFlow('ws://127.0.0.1:' + s.port + '/');
+        flow[1].wires = [['out']];
+        await helper.load(wsNode, flow);
+        await until(() => s.conns.length === 1, 'connection');
+        const echo = new Promise((r) => s.conns[0].once('message', (d) => r(d.toString())));
+        s.conns[0].send('round trip');
+        assert.strictEqual(await echo, 'round trip');
+    });
+
+    it('whole-message mode sends the msg as JSON and parses JSON in', async function () {
+        const s = await server();
+        await helper.load(wsNode, clientFlow('ws://127.0.0.1:' + s.port + '/', { wholemsg: 'true' }));
+        await until(() => s.conns.length === 1, 'connection');
+        const serverGot = new Promise((r) => s.conns[0].once('message', (d) => r(JSON.parse(d.toString()))));
+        helper.getNode('out').receive({ payload: 1, topic: 'x' });
+        const sent = await serverGot;
+        assert.strictEqual(sent.topic, 'x');
+        assert.ok(!('_session' in sent));
+        const got = received(helper.getNode('sink'));
+        s.conns[0].send(JSON.stringify({ topic: 'in', payload: [1] }));
+        const msg = await got;
+        assert.strictEqual(msg.topic, 'in');
+        assert.deepStrictEqual(msg.payload, [1]);
+    });
+
+    it('reconnects after the server goes away and comes back, and resumes', async function () {
+        let s = await server();
+        const port = s.port;
+        await helper.load(wsNode, clientFlow('ws://127.0.0.1:' + port + '/'));
+        const statuses = statusLog(helper.getNode('in'));
+        await until(() => s.conns.length === 1, 'first connection');
+        await closeServer(servers.pop());
+        await until(() => statuses.some((x) => x.event === 'disconnect'), 'disconnect status');
+        s = await server({ port });
+        await until(() => s.conns.length === 1, 'reconnection', 10000);
+        const got = received(helper.getNode('sink'));
+        s.conns[0].send('after restart');
+        assert.strictEqual((await got).payload, 'after restart');
+        assert.ok(statuses.some((x) => x.text === 'common.status.connecting'), 'connecting status shown');
+    });
+
+    it('drops a connection whose server stops answering pings, then reconnects', async function () {
+        const s = await server({ autoPong: false });
+        await helper.load(wsNode, clientFlow('ws://127.0.0.1:' + s.port + '/', { hb: '0.3' }));
+        const statuses = statusLog(helper.getNode('in'));
+        await until(() => s.conns.length >= 1, 'connection');
+        await until(() => statuses.some((x) => x.event === 'error'), 'heartbeat error', 5000);
+        await until(() => s.conns.length >= 2, 'reconnection after heartbeat timeout', 5000);
+    });
+
+    it('keeps a connection whose server answers pings', async function () {
+        const s = await server();
+        await helper.load(wsNode, clientFlow('ws://127.0.0.1:' + s.port + '/', { hb: '0.2' }));
+        await until(() => s.conns.length === 1, 'connection');
+        let pings = 0;
+        s.conns[0].on('ping', () => pings++);
+        await delay(1000);
+        assert.ok(pings >= 2, 'pings sent: ' + pings);
+        assert.strictEqual(s.conns.length, 1, 'no reconnection');
+        assert.strictEqual(s.conns[0].readyState, WebSocket.OPEN);
+    });
+
+    it('does not reconnect once the flow is stopped', async function () {
+        const s = await server();
+        await helper.load(wsNode, clientFlow('ws://127.0.0.1:' + s.port + '/'));
+        await until(() => s.conns.length === 1, 'connection');
+        const closed = new Promise((r) => s.conns[0].once('close', (code) => r(code)));
+        await helper.unload();
+        assert.strictEqual(await closed, 1001);
+        await delay(600);
+        assert.strictEqual(s.conns.length, 1);
+    });
+
+    it('reports a bad URL as a node error and keeps running', async function () {
+        await helper.load(wsNode, clientFlow('http://127.0.0.1/nope'));
+        const client = helper.getNode('client');
+        assert.ok(client.failure, 'failure recorded');
+        assert.match(client.failure.message, /ws:\/\/ or wss:\/\//);
+        const logged = helper.log().args.filter((a) => a[0].level === helper.log().ERROR || a[0].level === 20);
+        assert.ok(logged.length > 0, 'an error was logged');
+    });
+
+    it('retries an unreachable server with back-off and shows the error', async function () {
+        const probe = net.createServer();
+        await new Promise((r) => probe.listen(0, '127.0.0.1', r));
+        const port = probe.address().port;
+        await new Promise((r) => probe.close(r));
+        await helper.load(wsNode, clientFlow('ws://127.0.0.1:' + port + '/'));
+        const statuses = statusLog(helper.getNode('in'));
+        await until(() => statuses.filter((x) => x.event === 'error').length >= 2, 'two failed attempts', 5000);
+        assert.strictEqual(statuses.find((x) => x.event === 'error').fill, 'red');
+    });
+
+    it('tunnels through an HTTP CONNECT proxy named by ws_proxy', async function () {
+        const s = await server();
+        const seen = [];
+        const proxy = net.createServer((c) => {
+            c.once('data', (d) => {
+                const line = d.toString().split('\r\n')[0];
+                seen.push(line);
+                const [host, port] = line.split(' ')[1].split(':');
+                const up = net.connect(Number(port), host, () => {
+                    c.write('HTTP/1.1 200 Connection established\r\n\r\n');
+                    c.pipe(up).pipe(c);
+                });
+                up.on('error', () => c.destroy());
+                c.on('error', () => up.destroy());
+            });
+        });
+        await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+        process.env.ws_proxy = 'http://127.0.0.1:' + proxy.address().port;
+        try {
+            await helper.load(wsNode, clientFlow('ws://127.0.0.1:' + s.port + '/via-proxy'));
+            await until(() => s.conns.length === 1, 'connection through the proxy');
+            assert.deepStrictEqual(seen, ['CONNECT 127.0.0.1:' + s.port + ' HTTP/1.1']);
+        } finally {
+            delete process.env.ws_proxy;
+            await helper.unload();
+            await new Promise((r) => proxy.close(r));
+        }
+    });
+
+    describe('wss://', function () {
+        let certs;
+        before(function () {
+            this.timeout(30000);
+            certs = makeCerts();
+        });
+
+        async function tlsServer() {
+            return server({ server: https.createServer({ cert: certs.cert, key: certs.key }) });
+        }
+
+        function tlsFlow(port, tlsConfig) {
+            const flow = clientFlow('wss://localhost:' + port + '/secure', { tls: tlsConfig ? 'tls' : '' });
+            if (tlsConfig) flow.push({ id: 'tls', type: 'tls-config', name: '', cert: '', key: '', ca: '', certname: '', keyname: '', caname: '', servername: '', verifyservercert: true, ...tlsConfig });
+            return flow;
+        }
+
+        it('connects with the CA given through a tls-config node', async function () {
+            const s = await tlsServer();
+            const flow = tlsFlow(s.port, {});
+            await helper.load([wsNode, tlsNode], flow, { tls: { cadata: certs.ca } });
+            await until(() => s.conns.length === 1, 'wss connection');
+            const got = received(helper.getNode('sink'));
+            s.conns[0].send('secure hello');
+            assert.strictEqual((await got).payload, 'secure hello');
+        });
+
+        it('fails verification without the CA, and connects with verification off', async function () {
+            const s = await tlsServer();
+            await helper.load([wsNode, tlsNode], tlsFlow(s.port, null));
+            const statuses = statusLog(helper.getNode('in'));
+            await until(() => statuses.some((x) => x.event === 'error'), 'verification error');
+            assert.strictEqual(s.conns.length, 0);
+            const warned = helper.log().args.map((a) => String(a[0].msg)).join('\n');
+            assert.match(warned, /certificate|UnknownIssuer/i);
+            await helper.unload();
+            await helper.load([wsNode, tlsNode], tlsFlow(s.port, { verifyservercert: false }));
+            await until(() => s.conns.length === 1, 'unverified wss connection');
+        });
+
+        it('reports unusable TLS material as a node error', async function () {
+            await helper.load([wsNode, tlsNode], tlsFlow(443, {}), { tls: { cadata: 'not a certificate' } });
+            const client = helper.getNode('client');
+            assert.ok(client.failure, 'failure recorded');
+            assert.match(client.failure.message, /CA certificate/);
+        });
+    });
+});

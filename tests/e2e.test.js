@@ -1,0 +1,489 @@
+'use strict';
+//! End to end: a real Node-RED (node-red/red.js as a child process) with this
+//! package loaded from a user dir the way a user installs it, the core websocket
+//! nodes excluded. Flows are deployed through the admin API and exercised with
+//! real `ws` clients over loopback. One Node-RED process serves the whole file.
+
+const assert = require('assert');
+const fs = require('fs');
+const net = require('net');
+const os = require('os');
+const path = require('path');
+const { spawn } = require('child_process');
+const WebSocket = require('ws');
+const { root, prepareUserDir } = require('../examples/userdir');
+
+const MODULE = '@websocket-rs/node-red';
+const TYPES = ['websocket in', 'websocket out', 'websocket-listener', 'websocket-client'];
+
+// Exported from a core Node-RED: a listener echo on /ws/echo. Used verbatim.
+const ECHO_FLOW = '[{"id":"43294be738b7699a","type":"tab","label":"WebSockets","disabled":false,"info":"","env":[]},{"id":"d36a13e17814e375","type":"websocket in","z":"43294be738b7699a","name":"","server":"542f751e15337c46","client":"","x":230,"y":320,"wires":[["1660b4da46db22ad"]]},{"id":"1660b4da46db22ad","type":"websocket out","z":"43294be738b7699a","name":"","server":"542f751e15337c46","client":"","x":560,"y":320,"wires":[]},{"id":"542f751e15337c46","type":"websocket-listener","path":"/ws/echo","wholemsg":"false"}]';
+
+const TAB = '43294be738b7699a';
+const IN = 'd36a13e17814e375';
+const OUT = '1660b4da46db22ad';
+
+/** The echo flow with a change node (given rules) between `websocket in` and `websocket out`. */
+function withChange(rules) {
+    const flow = JSON.parse(ECHO_FLOW);
+    flow.find((n) => n.id === IN).wires = [['e2echange0000001']];
+    flow.push({
+        id: 'e2echange0000001', type: 'change', z: TAB, name: '', rules,
+        action: '', property: '', from: '', to: '', reg: false, x: 400, y: 320, wires: [[OUT]]
+    });
+    return flow;
+}
+
+/** The echo flow plus a comment node unrelated to the websocket nodes. */
+function withComment(name) {
+    const flow = JSON.parse(ECHO_FLOW);
+    flow.push({ id: 'e2ecomment000001', type: 'comment', z: TAB, name, info: '', x: 230, y: 200, wires: [] });
+    return flow;
+}
+
+const CRASH = /uncaught|FATAL|panicked|\bpanic\b|Segmentation fault|core dumped|Aborted|RangeError: Maximum call stack/i;
+
+function delay(ms) {
+    return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Rejects if `promise` has not settled within `ms`. */
+function within(promise, ms, what) {
+    let timer;
+    return Promise.race([
+        promise,
+        new Promise((resolve, reject) => {
+            timer = setTimeout(() => reject(new Error('timed out after ' + ms + ' ms waiting for ' + what)), ms);
+        })
+    ]).finally(() => clearTimeout(timer));
+}
+
+async function until(check, what, ms = 5000) {
+    const end = Date.now() + ms;
+    for (;;) {
+        const v = await check();
+        if (v) return v;
+        if (Date.now() > end) throw new Error('timed out after ' + ms + ' ms waiting for ' + what);
+        await delay(20);
+    }
+}
+
+function freePort() {
+    return new Promise((resolve, reject) => {
+        const srv = net.createServer();
+        srv.once('error', reject);
+        srv.listen(0, '127.0.0.1', () => {
+            const { port } = srv.address();
+            srv.close(() => resolve(port));
+        });
+    });
+}
+
+function nextMessage(ws, ms = 5000) {
+    return within(new Promise((resolve) => ws.once('message', (data, isBinary) => resolve({ data, isBinary }))), ms, 'a message');
+}
+
+function closedWith(ws, ms = 5000) {
+    return within(new Promise((resolve) => {
+        if (ws.readyState === WebSocket.CLOSED) return resolve({ code: -1, reason: '' });
+        ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+    }), ms, 'the connection to close');
+}
+
+describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
+    let userDir;
+    let port;
+    let child;
+    let exited = null; // {code, signal} once the child has exited
+    let exitPromise;
+    let output = '';
+    const sockets = [];
+
+    const base = () => 'http://127.0.0.1:' + port;
+    const wsBase = () => 'ws://127.0.0.1:' + port;
+
+    async function api(method, urlPath, { headers = {}, body, ms = 5000 } = {}) {
+        const res = await fetch(base() + urlPath, {
+            method, headers, body, signal: AbortSignal.timeout(ms)
+        });
+        const text = await res.text();
+        return { status: res.status, text, json: () => JSON.parse(text) };
+    }
+
+    /** Deploys `flow` and waits until Node-RED has (re)started what it changed. */
+    async function deploy(flow, type = 'full') {
+        const mark = output.length;
+        const body = typeof flow === 'string' ? flow : JSON.stringify(flow);
+        const res = await api('POST', '/flows', {
+            headers: { 'Content-Type': 'application/json', 'Node-RED-Deployment-Type': type },
+            body,
+            ms: 10000
+        });
+        assert.ok(res.status === 200 || res.status === 204, 'deploy answered ' + res.status + ': ' + res.text);
+        // The API answers once the old nodes are stopped; the new ones start after.
+        await until(() => /Started (flows|modified nodes|modified flows)/.test(output.slice(mark)),
+            'Node-RED to start the deployed flow', 10000);
+    }
+
+    function track(ws) {
+        sockets.push(ws);
+        ws.on('error', () => {}); // failures show up as close/timeouts in the assertions
+        return ws;
+    }
+
+    function connect(urlPath = '/ws/echo', ms = 5000) {
+        const ws = track(new WebSocket(wsBase() + urlPath));
+        return within(new Promise((resolve, reject) => {
+            ws.once('open', () => resolve(ws));
+            ws.once('error', reject);
+            ws.once('unexpected-response', (req, res) => reject(new Error('HTTP ' + res.statusCode + ' on ' + urlPath)));
+        }), ms, 'a connection to ' + urlPath);
+    }
+
+    /** Closes every client: a closing handshake where open (bounded), else terminate. */
+    async function closeAll() {
+        const all = sockets.splice(0);
+        await Promise.all(all.map((ws) => {
+            if (ws.readyState !== WebSocket.OPEN) return null;
+            const done = within(new Promise((resolve) => ws.once('close', resolve)), 1000, 'close').catch(() => {});
+            ws.close(1000);
+            return done;
+        }));
+        for (const ws of all) {
+            try {
+                ws.terminate();
+            } catch (err) { /* already gone */ }
+        }
+    }
+
+    before(async function () {
+        this.timeout(45000);
+        userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsrs-e2e-'));
+        prepareUserDir(userDir);
+        port = await freePort();
+        const settingsFile = path.join(userDir, 'settings.js');
+        fs.writeFileSync(settingsFile, 'module.exports = ' + JSON.stringify({
+            uiHost: '127.0.0.1',
+            uiPort: port,
+            flowFile: 'flows.json',
+            credentialSecret: false,
+            nodesExcludes: ['22-websocket.js'],
+            logging: { console: { level: 'info', metrics: false, audit: false } },
+            telemetry: { enabled: false, updateNotification: false },
+            editorTheme: { tours: false }
+        }, null, 2) + ';\n');
+
+        const red = path.join(root, 'node_modules', 'node-red', 'red.js');
+        child = spawn(process.execPath, [red, '--userDir', userDir, '--settings', settingsFile], {
+            cwd: root,
+            stdio: ['ignore', 'pipe', 'pipe']
+        });
+        child.stdout.setEncoding('utf8');
+        child.stderr.setEncoding('utf8');
+        child.stdout.on('data', (s) => { output += s; });
+        child.stderr.on('data', (s) => { output += s; });
+        exitPromise = new Promise((resolve) => child.once('exit', (code, signal) => {
+            exited = { code, signal };
+            resolve(exited);
+        }));
+
+        const end = Date.now() + 30000;
+        for (;;) {
+            if (exited) {
+                throw new Error('Node-RED exited early (' + JSON.stringify(exited) + '):\n' + output);
+            }
+            try {
+                const res = await api('GET', '/flows', { ms: 2000 });
+                if (res.status === 200) break;
+            } catch (err) { /* not listening yet */ }
+            if (Date.now() > end) {
+                throw new Error('Node-RED admin API did not answer within 30 s:\n' + output);
+            }
+            await delay(200);
+        }
+    });
+
+    afterEach(async function () {
+        await closeAll();
+    });
+
+    after(async function () {
+        this.timeout(15000);
+        await closeAll();
+        if (process.env.E2E_LOG) {
+            console.log(output); // E2E_LOG=1: show what Node-RED printed
+        }
+        if (child && !exited) {
+            child.kill('SIGKILL'); // only the child this file started
+            await within(exitPromise, 5000, 'Node-RED to die').catch(() => {});
+        }
+        if (userDir) {
+            fs.rmSync(userDir, { recursive: true, force: true });
+        }
+    });
+
+    it('lists our module with the four types and not core\'s websocket set', async function () {
+        const res = await api('GET', '/nodes', { headers: { Accept: 'application/json' } });
+        assert.strictEqual(res.status, 200);
+        const sets = res.json();
+        const ours = sets.filter((s) => s.module === MODULE);
+        assert.strictEqual(ours.length, 1, 'sets of ' + MODULE + ': ' + JSON.stringify(ours));
+        assert.deepStrictEqual([...ours[0].types].sort(), [...TYPES].sort());
+        assert.strictEqual(ours[0].enabled, true);
+        assert.ok(!ours[0].err, 'our set failed to load: ' + ours[0].err);
+        assert.ok(!sets.some((s) => s.id === 'node-red/websocket'), 'core 22-websocket is loaded');
+        for (const s of sets) {
+            if (s.module !== MODULE) {
+                for (const t of TYPES) {
+                    assert.ok(!(s.types || []).includes(t), s.id + ' also provides ' + t);
+                }
+            }
+        }
+    });
+
+    describe('the echo flow exported from core', function () {
+        before(async function () {
+            this.timeout(15000);
+            await deploy(ECHO_FLOW);
+        });
+
+        it('echoes text', async function () {
+            const ws = await connect();
+            const m = nextMessage(ws);
+            ws.send('hello, Node-RED');
+            const got = await m;
+            assert.strictEqual(got.isBinary, false);
+            assert.strictEqual(got.data.toString(), 'hello, Node-RED');
+        });
+
+        it('echoes binary as binary', async function () {
+            const ws = await connect();
+            const data = Buffer.from([0, 1, 2, 127, 128, 254, 255]);
+            const m = nextMessage(ws);
+            ws.send(data);
+            const got = await m;
+            assert.strictEqual(got.isBinary, true);
+            assert.ok(data.equals(got.data));
+        });
+
+        it('echoes an empty string as an empty text frame (core drops it)', async function () {
+            const ws = await connect();
+            const m = nextMessage(ws);
+            ws.send('');
+            const got = await m;
+            assert.strictEqual(got.isBinary, false);
+            assert.strictEqual(got.data.length, 0);
+            // and the connection keeps working
+            const m2 = nextMessage(ws);
+            ws.send('after');
+            assert.strictEqual((await m2).data.toString(), 'after');
+        });
+
+        it('echoes a 1 MiB message intact (binary and text)', async function () {
+            const ws = await connect();
+            const big = Buffer.alloc(1 << 20);
+            for (let i = 0; i < big.length; i++) big[i] = (i * 31 + (i >> 8)) & 0xff;
+            let m = nextMessage(ws, 10000);
+            ws.send(big);
+            let got = await m;
+            assert.strictEqual(got.isBinary, true);
+            assert.strictEqual(got.data.length, big.length);
+            assert.ok(big.equals(got.data), '1 MiB binary came back altered');
+
+            const text = 'é'.repeat(1 << 19) + 'end'; // multi-byte, ~1 MiB of UTF-8
+            m = nextMessage(ws, 10000);
+            ws.send(text);
+            got = await m;
+            assert.strictEqual(got.isBinary, false);
+            assert.ok(got.data.toString() === text, '1 MiB text came back altered');
+        });
+
+        it('serves 100 concurrent clients, each getting exactly its own replies in order', async function () {
+            this.timeout(30000);
+            const N = 100;
+            const PER = 20;
+            const clients = await Promise.all(Array.from({ length: N }, () => connect('/ws/echo', 10000)));
+            const got = clients.map(() => []);
+            clients.forEach((ws, i) => ws.on('message', (data, isBinary) => got[i].push(isBinary ? '<binary>' : data.toString())));
+            clients.forEach((ws, i) => {
+                for (let j = 0; j < PER; j++) ws.send('c' + i + ':' + j);
+            });
+            await until(() => got.every((g) => g.length >= PER), 'all replies', 15000)
+                .catch((err) => {
+                    const short = got.map((g, i) => [i, g.length]).filter(([, n]) => n < PER);
+                    throw new Error(err.message + '; clients short of replies [index, count]: ' + JSON.stringify(short.slice(0, 10)));
+                });
+            await delay(200); // nothing extra may arrive
+            got.forEach((g, i) => {
+                assert.deepStrictEqual(g, Array.from({ length: PER }, (_, j) => 'c' + i + ':' + j), 'client ' + i);
+            });
+        });
+
+        it('replies only to the sender', async function () {
+            const [a, b, c] = await Promise.all([connect(), connect(), connect()]);
+            let others = 0;
+            b.on('message', () => others++);
+            c.on('message', () => others++);
+            const m = nextMessage(a);
+            a.send('just for a');
+            assert.strictEqual((await m).data.toString(), 'just for a');
+            await delay(200);
+            assert.strictEqual(others, 0, 'a reply reached other clients');
+        });
+    });
+
+    describe('clients that go away without a closing handshake', function () {
+        before(async function () {
+            this.timeout(15000);
+            await deploy(ECHO_FLOW);
+        });
+
+        it('are not reported as errors (core logs nothing for them)', async function () {
+            // Core's `ws` server reports a dropped TCP connection as a 1006 close
+            // only; it emits 'error' (and core warns) on protocol violations alone.
+            const mark = output.length;
+            const a = await connect();
+            const m = nextMessage(a);
+            a.send('x');
+            await m;
+            a.terminate(); // FIN without a close frame, as a killed browser tab
+            const b = await connect();
+            const mb = nextMessage(b);
+            b.send('y');
+            await mb;
+            b._socket.resetAndDestroy(); // RST, as a dropped network
+            const live = await connect(); // the listener is fine afterwards
+            const ml = nextMessage(live);
+            live.send('z');
+            assert.strictEqual((await ml).data.toString(), 'z');
+            await delay(300);
+            const lines = output.slice(mark).split('\n').filter((l) => /\[(warn|error)\]/.test(l));
+            assert.deepStrictEqual(lines, [], 'Node-RED logged warnings/errors for clients that just went away');
+        });
+    });
+
+    describe('broadcast: a change node deletes msg._session', function () {
+        before(async function () {
+            this.timeout(15000);
+            await deploy(withChange([{ t: 'delete', p: '_session', pt: 'msg' }]));
+        });
+
+        it('sends one client\'s message to every connected client', async function () {
+            const clients = await Promise.all(Array.from({ length: 5 }, () => connect()));
+            const got = clients.map((ws) => nextMessage(ws));
+            clients[2].send('to everyone');
+            for (const [i, m] of (await Promise.all(got)).entries()) {
+                assert.strictEqual(m.data.toString(), 'to everyone', 'client ' + i);
+                assert.strictEqual(m.isBinary, false);
+            }
+            const bin = clients.map((ws) => nextMessage(ws));
+            clients[0].send(Buffer.from([9, 8, 7]));
+            for (const m of await Promise.all(bin)) {
+                assert.strictEqual(m.isBinary, true);
+                assert.deepStrictEqual([...m.data], [9, 8, 7]);
+            }
+        });
+    });
+
+    describe('redeploy', function () {
+        it('closes connected clients with 1001 on a full deploy; new clients get the new flow', async function () {
+            this.timeout(30000);
+            await deploy(ECHO_FLOW);
+            const old = await Promise.all([connect(), connect(), connect()]);
+            const m = nextMessage(old[0]);
+            old[0].send('v1');
+            assert.strictEqual((await m).data.toString(), 'v1');
+            const closes = old.map((ws) => closedWith(ws, 10000));
+
+            await deploy(withChange([{ t: 'set', p: 'payload', pt: 'msg', to: '"v2:" & payload', tot: 'jsonata' }]));
+            for (const [i, c] of (await Promise.all(closes)).entries()) {
+                assert.strictEqual(c.code, 1001, 'old client ' + i + ' closed with ' + c.code + ' ' + c.reason);
+            }
+
+            const ws = await connect();
+            const m2 = nextMessage(ws);
+            ws.send('hello');
+            assert.strictEqual((await m2).data.toString(), 'v2:hello');
+        });
+
+        it('keeps the listener and its clients on a "nodes" deploy that changes an unrelated node', async function () {
+            this.timeout(30000);
+            await deploy(withComment('before'));
+            const clients = await Promise.all([connect(), connect()]);
+            let closes = 0;
+            clients.forEach((ws) => ws.on('close', () => closes++));
+
+            await deploy(withComment('after'), 'nodes');
+            const flows = (await api('GET', '/flows')).json();
+            assert.ok(flows.some((n) => n.id === 'e2ecomment000001' && n.name === 'after'), 'the change was deployed');
+            await delay(300);
+            assert.strictEqual(closes, 0, 'a client was closed by a deploy that did not touch the listener');
+            for (const [i, ws] of clients.entries()) {
+                assert.strictEqual(ws.readyState, WebSocket.OPEN, 'client ' + i);
+                const m = nextMessage(ws);
+                ws.send('still here ' + i);
+                assert.strictEqual((await m).data.toString(), 'still here ' + i);
+            }
+            const fresh = await connect();
+            const m = nextMessage(fresh);
+            fresh.send('fresh');
+            assert.strictEqual((await m).data.toString(), 'fresh');
+        });
+    });
+
+    describe('the editor', function () {
+        it('still connects to its own comms websocket while a listener is deployed', async function () {
+            this.timeout(30000);
+            await deploy(ECHO_FLOW);
+            const echo = await connect(); // our upgrade handler is attached and routing
+            const comms = await connect('/comms');
+            const notes = [];
+            comms.on('message', (data) => {
+                try {
+                    notes.push(...JSON.parse(data.toString()));
+                } catch (err) { /* hb or auth packet */ }
+            });
+            comms.send(JSON.stringify({ subscribe: 'notification/runtime-deploy' }));
+            // Retained: the last deploy's revision arrives on subscribe.
+            await until(() => notes.some((n) => n.topic === 'notification/runtime-deploy'), 'the retained runtime-deploy notification');
+            const before = notes.length;
+            await deploy(withComment('comms'), 'nodes');
+            await until(() => notes.slice(before).some((n) => n.topic === 'notification/runtime-deploy'), 'a runtime-deploy notification for the new deploy');
+            assert.strictEqual(comms.readyState, WebSocket.OPEN);
+            // the listener client was not disturbed either
+            const m = nextMessage(echo);
+            echo.send('ok');
+            assert.strictEqual((await m).data.toString(), 'ok');
+        });
+
+        it('leaves an unknown path to Node-RED (no handshake from us)', async function () {
+            // Nothing in Node-RED answers an upgrade on a path no one serves; the
+            // point is that our handler does not accept it.
+            const ws = track(new WebSocket(wsBase() + '/ws/nobody-here'));
+            const outcome = await within(new Promise((resolve) => {
+                ws.once('open', () => resolve('open'));
+                ws.once('unexpected-response', () => resolve('refused'));
+                ws.once('error', () => resolve('error'));
+                setTimeout(() => resolve('no answer'), 500);
+            }), 2000, 'an outcome');
+            assert.notStrictEqual(outcome, 'open');
+        });
+    });
+
+    describe('shutdown', function () {
+        it('stops on SIGINT, closing clients with 1001, without crash output', async function () {
+            this.timeout(30000);
+            const ws = await connect();
+            const closed = closedWith(ws, 15000);
+            assert.ok(!exited, 'Node-RED is still running before SIGINT');
+            process.kill(child.pid, 'SIGINT'); // the child this file started
+            const how = await within(exitPromise, 15000, 'Node-RED to exit after SIGINT');
+            assert.deepStrictEqual(how, { code: 0, signal: null }, 'exit: ' + JSON.stringify(how) + '\n' + output);
+            const c = await closed;
+            assert.strictEqual(c.code, 1001, 'client closed with ' + c.code + ' on shutdown');
+            const crash = output.split('\n').filter((l) => CRASH.test(l));
+            assert.deepStrictEqual(crash, [], 'crash signs in Node-RED output:\n' + output);
+            assert.match(output, /Stopped flows/);
+        });
+    });
+});
