@@ -6,11 +6,10 @@
 //   node bench/run.js [--rounds 3] [--seconds 5] [--conns 16] [--inflight 16] [--size 64]
 
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
-const net = require('net');
-const { spawn, execFileSync } = require('child_process');
-const { root, prepareUserDir } = require('../examples/userdir');
+const { execFileSync } = require('child_process');
+const { root } = require('../examples/userdir');
+const { startNodeRed: start } = require('../tests/nodered');
 
 const args = { rounds: 3, seconds: 5, conns: 16, inflight: 16, size: 64 };
 for (let i = 2; i < process.argv.length; i += 2) {
@@ -26,57 +25,25 @@ const ECHO_FLOW = [
     { id: 'bench-out', type: 'websocket out', z: 'bench-tab', server: 'bench-l', client: '', wires: [] }
 ];
 
-function freePort() {
-    return new Promise((resolve, reject) => {
-        const s = net.createServer();
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', () => {
-            const { port } = s.address();
-            s.close(() => resolve(port));
-        });
-    });
-}
-
 function cpuSeconds(pid) {
     const stat = fs.readFileSync('/proc/' + pid + '/stat', 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, USER_HZ = 100
 }
 
+/** Node-RED with the echo flow: 'core' is plain Node-RED, 'ours' loads this package. */
 async function startNodeRed(variant) {
-    const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsrs-bench-' + variant + '-'));
-    if (variant === 'ours') prepareUserDir(userDir);
-    fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(ECHO_FLOW));
-    const port = await freePort();
-    const settings = path.join(userDir, 'settings.js');
-    fs.writeFileSync(settings, 'module.exports = ' + JSON.stringify({
-        uiHost: '127.0.0.1', uiPort: port, flowFile: 'flows.json',
-        nodesExcludes: variant === 'ours' ? ['22-websocket.js'] : [],
-        logging: { console: { level: 'warn' } }
-    }) + ';\n');
-    const child = spawn(process.execPath, [require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', settings], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    const end = Date.now() + 30000;
-    while (Date.now() < end) {
-        try {
-            const res = await fetch('http://127.0.0.1:' + port + '/flows');
-            if (res.ok) {
-                await new Promise((r) => setTimeout(r, 300));
-                return { child, port, userDir, output: () => out };
-            }
-        } catch (err) { /* not up yet */ }
-        await new Promise((r) => setTimeout(r, 100));
-    }
-    child.kill('SIGKILL');
-    throw new Error(variant + ': Node-RED did not start\n' + out);
-}
-
-async function stop(nr) {
-    const exited = new Promise((r) => nr.child.once('exit', r));
-    nr.child.kill('SIGINT');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 10000))]);
-    fs.rmSync(nr.userDir, { recursive: true, force: true });
+    const nr = await start({
+        withPackage: variant === 'ours',
+        flows: ECHO_FLOW,
+        settings: { logging: { console: { level: 'warn' } } },
+        stderr: 'inherit',
+        prefix: 'wsrs-bench-' + variant + '-'
+    }).catch((err) => {
+        throw new Error(variant + ': Node-RED did not start: ' + err.message);
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    return nr;
 }
 
 function loadgen(url) {
@@ -103,7 +70,7 @@ async function main() {
                 results[variant].push(r);
                 console.error(variant + ' round ' + (round + 1) + ': ' + Math.round(r.rate) + ' msgs/s, p99 ' + r.p99_us + ' µs, errors ' + r.errors);
             } finally {
-                await stop(nr);
+                await nr.stop(); // SIGINT (SIGKILL after 10 s), user dir removed
             }
         }
     }

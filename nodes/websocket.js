@@ -150,19 +150,6 @@ module.exports = function (RED) {
             socket.resume();
         },
 
-        reply(id, data) {
-            const session = messages.sessionFromKey(id);
-            if (session > 0 && this.native) {
-                this.native.send(session, data);
-            }
-        },
-
-        broadcast(data) {
-            if (this.native) {
-                this.native.broadcast(data);
-            }
-        },
-
         shutdown(done) {
             if (upgrade.routes.get(this.fullPath) === this) {
                 upgrade.routes.delete(this.fullPath);
@@ -185,19 +172,6 @@ module.exports = function (RED) {
                 this.native = new (addon.load().Client)(options, this.onBatch);
             } catch (err) {
                 this.fail(withCode(err));
-            }
-        },
-
-        reply(id, data) {
-            const session = messages.sessionFromKey(id);
-            if (session > 0 && this.native) {
-                this.native.send(data, session);
-            }
-        },
-
-        broadcast(data) {
-            if (this.native) {
-                this.native.send(data);
             }
         },
 

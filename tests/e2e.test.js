@@ -5,202 +5,28 @@
 //! real `ws` clients over loopback. One Node-RED process serves the whole file.
 
 const assert = require('assert');
-const fs = require('fs');
-const net = require('net');
-const os = require('os');
-const path = require('path');
-const { spawn } = require('child_process');
-const WebSocket = require('ws');
-const { root, prepareUserDir } = require('../examples/userdir');
+const { WebSocket, nextMessage, closed, delay, until, within, clientPool } = require('./support');
+const { startNodeRed } = require('./nodered');
+const { ECHO_FLOW, withChange, withComment, crashLines } = require('./flows');
 
 const MODULE = '@websocket-rs/node-red';
 const TYPES = ['websocket in', 'websocket out', 'websocket-listener', 'websocket-client'];
 
-// Exported from a core Node-RED: a listener echo on /ws/echo. Used verbatim.
-const ECHO_FLOW = '[{"id":"43294be738b7699a","type":"tab","label":"WebSockets","disabled":false,"info":"","env":[]},{"id":"d36a13e17814e375","type":"websocket in","z":"43294be738b7699a","name":"","server":"542f751e15337c46","client":"","x":230,"y":320,"wires":[["1660b4da46db22ad"]]},{"id":"1660b4da46db22ad","type":"websocket out","z":"43294be738b7699a","name":"","server":"542f751e15337c46","client":"","x":560,"y":320,"wires":[]},{"id":"542f751e15337c46","type":"websocket-listener","path":"/ws/echo","wholemsg":"false"}]';
-
-const TAB = '43294be738b7699a';
-const IN = 'd36a13e17814e375';
-const OUT = '1660b4da46db22ad';
-
-/** The echo flow with a change node (given rules) between `websocket in` and `websocket out`. */
-function withChange(rules) {
-    const flow = JSON.parse(ECHO_FLOW);
-    flow.find((n) => n.id === IN).wires = [['e2echange0000001']];
-    flow.push({
-        id: 'e2echange0000001', type: 'change', z: TAB, name: '', rules,
-        action: '', property: '', from: '', to: '', reg: false, x: 400, y: 320, wires: [[OUT]]
-    });
-    return flow;
-}
-
-/** The echo flow plus a comment node unrelated to the websocket nodes. */
-function withComment(name) {
-    const flow = JSON.parse(ECHO_FLOW);
-    flow.push({ id: 'e2ecomment000001', type: 'comment', z: TAB, name, info: '', x: 230, y: 200, wires: [] });
-    return flow;
-}
-
-const CRASH = /uncaught|FATAL|panicked|\bpanic\b|Segmentation fault|core dumped|Aborted|RangeError: Maximum call stack/i;
-
-function delay(ms) {
-    return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Rejects if `promise` has not settled within `ms`. */
-function within(promise, ms, what) {
-    let timer;
-    return Promise.race([
-        promise,
-        new Promise((resolve, reject) => {
-            timer = setTimeout(() => reject(new Error('timed out after ' + ms + ' ms waiting for ' + what)), ms);
-        })
-    ]).finally(() => clearTimeout(timer));
-}
-
-async function until(check, what, ms = 5000) {
-    const end = Date.now() + ms;
-    for (;;) {
-        const v = await check();
-        if (v) return v;
-        if (Date.now() > end) throw new Error('timed out after ' + ms + ' ms waiting for ' + what);
-        await delay(20);
-    }
-}
-
-function freePort() {
-    return new Promise((resolve, reject) => {
-        const srv = net.createServer();
-        srv.once('error', reject);
-        srv.listen(0, '127.0.0.1', () => {
-            const { port } = srv.address();
-            srv.close(() => resolve(port));
-        });
-    });
-}
-
-function nextMessage(ws, ms = 5000) {
-    return within(new Promise((resolve) => ws.once('message', (data, isBinary) => resolve({ data, isBinary }))), ms, 'a message');
-}
-
-function closedWith(ws, ms = 5000) {
-    return within(new Promise((resolve) => {
-        if (ws.readyState === WebSocket.CLOSED) return resolve({ code: -1, reason: '' });
-        ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }));
-    }), ms, 'the connection to close');
-}
+/** How long any single wait for a message, a close or a connection may take. */
+const WAIT = 5000;
 
 describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
-    let userDir;
-    let port;
-    let child;
-    let exited = null; // {code, signal} once the child has exited
-    let exitPromise;
-    let output = '';
-    const sockets = [];
-
-    const base = () => 'http://127.0.0.1:' + port;
-    const wsBase = () => 'ws://127.0.0.1:' + port;
-
-    async function api(method, urlPath, { headers = {}, body, ms = 5000 } = {}) {
-        const res = await fetch(base() + urlPath, {
-            method, headers, body, signal: AbortSignal.timeout(ms)
-        });
-        const text = await res.text();
-        return { status: res.status, text, json: () => JSON.parse(text) };
-    }
-
-    /** Deploys `flow` and waits until Node-RED has (re)started what it changed. */
-    async function deploy(flow, type = 'full') {
-        const mark = output.length;
-        const body = typeof flow === 'string' ? flow : JSON.stringify(flow);
-        const res = await api('POST', '/flows', {
-            headers: { 'Content-Type': 'application/json', 'Node-RED-Deployment-Type': type },
-            body,
-            ms: 10000
-        });
-        assert.ok(res.status === 200 || res.status === 204, 'deploy answered ' + res.status + ': ' + res.text);
-        // The API answers once the old nodes are stopped; the new ones start after.
-        await until(() => /Started (flows|modified nodes|modified flows)/.test(output.slice(mark)),
-            'Node-RED to start the deployed flow', 10000);
-    }
-
-    function track(ws) {
-        sockets.push(ws);
-        ws.on('error', () => {}); // failures show up as close/timeouts in the assertions
-        return ws;
-    }
-
-    function connect(urlPath = '/ws/echo', ms = 5000) {
-        const ws = track(new WebSocket(wsBase() + urlPath));
-        return within(new Promise((resolve, reject) => {
-            ws.once('open', () => resolve(ws));
-            ws.once('error', reject);
-            ws.once('unexpected-response', (req, res) => reject(new Error('HTTP ' + res.statusCode + ' on ' + urlPath)));
-        }), ms, 'a connection to ' + urlPath);
-    }
-
-    /** Closes every client: a closing handshake where open (bounded), else terminate. */
-    async function closeAll() {
-        const all = sockets.splice(0);
-        await Promise.all(all.map((ws) => {
-            if (ws.readyState !== WebSocket.OPEN) return null;
-            const done = within(new Promise((resolve) => ws.once('close', resolve)), 1000, 'close').catch(() => {});
-            ws.close(1000);
-            return done;
-        }));
-        for (const ws of all) {
-            try {
-                ws.terminate();
-            } catch (err) { /* already gone */ }
-        }
-    }
+    let nr = null;
+    const output = () => nr.output();
+    const pool = clientPool(() => nr.wsUrl);
+    const { track, closeAll } = pool;
+    const connect = (urlPath = '/ws/echo', ms = WAIT) => pool.connect(urlPath, ms);
+    const api = (...args) => nr.request(...args);
+    const deploy = (...args) => nr.deploy(...args);
 
     before(async function () {
         this.timeout(45000);
-        userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsrs-e2e-'));
-        prepareUserDir(userDir);
-        port = await freePort();
-        const settingsFile = path.join(userDir, 'settings.js');
-        fs.writeFileSync(settingsFile, 'module.exports = ' + JSON.stringify({
-            uiHost: '127.0.0.1',
-            uiPort: port,
-            flowFile: 'flows.json',
-            credentialSecret: false,
-            nodesExcludes: ['22-websocket.js'],
-            logging: { console: { level: 'info', metrics: false, audit: false } },
-            telemetry: { enabled: false, updateNotification: false },
-            editorTheme: { tours: false }
-        }, null, 2) + ';\n');
-
-        const red = path.join(root, 'node_modules', 'node-red', 'red.js');
-        child = spawn(process.execPath, [red, '--userDir', userDir, '--settings', settingsFile], {
-            cwd: root,
-            stdio: ['ignore', 'pipe', 'pipe']
-        });
-        child.stdout.setEncoding('utf8');
-        child.stderr.setEncoding('utf8');
-        child.stdout.on('data', (s) => { output += s; });
-        child.stderr.on('data', (s) => { output += s; });
-        exitPromise = new Promise((resolve) => child.once('exit', (code, signal) => {
-            exited = { code, signal };
-            resolve(exited);
-        }));
-
-        const end = Date.now() + 30000;
-        for (;;) {
-            if (exited) {
-                throw new Error('Node-RED exited early (' + JSON.stringify(exited) + '):\n' + output);
-            }
-            try {
-                const res = await api('GET', '/flows', { ms: 2000 });
-                if (res.status === 200) break;
-            } catch (err) { /* not listening yet */ }
-            if (Date.now() > end) {
-                throw new Error('Node-RED admin API did not answer within 30 s:\n' + output);
-            }
-            await delay(200);
-        }
+        nr = await startNodeRed({ withPackage: true, prefix: 'wsrs-e2e-' });
     });
 
     afterEach(async function () {
@@ -210,16 +36,11 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
     after(async function () {
         this.timeout(15000);
         await closeAll();
+        if (!nr) return;
         if (process.env.E2E_LOG) {
-            console.log(output); // E2E_LOG=1: show what Node-RED printed
+            console.log(nr.output()); // E2E_LOG=1: show what Node-RED printed
         }
-        if (child && !exited) {
-            child.kill('SIGKILL'); // only the child this file started
-            await within(exitPromise, 5000, 'Node-RED to die').catch(() => {});
-        }
-        if (userDir) {
-            fs.rmSync(userDir, { recursive: true, force: true });
-        }
+        await nr.stop({ signal: 'SIGKILL', ms: 5000 }); // only the child this file started; removes its user dir
     });
 
     it('lists our module with the four types and not core\'s websocket set', async function () {
@@ -249,7 +70,7 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
 
         it('echoes text', async function () {
             const ws = await connect();
-            const m = nextMessage(ws);
+            const m = nextMessage(ws, { ms: WAIT });
             ws.send('hello, Node-RED');
             const got = await m;
             assert.strictEqual(got.isBinary, false);
@@ -259,7 +80,7 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
         it('echoes binary as binary', async function () {
             const ws = await connect();
             const data = Buffer.from([0, 1, 2, 127, 128, 254, 255]);
-            const m = nextMessage(ws);
+            const m = nextMessage(ws, { ms: WAIT });
             ws.send(data);
             const got = await m;
             assert.strictEqual(got.isBinary, true);
@@ -268,13 +89,13 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
 
         it('echoes an empty string as an empty text frame (core drops it)', async function () {
             const ws = await connect();
-            const m = nextMessage(ws);
+            const m = nextMessage(ws, { ms: WAIT });
             ws.send('');
             const got = await m;
             assert.strictEqual(got.isBinary, false);
             assert.strictEqual(got.data.length, 0);
             // and the connection keeps working
-            const m2 = nextMessage(ws);
+            const m2 = nextMessage(ws, { ms: WAIT });
             ws.send('after');
             assert.strictEqual((await m2).data.toString(), 'after');
         });
@@ -283,7 +104,7 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
             const ws = await connect();
             const big = Buffer.alloc(1 << 20);
             for (let i = 0; i < big.length; i++) big[i] = (i * 31 + (i >> 8)) & 0xff;
-            let m = nextMessage(ws, 10000);
+            let m = nextMessage(ws, { ms: 10000 });
             ws.send(big);
             let got = await m;
             assert.strictEqual(got.isBinary, true);
@@ -291,7 +112,7 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
             assert.ok(big.equals(got.data), '1 MiB binary came back altered');
 
             const text = 'é'.repeat(1 << 19) + 'end'; // multi-byte, ~1 MiB of UTF-8
-            m = nextMessage(ws, 10000);
+            m = nextMessage(ws, { ms: 10000 });
             ws.send(text);
             got = await m;
             assert.strictEqual(got.isBinary, false);
@@ -324,7 +145,7 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
             let others = 0;
             b.on('message', () => others++);
             c.on('message', () => others++);
-            const m = nextMessage(a);
+            const m = nextMessage(a, { ms: WAIT });
             a.send('just for a');
             assert.strictEqual((await m).data.toString(), 'just for a');
             await delay(200);
@@ -341,23 +162,23 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
         it('are not reported as errors (core logs nothing for them)', async function () {
             // Core's `ws` server reports a dropped TCP connection as a 1006 close
             // only; it emits 'error' (and core warns) on protocol violations alone.
-            const mark = output.length;
+            const mark = output().length;
             const a = await connect();
-            const m = nextMessage(a);
+            const m = nextMessage(a, { ms: WAIT });
             a.send('x');
             await m;
             a.terminate(); // FIN without a close frame, as a killed browser tab
             const b = await connect();
-            const mb = nextMessage(b);
+            const mb = nextMessage(b, { ms: WAIT });
             b.send('y');
             await mb;
             b._socket.resetAndDestroy(); // RST, as a dropped network
             const live = await connect(); // the listener is fine afterwards
-            const ml = nextMessage(live);
+            const ml = nextMessage(live, { ms: WAIT });
             live.send('z');
             assert.strictEqual((await ml).data.toString(), 'z');
             await delay(300);
-            const lines = output.slice(mark).split('\n').filter((l) => /\[(warn|error)\]/.test(l));
+            const lines = output().slice(mark).split('\n').filter((l) => /\[(warn|error)\]/.test(l));
             assert.deepStrictEqual(lines, [], 'Node-RED logged warnings/errors for clients that just went away');
         });
     });
@@ -370,13 +191,13 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
 
         it('sends one client\'s message to every connected client', async function () {
             const clients = await Promise.all(Array.from({ length: 5 }, () => connect()));
-            const got = clients.map((ws) => nextMessage(ws));
+            const got = clients.map((ws) => nextMessage(ws, { ms: WAIT }));
             clients[2].send('to everyone');
             for (const [i, m] of (await Promise.all(got)).entries()) {
                 assert.strictEqual(m.data.toString(), 'to everyone', 'client ' + i);
                 assert.strictEqual(m.isBinary, false);
             }
-            const bin = clients.map((ws) => nextMessage(ws));
+            const bin = clients.map((ws) => nextMessage(ws, { ms: WAIT }));
             clients[0].send(Buffer.from([9, 8, 7]));
             for (const m of await Promise.all(bin)) {
                 assert.strictEqual(m.isBinary, true);
@@ -390,10 +211,10 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
             this.timeout(30000);
             await deploy(ECHO_FLOW);
             const old = await Promise.all([connect(), connect(), connect()]);
-            const m = nextMessage(old[0]);
+            const m = nextMessage(old[0], { ms: WAIT });
             old[0].send('v1');
             assert.strictEqual((await m).data.toString(), 'v1');
-            const closes = old.map((ws) => closedWith(ws, 10000));
+            const closes = old.map((ws) => closed(ws, { ms: 10000 }));
 
             await deploy(withChange([{ t: 'set', p: 'payload', pt: 'msg', to: '"v2:" & payload', tot: 'jsonata' }]));
             for (const [i, c] of (await Promise.all(closes)).entries()) {
@@ -401,7 +222,7 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
             }
 
             const ws = await connect();
-            const m2 = nextMessage(ws);
+            const m2 = nextMessage(ws, { ms: WAIT });
             ws.send('hello');
             assert.strictEqual((await m2).data.toString(), 'v2:hello');
         });
@@ -420,12 +241,12 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
             assert.strictEqual(closes, 0, 'a client was closed by a deploy that did not touch the listener');
             for (const [i, ws] of clients.entries()) {
                 assert.strictEqual(ws.readyState, WebSocket.OPEN, 'client ' + i);
-                const m = nextMessage(ws);
+                const m = nextMessage(ws, { ms: WAIT });
                 ws.send('still here ' + i);
                 assert.strictEqual((await m).data.toString(), 'still here ' + i);
             }
             const fresh = await connect();
-            const m = nextMessage(fresh);
+            const m = nextMessage(fresh, { ms: WAIT });
             fresh.send('fresh');
             assert.strictEqual((await m).data.toString(), 'fresh');
         });
@@ -451,7 +272,7 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
             await until(() => notes.slice(before).some((n) => n.topic === 'notification/runtime-deploy'), 'a runtime-deploy notification for the new deploy');
             assert.strictEqual(comms.readyState, WebSocket.OPEN);
             // the listener client was not disturbed either
-            const m = nextMessage(echo);
+            const m = nextMessage(echo, { ms: WAIT });
             echo.send('ok');
             assert.strictEqual((await m).data.toString(), 'ok');
         });
@@ -459,7 +280,7 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
         it('leaves an unknown path to Node-RED (no handshake from us)', async function () {
             // Nothing in Node-RED answers an upgrade on a path no one serves; the
             // point is that our handler does not accept it.
-            const ws = track(new WebSocket(wsBase() + '/ws/nobody-here'));
+            const ws = track(new WebSocket(nr.wsUrl + '/ws/nobody-here'));
             const outcome = await within(new Promise((resolve) => {
                 ws.once('open', () => resolve('open'));
                 ws.once('unexpected-response', () => resolve('refused'));
@@ -474,16 +295,15 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
         it('stops on SIGINT, closing clients with 1001, without crash output', async function () {
             this.timeout(30000);
             const ws = await connect();
-            const closed = closedWith(ws, 15000);
-            assert.ok(!exited, 'Node-RED is still running before SIGINT');
-            process.kill(child.pid, 'SIGINT'); // the child this file started
-            const how = await within(exitPromise, 15000, 'Node-RED to exit after SIGINT');
-            assert.deepStrictEqual(how, { code: 0, signal: null }, 'exit: ' + JSON.stringify(how) + '\n' + output);
-            const c = await closed;
+            const closing = closed(ws, { ms: 15000 });
+            assert.ok(!nr.exited(), 'Node-RED is still running before SIGINT');
+            process.kill(nr.child.pid, 'SIGINT'); // the child this file started
+            const how = await within(nr.exitPromise, 15000, 'Node-RED to exit after SIGINT');
+            assert.deepStrictEqual(how, { code: 0, signal: null }, 'exit: ' + JSON.stringify(how) + '\n' + output());
+            const c = await closing;
             assert.strictEqual(c.code, 1001, 'client closed with ' + c.code + ' on shutdown');
-            const crash = output.split('\n').filter((l) => CRASH.test(l));
-            assert.deepStrictEqual(crash, [], 'crash signs in Node-RED output:\n' + output);
-            assert.match(output, /Stopped flows/);
+            assert.deepStrictEqual(crashLines(output()), [], 'crash signs in Node-RED output:\n' + output());
+            assert.match(output(), /Stopped flows/);
         });
     });
 });

@@ -13,9 +13,30 @@ function connect(url, protocols, options) {
     });
 }
 
-/** Resolves with the next message: {data, isBinary}. */
-function nextMessage(ws) {
-    return new Promise((resolve) => ws.once('message', (data, isBinary) => resolve({ data, isBinary })));
+/** Rejects if `promise` has not settled within `ms`. */
+function within(promise, ms, what) {
+    let timer;
+    return Promise.race([
+        promise,
+        new Promise((resolve, reject) => {
+            timer = setTimeout(() => reject(new Error('timed out after ' + ms + ' ms waiting for ' + what)), ms);
+        })
+    ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * `promise` bounded by `options.ms` when given, else as is. An options object, not
+ * a bare number, so that point-free use (`clients.map(closed)`, which passes the
+ * index second) stays unbounded.
+ */
+function bounded(promise, options, what) {
+    const ms = options && typeof options === 'object' ? options.ms : undefined;
+    return typeof ms === 'number' ? within(promise, ms, what) : promise;
+}
+
+/** Resolves with the next message: {data, isBinary}; rejects after `ms` if given ({ms}). */
+function nextMessage(ws, options) {
+    return bounded(new Promise((resolve) => ws.once('message', (data, isBinary) => resolve({ data, isBinary }))), options, 'a message');
 }
 
 /** Collects `n` messages. */
@@ -33,11 +54,12 @@ function messages(ws, n) {
     });
 }
 
-function closed(ws) {
-    return new Promise((resolve) => {
-        if (ws.readyState === WebSocket.CLOSED) return resolve({ code: -1 });
+/** Resolves with {code, reason} once `ws` has closed ({code: -1} if it already had); rejects after `ms` if given ({ms}). */
+function closed(ws, options) {
+    return bounded(new Promise((resolve) => {
+        if (ws.readyState === WebSocket.CLOSED) return resolve({ code: -1, reason: '' });
         ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }));
-    });
+    }), options, 'the connection to close');
 }
 
 /** Resolves with the next `count` msgs a helper node receives. */
@@ -59,15 +81,53 @@ function delay(ms) {
     return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Polls `check` until it returns truthy (bounded). */
+/** Polls `check` until it returns truthy (bounded by `ms`; checked at least once). */
 async function until(check, what, ms = 5000) {
     const end = Date.now() + ms;
-    while (Date.now() < end) {
+    for (;;) {
         const v = await check();
         if (v) return v;
+        if (Date.now() > end) throw new Error('timed out after ' + ms + ' ms waiting for ' + what);
         await delay(10);
     }
-    throw new Error('timed out waiting for ' + what);
 }
 
-module.exports = { WebSocket, connect, nextMessage, messages, closed, received, wsUrl, delay, until };
+/**
+ * ws clients of one server, tracked so that a test's leftovers can be closed:
+ * `connect(path, ms)` resolves once open (bounded), `track(ws)` adopts a client
+ * made elsewhere, `closeAll()` closes every one (closing handshake where open,
+ * bounded, then terminate). `options` go to every `new WebSocket` (e.g. `ca`).
+ */
+function clientPool(base, options = {}) {
+    const sockets = [];
+    function track(ws) {
+        sockets.push(ws);
+        ws.on('error', () => {}); // failures show up as close/timeouts in the assertions
+        return ws;
+    }
+    function connect(urlPath, ms = 5000, protocols) {
+        const ws = track(new WebSocket(base() + urlPath, protocols, options));
+        return within(new Promise((resolve, reject) => {
+            ws.once('open', () => resolve(ws));
+            ws.once('error', (err) => reject(new Error('connecting to ' + urlPath + ': ' + err.message)));
+            ws.once('unexpected-response', (req, res) => reject(new Error('HTTP ' + res.statusCode + ' on ' + urlPath)));
+        }), ms, 'a connection to ' + urlPath);
+    }
+    async function closeAll() {
+        const all = sockets.splice(0);
+        await Promise.all(all.map((ws) => {
+            if (ws.readyState !== WebSocket.OPEN) return null;
+            const done = within(new Promise((resolve) => ws.once('close', resolve)), 1000, 'close').catch(() => {});
+            ws.close(1000);
+            return done;
+        }));
+        for (const ws of all) {
+            try {
+                ws.terminate();
+            } catch (err) { /* already gone */ }
+        }
+    }
+    return { connect, track, closeAll };
+}
+
+module.exports = { WebSocket, connect, nextMessage, messages, closed, received, wsUrl, delay, until, within, clientPool };

@@ -19,6 +19,26 @@ module.exports = function (RED) {
         node.lastStatus = null;
         node.visitEvent = visitEvent.bind(node);
         node.onBatch = onBatch.bind(node);
+        // Outbound sends of one event-loop turn cross into the addon together.
+        node.outTargets = [];
+        node.outPayloads = [];
+        node.flushScheduled = false;
+        node.flushOutbox = flushOutbox.bind(node);
+    }
+
+    function flushOutbox() {
+        this.flushScheduled = false;
+        if (this.outTargets.length === 0) return;
+        const targets = new Uint32Array(this.outTargets);
+        const payloads = this.outPayloads;
+        this.outTargets = [];
+        this.outPayloads = [];
+        if (!this.native) return;
+        try {
+            this.native.sendMany(targets, payloads);
+        } catch (err) {
+            this.warn(RED._('websocket.errors.send-error') + err.message);
+        }
     }
 
     function onBatch(buf) {
@@ -75,6 +95,31 @@ module.exports = function (RED) {
     }
 
     const methods = {
+        /**
+         * Queues `data` for session `target` (0: every session of a listener, or
+         * the live connection of a client); sent, in order, at the end of this
+         * event-loop turn in one call.
+         */
+        queueSend(target, data) {
+            this.outTargets.push(target);
+            this.outPayloads.push(data);
+            if (!this.flushScheduled) {
+                this.flushScheduled = true;
+                setImmediate(this.flushOutbox);
+            }
+        },
+
+        reply(id, data) {
+            const session = messages.sessionFromKey(id);
+            if (session > 0) {
+                this.queueSend(session, data);
+            }
+        },
+
+        broadcast(data) {
+            this.queueSend(0, data);
+        },
+
         deliver(data, session) {
             const msg = messages.inboundMsg(data, this.wholemsg, messages.sessionKey(session));
             for (const n of this.inputNodes) {
@@ -130,6 +175,7 @@ module.exports = function (RED) {
 
         /** Closes the native side (1001 to every peer), then calls done. */
         closeNative(done) {
+            this.flushOutbox();
             this.closing = true;
             this.inputNodes.clear();
             this.statusNodes.clear();

@@ -105,6 +105,20 @@ impl JsClient {
         self.inner.send(session, to_message(data))
     }
 
+    /// Many sends in one call, in order: `targets[i]` is a session id (sent only
+    /// if still live) or 0 (the live connection). Returns how many were queued.
+    #[napi(catch_unwind)]
+    pub fn send_many(&self, targets: Uint32Array, payloads: Vec<Either<String, &[u8]>>) -> Result<u32> {
+        if targets.len() != payloads.len() {
+            return Err(invalid("targets and payloads differ in length"));
+        }
+        let mut queued = 0;
+        for (&target, data) in targets.iter().zip(payloads) {
+            queued += self.inner.send((target != 0).then_some(target), to_message(data)) as u32;
+        }
+        Ok(queued)
+    }
+
     #[napi(getter)]
     pub fn connected(&self) -> bool {
         self.inner.is_connected()

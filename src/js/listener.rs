@@ -68,7 +68,7 @@ impl JsListener {
     /// `onOutput(kind, bytes)` gets 1 = write these, 2 = resume reading, 3 = end.
     /// Returns the bridge, or the HTTP response to write when refused.
     #[napi(catch_unwind, ts_return_type = "Bridge | string")]
-    pub fn bridge(&self, head: &[u8], request: UpgradeInfo, on_output: Function<'_, (u32, CopiedBuffer), ()>) -> Result<Either<JsBridge, String>> {
+    pub fn bridge(&self, head: &[u8], request: UpgradeInfo, on_output: Function<'_, FnArgs<(u32, CopiedBuffer)>, ()>) -> Result<Either<JsBridge, String>> {
         JsBridge::start(&self.inner, head.to_vec(), &request.into(), on_output)
     }
 
@@ -76,6 +76,21 @@ impl JsListener {
     #[napi(catch_unwind)]
     pub fn send(&self, session: u32, data: Either<String, &[u8]>) -> bool {
         self.inner.send(session, to_message(data))
+    }
+
+    /// Queue many messages in one call, in order: `targets[i]` is a session id,
+    /// or 0 for a broadcast of `payloads[i]`. Returns how many were queued.
+    #[napi(catch_unwind)]
+    pub fn send_many(&self, targets: Uint32Array, payloads: Vec<Either<String, &[u8]>>) -> Result<u32> {
+        if targets.len() != payloads.len() {
+            return Err(invalid("targets and payloads differ in length"));
+        }
+        let mut queued = 0;
+        for (&target, data) in targets.iter().zip(payloads) {
+            let msg = to_message(data);
+            queued += if target == 0 { self.inner.broadcast(msg) } else { self.inner.send(target, msg) as u32 };
+        }
+        Ok(queued)
     }
 
     /// Queue a message to every session (copied once). Returns how many.
