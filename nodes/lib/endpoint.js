@@ -17,6 +17,9 @@ module.exports = function (RED) {
         node.native = null;
         node.failure = null;
         node.lastStatus = null;
+        // Live sessions: number <-> `_session.id`, so no message parses or formats ids.
+        node.keyOf = new Map();
+        node.idOf = new Map();
         node.visitEvent = visitEvent.bind(node);
         node.onBatch = onBatch.bind(node);
         // Outbound sends of one event-loop turn cross into the addon together.
@@ -60,15 +63,21 @@ module.exports = function (RED) {
             case KIND.BINARY:
                 this.deliver(buf.subarray(start, end), session);
                 break;
-            case KIND.OPEN:
+            case KIND.OPEN: {
+                const key = messages.sessionKey(session);
+                this.keyOf.set(session, key);
+                this.idOf.set(key, session);
                 this.count++;
                 this.setStatus(connectedStatus(this, 'connect', session));
                 break;
+            }
             case KIND.CLOSE:
                 this.count = Math.max(0, this.count - 1);
                 this.setStatus(this.count > 0 && this.isListener
                     ? connectedStatus(this, 'disconnect', session)
                     : { fill: 'red', shape: 'ring', text: 'common.status.disconnected', event: 'disconnect', _session: sessionOf(session) });
+                this.idOf.delete(this.keyOf.get(session));
+                this.keyOf.delete(session);
                 break;
             case KIND.ERROR:
                 this.setStatus({ fill: 'red', shape: 'ring', text: 'common.status.error', event: 'error', _session: sessionOf(session) });
@@ -109,9 +118,10 @@ module.exports = function (RED) {
             }
         },
 
+        /** Sends to the session a msg came from; silently nothing if it is gone. */
         reply(id, data) {
-            const session = messages.sessionFromKey(id);
-            if (session > 0) {
+            const session = this.idOf.get(id);
+            if (session !== undefined) {
                 this.queueSend(session, data);
             }
         },
@@ -121,7 +131,7 @@ module.exports = function (RED) {
         },
 
         deliver(data, session) {
-            const msg = messages.inboundMsg(data, this.wholemsg, messages.sessionKey(session));
+            const msg = messages.inboundMsg(data, this.wholemsg, this.keyOf.get(session) || messages.sessionKey(session));
             for (const n of this.inputNodes) {
                 try {
                     n.send(msg);

@@ -1,17 +1,9 @@
 'use strict';
 // Mapping between WebSocket messages and Node-RED msg objects, as core does it.
 
-/** `_session.id` is the session number in hex; anything else matches no session. */
+/** `_session.id` is the session number in hex. */
 function sessionKey(id) {
     return id.toString(16);
-}
-
-function sessionFromKey(key) {
-    if (typeof key !== 'string') {
-        return -1;
-    }
-    const n = parseInt(key, 16);
-    return n > 0 && n <= 0xffffffff && n.toString(16) === key ? n : -1;
 }
 
 /**
@@ -63,4 +55,4 @@ function outboundData(msg, wholemsg, ensureString) {
     return Buffer.isBuffer(msg.payload) ? msg.payload : ensureString(msg.payload);
 }
 
-module.exports = { sessionKey, sessionFromKey, inboundMsg, outboundData };
+module.exports = { sessionKey, inboundMsg, outboundData };
