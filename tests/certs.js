@@ -25,7 +25,8 @@ function makeCert({ subject, issuer, issuerKey, keys, isCa, altNames }) {
     return forge.pki.certificateToPem(cert);
 }
 
-/** {ca, cert, key}: PEM strings; the cert is valid for 127.0.0.1 and localhost. */
+/** {ca, cert, key}: PEM strings; the cert is valid for 127.0.0.1 and localhost, as a
+ *  server and as a client certificate. */
 function makeCerts() {
     const caKeys = forge.pki.rsa.generateKeyPair(2048);
     const ca = makeCert({ subject: 'websocket-rs test CA', issuer: 'websocket-rs test CA', issuerKey: caKeys.privateKey, keys: caKeys, isCa: true });
@@ -37,4 +38,9 @@ function makeCerts() {
     return { ca, cert, key: forge.pki.privateKeyToPem(keys.privateKey) };
 }
 
-module.exports = { makeCerts };
+/** The same key, encrypted with `passphrase` (legacy PEM encryption, as openssl writes it). */
+function encryptKey(pem, passphrase) {
+    return forge.pki.encryptRsaPrivateKey(forge.pki.privateKeyFromPem(pem), passphrase, { algorithm: 'aes256' });
+}
+
+module.exports = { makeCerts, encryptKey };

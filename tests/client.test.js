@@ -9,24 +9,14 @@ const helper = require('node-red-node-test-helper');
 const wsNode = require('../nodes/websocket.js');
 const tlsNode = require('@node-red/nodes/core/network/05-tls.js');
 const { WebSocket, received, delay, until } = require('./support');
-const { makeCerts } = require('./certs');
+const { makeCerts, encryptKey } = require('./certs');
+const { seedFlow } = require('./flows');
 
 helper.init(require.resolve('node-red'));
 
-/** The seed example exported from a core Node-RED, both halves. */
-function seedFlow(port) {
-    return [
-        { id: '43294be738b7699a', type: 'tab', label: 'WebSockets', disabled: false, info: '', env: [] },
-        { id: 'e788dbc44428f6b7', type: 'websocket in', z: '43294be738b7699a', name: '', server: '', client: '4db78eb653d6d50d', x: 290, y: 240, wires: [['d86baf93795dbb2d']] },
-        { id: '8c702971b0292f9b', type: 'websocket out', z: '43294be738b7699a', name: '', server: '', client: '4db78eb653d6d50d', x: 510, y: 180, wires: [] },
-        { id: 'dda81a976ccf2a2b', type: 'inject', z: '43294be738b7699a', name: '', props: [{ p: 'payload' }, { p: 'topic', vt: 'str' }], repeat: '', crontab: '', once: false, onceDelay: 0.1, topic: '', payload: '', payloadType: 'date', x: 220, y: 180, wires: [['8c702971b0292f9b']] },
-        // the seed's debug node, replaced by a helper sink to observe what arrives
-        { id: 'd86baf93795dbb2d', type: 'helper', z: '43294be738b7699a' },
-        { id: 'd36a13e17814e375', type: 'websocket in', z: '43294be738b7699a', name: '', server: '542f751e15337c46', client: '', x: 230, y: 320, wires: [['1660b4da46db22ad']] },
-        { id: '1660b4da46db22ad', type: 'websocket out', z: '43294be738b7699a', name: '', server: '542f751e15337c46', client: '', x: 560, y: 320, wires: [] },
-        { id: '4db78eb653d6d50d', type: 'websocket-client', path: 'ws://localhost:' + port + '/ws/echo', tls: '', wholemsg: 'false', hb: '0', subprotocol: '' },
-        { id: '542f751e15337c46', type: 'websocket-listener', path: '/ws/echo', wholemsg: 'false' }
-    ];
+/** The seed example, with its debug node swapped for a helper sink to observe. */
+function seedWithSink(port) {
+    return seedFlow(port).map((n) => (n.type === 'debug' ? { id: n.id, z: n.z, type: 'helper' } : n));
 }
 
 /** A client config plus in (to a sink) and out nodes. */
@@ -44,7 +34,8 @@ function clientFlow(url, extra = {}, more = []) {
 function wsServer(options = {}) {
     return new Promise((resolve) => {
         const server = options.server;
-        const wss = new WebSocket.Server(server ? { server, ...options } : { host: '127.0.0.1', port: options.port || 0, ...options }, () => {});
+        const { listenHost, ...wsOptions } = options;
+        const wss = new WebSocket.Server(server ? { server, ...wsOptions } : { host: '127.0.0.1', port: options.port || 0, ...wsOptions }, () => {});
         const conns = [];
         const requests = [];
         wss.on('connection', (ws, req) => {
@@ -52,7 +43,7 @@ function wsServer(options = {}) {
             requests.push(req);
         });
         const ready = () => resolve({ wss, conns, requests, port: (server || wss).address().port });
-        if (server) server.listen(0, '127.0.0.1', ready);
+        if (server) server.listen(0, options.listenHost || '127.0.0.1', ready);
         else wss.once('listening', ready);
     });
 }
@@ -90,7 +81,7 @@ describe('websocket-client', function () {
 
     it('runs the core seed example: inject → client → listener echo → client in', async function () {
         const port = new URL(helper.url()).port;
-        await helper.load([wsNode, require('@node-red/nodes/core/common/20-inject.js')], seedFlow(port));
+        await helper.load([wsNode, require('@node-red/nodes/core/common/20-inject.js')], seedWithSink(port));
         const client = helper.getNode('4db78eb653d6d50d');
         await until(() => client.count === 1, 'client connected');
         const got = received(helper.getNode('d86baf93795dbb2d'));
@@ -292,6 +283,35 @@ describe('websocket-client', function () {
             await helper.unload();
             await helper.load([wsNode, tlsNode], tlsFlow(s.port, { verifyservercert: false }));
             await until(() => s.conns.length === 1, 'unverified wss connection');
+        });
+
+        it('presents a client certificate whose key has a passphrase', async function () {
+            const s = await server({
+                server: https.createServer({ cert: certs.cert, key: certs.key, ca: certs.ca, requestCert: true, rejectUnauthorized: true })
+            });
+            await helper.load([wsNode, tlsNode], tlsFlow(s.port, {}), {
+                tls: { cadata: certs.ca, certdata: certs.cert, keydata: encryptKey(certs.key, 'open sesame'), passphrase: 'open sesame' }
+            });
+            await until(() => s.conns.length === 1, 'mutual TLS connection');
+            assert.ok(s.requests[0].socket.getPeerCertificate().subject, 'the server saw our certificate');
+        });
+
+        it('verifies against the tls-config server name instead of the URL host', async function () {
+            // The certificate names localhost and 127.0.0.1, not 127.0.0.2.
+            const srv = https.createServer({ cert: certs.cert, key: certs.key });
+            const s = await server({ server: srv, listenHost: '127.0.0.2' });
+            const url = (port) => 'wss://127.0.0.2:' + port + '/secure';
+            const flow = tlsFlow(s.port, {});
+            flow[0].path = url(s.port);
+            await helper.load([wsNode, tlsNode], flow, { tls: { cadata: certs.ca } });
+            const statuses = statusLog(helper.getNode('in'));
+            await until(() => statuses.some((x) => x.event === 'error'), 'name mismatch refused');
+            assert.strictEqual(s.conns.length, 0);
+            await helper.unload();
+            const named = tlsFlow(s.port, { servername: 'localhost' });
+            named[0].path = url(s.port);
+            await helper.load([wsNode, tlsNode], named, { tls: { cadata: certs.ca } });
+            await until(() => s.conns.length === 1, 'connection verified as localhost');
         });
 
         it('reports unusable TLS material as a node error', async function () {

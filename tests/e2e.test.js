@@ -7,7 +7,7 @@
 const assert = require('assert');
 const { WebSocket, nextMessage, closed, delay, until, within, clientPool } = require('./support');
 const { startNodeRed } = require('./nodered');
-const { ECHO_FLOW, withChange, withComment, crashLines } = require('./flows');
+const { ECHO_FLOW, seedFlow, withChange, withComment, crashLines } = require('./flows');
 
 const MODULE = '@websocket-rs/node-red';
 const TYPES = ['websocket in', 'websocket out', 'websocket-listener', 'websocket-client'];
@@ -249,6 +249,31 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
             const m = nextMessage(fresh, { ms: WAIT });
             fresh.send('fresh');
             assert.strictEqual((await m).data.toString(), 'fresh');
+        });
+    });
+
+    describe('the seed example from core, both halves (client → listener echo → client)', function () {
+        it('echoes an injected timestamp through the client and the listener back to the debug node', async function () {
+            this.timeout(30000);
+            await deploy(seedFlow(nr.port));
+            const comms = await connect('/comms');
+            const debug = [];
+            const statuses = [];
+            comms.on('message', (data) => {
+                try {
+                    for (const n of JSON.parse(data.toString())) {
+                        if (n.topic === 'debug') debug.push(n.data);
+                        if (n.topic === 'status/e788dbc44428f6b7') statuses.push(n.data);
+                    }
+                } catch (err) { /* not a batch */ }
+            });
+            comms.send(JSON.stringify({ subscribe: 'debug' }));
+            comms.send(JSON.stringify({ subscribe: 'status/#' }));
+            await until(() => statuses.some((st) => st.fill === 'green'), 'the client half connected', WAIT);
+            const res = await api('POST', '/inject/dda81a976ccf2a2b');
+            assert.strictEqual(res.status, 200);
+            const got = await until(() => debug.find((d) => d.id === 'd86baf93795dbb2d'), 'the echo at the debug node', WAIT);
+            assert.ok(Number(got.msg) > 1.7e12, 'a timestamp came back: ' + got.msg);
         });
     });
 

@@ -34,4 +34,16 @@ function crashLines(output) {
     return output.split('\n').filter((l) => CRASH.test(l));
 }
 
-module.exports = { ECHO_FLOW, TAB, IN, OUT, withChange, withComment, CRASH, crashLines };
+
+/** The issue's seed example, a core Node-RED export: a listener echo on /ws/echo and a
+ *  client (ws://localhost:1880/ws/echo) with inject → client out, client in → debug. */
+const SEED_FLOW = '[{"id":"43294be738b7699a","type":"tab","label":"WebSockets","disabled":false,"info":"","env":[]},{"id":"e788dbc44428f6b7","type":"websocket in","z":"43294be738b7699a","name":"","server":"","client":"4db78eb653d6d50d","x":290,"y":240,"wires":[["d86baf93795dbb2d"]]},{"id":"8c702971b0292f9b","type":"websocket out","z":"43294be738b7699a","name":"","server":"","client":"4db78eb653d6d50d","x":510,"y":180,"wires":[]},{"id":"dda81a976ccf2a2b","type":"inject","z":"43294be738b7699a","name":"","props":[{"p":"payload"},{"p":"topic","vt":"str"}],"repeat":"","crontab":"","once":false,"onceDelay":0.1,"topic":"","payload":"","payloadType":"date","x":220,"y":180,"wires":[["8c702971b0292f9b"]]},{"id":"d86baf93795dbb2d","type":"debug","z":"43294be738b7699a","name":"debug 5","active":true,"tosidebar":true,"console":false,"tostatus":false,"complete":"false","statusVal":"","statusType":"auto","x":580,"y":240,"wires":[]},{"id":"d36a13e17814e375","type":"websocket in","z":"43294be738b7699a","name":"","server":"542f751e15337c46","client":"","x":230,"y":320,"wires":[["1660b4da46db22ad"]]},{"id":"1660b4da46db22ad","type":"websocket out","z":"43294be738b7699a","name":"","server":"542f751e15337c46","client":"","x":560,"y":320,"wires":[]},{"id":"4db78eb653d6d50d","type":"websocket-client","path":"ws://localhost:1880/ws/echo","tls":"","wholemsg":"false","hb":"0","subprotocol":""},{"id":"542f751e15337c46","type":"websocket-listener","path":"/ws/echo","wholemsg":"false"}]';
+
+/** The seed flow, unchanged but for the port its client dials. */
+function seedFlow(port) {
+    return JSON.parse(SEED_FLOW.replace('ws://localhost:1880/', 'ws://localhost:' + port + '/'));
+}
+
+module.exports = {
+    SEED_FLOW,
+    seedFlow, ECHO_FLOW, TAB, IN, OUT, withChange, withComment, CRASH, crashLines };
