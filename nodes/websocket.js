@@ -144,6 +144,8 @@ module.exports = function (RED) {
             socket.on('data', (chunk) => {
                 if (!bridge.push(chunk)) socket.pause();
             });
+            // end() also resumes output, which may be waiting for a 'drain' that a
+            // closed socket never emits.
             socket.on('end', () => bridge.end());
             socket.on('close', () => bridge.end());
             socket.on('error', () => socket.destroy());

@@ -45,17 +45,24 @@ impl BridgeHandle {
     pub fn push(&self, data: Bytes) -> bool {
         let len = data.len();
         let pending = self.flow.pending.fetch_add(len, Ordering::AcqRel) + len;
-        let _ = self.input.send(Some(data));
-        if pending > HIGH_WATER {
+        let over = pending > HIGH_WATER;
+        if over {
+            // Set before queueing, so the writer's drain check cannot miss it.
             self.flow.wants_drain.store(true, Ordering::Release);
-            return false;
         }
-        true
+        let _ = self.input.send(Some(data));
+        if over && self.flow.pending.load(Ordering::Acquire) <= HIGH_WATER / 2 && self.flow.wants_drain.swap(false, Ordering::AcqRel) {
+            // The writer drained in the meantime and saw no request: no pause needed.
+            return true;
+        }
+        !over
     }
 
-    /// The socket ended: the session sees end of stream.
+    /// The socket ended or closed: the session sees end of stream, and output
+    /// stops waiting for a `drain` that will never come.
     pub fn end(&self) {
         let _ = self.input.send(None);
+        self.resume();
     }
 
     /// JS's socket buffer is full: stop producing `Data` until `resume`.
@@ -116,4 +123,45 @@ pub fn start(listener: &Listener, head: Vec<u8>, req: &UpgradeRequest, output: O
     });
 
     Ok(Ok(BridgeHandle { input, flow }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inbox::Inbox;
+    use crate::listener::ListenerConfig;
+    use std::time::Duration;
+
+    fn request() -> UpgradeRequest {
+        UpgradeRequest {
+            method: "GET".into(),
+            upgrade: "websocket".into(),
+            key: "dGhlIHNhbXBsZSBub25jZQ==".into(),
+            version: "13".into(),
+            protocol: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn ending_a_paused_bridge_still_ends_its_output() {
+        let listener = Listener::new(ListenerConfig::default(), Inbox::new(Box::new(|_| {})));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let out: OutputFn = Box::new(move |o| {
+            let _ = tx.send(matches!(o, Output::End));
+        });
+        let bridge = start(&listener, Vec::new(), &request(), out).unwrap().unwrap();
+        bridge.pause(); // JS's socket buffer is full ...
+        bridge.end(); // ... and then the socket closes: no 'drain' will ever come
+        let ended = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(is_end) = rx.recv().await {
+                if is_end {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(ended, Ok(true), "the output task must finish, not wait for a resume");
+        listener.close(1001).await;
+    }
 }

@@ -43,8 +43,10 @@ struct Target {
     request: Request,
     host: String,
     port: u16,
-    secure: bool,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// Chosen once, on the JS thread: the environment is not read from workers
+    /// (a concurrent `setenv` from `process.env` would be a data race).
+    proxy: Option<String>,
 }
 
 impl Target {
@@ -58,8 +60,14 @@ impl Target {
         let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| Error::InvalidArgument(format!("URL has no host: {}", cfg.url)))?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
         let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        let userinfo = uri.authority().and_then(|a| a.as_str().rsplit_once('@')).map(|(u, _)| percent_decode(u));
         let mut request = uri.into_client_request().map_err(|e| Error::InvalidArgument(format!("invalid URL {}: {e}", cfg.url)))?;
         let headers = request.headers_mut();
+        if let Some(credentials) = userinfo {
+            // ws://user:pass@host/ sends Basic credentials, as core's `ws` does.
+            let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials));
+            headers.insert("authorization", HeaderValue::from_str(&value).map_err(|_| Error::InvalidArgument("invalid URL credentials".into()))?);
+        }
         if !cfg.protocols.is_empty() {
             let list = HeaderValue::from_str(&cfg.protocols.join(", ")).map_err(|_| Error::InvalidArgument("invalid subprotocol".into()))?;
             headers.insert("sec-websocket-protocol", list);
@@ -74,37 +82,51 @@ impl Target {
         } else {
             None
         };
-        Ok(Target { request, host, port, secure, tls })
+        let scheme = if secure { "wss" } else { "ws" };
+        let env = |k: &str| std::env::var(k).ok();
+        let proxy = proxy::proxy_for(scheme, &host, port, &cfg.url, &cfg.proxy, &env);
+        Ok(Target { request, host, port, tls, proxy })
     }
 
     async fn connect(&self, cfg: &ClientConfig) -> Result<tokio_tungstenite::WebSocketStream<Box<dyn Io>>> {
-        let scheme = if self.secure { "wss" } else { "ws" };
-        let env = |k: &str| std::env::var(k).ok();
-        let tcp = match proxy::proxy_for(scheme, &self.host, self.port, &cfg.url, &cfg.proxy, &env) {
-            Some(p) => through_proxy(&p, &self.host, self.port).await?,
-            None => TcpStream::connect((self.host.as_str(), self.port)).await?,
+        let transport: Box<dyn Io> = match &self.proxy {
+            Some(p) => through_proxy(p, &self.host, self.port).await?,
+            None => {
+                let tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
+                let _ = tcp.set_nodelay(true);
+                Box::new(tcp)
+            }
         };
-        let _ = tcp.set_nodelay(true);
         let stream: Box<dyn Io> = match &self.tls {
             Some(tls_config) => {
                 let name = tls::server_name(&self.host, cfg.tls.as_ref().unwrap_or(&TlsOptions::default()))?;
-                let tls = tokio_rustls::TlsConnector::from(tls_config.clone()).connect(name, tcp).await.map_err(|e| Error::Tls(e.to_string()))?;
+                let tls = tokio_rustls::TlsConnector::from(tls_config.clone()).connect(name, transport).await.map_err(|e| Error::Tls(e.to_string()))?;
                 Box::new(tls)
             }
-            None => Box::new(tcp),
+            None => transport,
         };
         let (ws, _response) = tokio_tungstenite::client_async_with_config(self.request.clone(), stream, Some(cfg.session.websocket_config())).await?;
         Ok(ws)
     }
 }
 
-/// Open a tunnel with HTTP CONNECT, as core's proxy agent does for ws and wss.
-async fn through_proxy(proxy_url: &str, host: &str, port: u16) -> Result<TcpStream> {
+/// Open a tunnel with HTTP CONNECT, as core's proxy agent does for ws and wss
+/// (over TLS to the proxy itself when its URL is https://).
+async fn through_proxy(proxy_url: &str, host: &str, port: u16) -> Result<Box<dyn Io>> {
     let uri: Uri = proxy_url.parse().map_err(|_| Error::InvalidArgument(format!("invalid proxy URL: {proxy_url}")))?;
     let proxy_host = uri.host().ok_or_else(|| Error::InvalidArgument(format!("proxy URL has no host: {proxy_url}")))?;
     let proxy_host = proxy_host.trim_start_matches('[').trim_end_matches(']');
-    let proxy_port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
-    let mut tcp = TcpStream::connect((proxy_host, proxy_port)).await?;
+    let secure = uri.scheme_str().is_some_and(|s| s.eq_ignore_ascii_case("https"));
+    let proxy_port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+    let tcp = TcpStream::connect((proxy_host, proxy_port)).await?;
+    let _ = tcp.set_nodelay(true);
+    let mut tcp: Box<dyn Io> = if secure {
+        let config = tls::client_config(&TlsOptions { verify: true, ..Default::default() })?;
+        let name = tls::server_name(proxy_host, &TlsOptions::default())?;
+        Box::new(tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.map_err(|e| Error::Tls(format!("proxy: {e}")))?)
+    } else {
+        Box::new(tcp)
+    };
     let target = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
     let mut req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
     if let Some(auth) = uri.authority().and_then(|a| a.as_str().rsplit_once('@')).map(|(userinfo, _)| userinfo) {
@@ -165,9 +187,10 @@ impl Client {
     /// to fix (bad URL, bad TLS material) and are not retried.
     pub fn start(cfg: ClientConfig, inbox: Arc<Inbox>) -> Result<Self> {
         let target = Target::parse(&cfg)?;
-        let (stop, _) = watch::channel(false);
+        // The supervisor's receiver exists before close() can send, so no stop is lost.
+        let (stop, stopped) = watch::channel(false);
         let shared = Arc::new(Shared { cfg, inbox, current: Mutex::new(None), stop });
-        let task = napi_or_tokio_spawn(supervise(shared.clone(), target));
+        let task = napi_or_tokio_spawn(supervise(shared.clone(), target, stopped));
         Ok(Client { shared, task: Mutex::new(Some(task)) })
     }
 
@@ -185,7 +208,7 @@ impl Client {
 
     /// Stop reconnecting, close the connection with `code`, wait for the end.
     pub async fn close(&self, code: u16) {
-        let _ = self.shared.stop.send(true);
+        self.shared.stop.send_replace(true);
         if let Some((_, handle)) = &*self.shared.current.lock() {
             handle.close(code);
         }
@@ -201,10 +224,9 @@ impl Client {
     }
 }
 
-async fn supervise(shared: Arc<Shared>, target: Target) {
+async fn supervise(shared: Arc<Shared>, target: Target, mut stop: watch::Receiver<bool>) {
     let cfg = &shared.cfg;
     let inbox = &shared.inbox;
-    let mut stop = shared.stop.subscribe();
     let mut failures: u32 = 0;
     while !*stop.borrow() {
         let id = session::next_id();
@@ -295,6 +317,17 @@ mod tests {
         let mut c = cfg("ws://h/x");
         c.headers = vec![("bad name".into(), "v".into())];
         assert!(Target::parse(&c).is_err());
+    }
+
+    #[test]
+    fn url_credentials_become_basic_auth_and_leave_the_host_alone() {
+        let t = Target::parse(&cfg("ws://us%40er:pass@127.0.0.1:9/x")).unwrap();
+        let h = t.request.headers();
+        assert_eq!(h["authorization"], "Basic dXNAZXI6cGFzcw==");
+        assert_eq!(h["host"], "127.0.0.1:9");
+        let mut explicit = cfg("ws://u:p@h/x");
+        explicit.headers = vec![("Authorization".into(), "Bearer t".into())];
+        assert_eq!(Target::parse(&explicit).unwrap().request.headers()["authorization"], "Bearer t");
     }
 
     #[test]

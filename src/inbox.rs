@@ -101,6 +101,11 @@ impl Inbox {
         }
     }
 
+    /// True while the queue is above the high-water mark (readers are waiting).
+    pub fn backed_up(&self) -> bool {
+        self.state.lock().bytes >= HIGH_WATER_BYTES
+    }
+
     fn wake(self: &Arc<Self>) {
         if let Some(w) = self.wake.lock().as_ref() {
             w(self.clone());

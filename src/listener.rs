@@ -153,8 +153,9 @@ impl Listener {
                     return;
                 }
             };
-            if let Err(e) = stream.write_all(&response).await {
-                departure.ended = Some(session::Ended { code: session::ABNORMAL_CLOSURE, error: Some(e.to_string()) });
+            if stream.write_all(&response).await.is_err() {
+                // The client left during the handshake: nothing to report (as core).
+                departure.ended = Some(session::Ended { code: session::ABNORMAL_CLOSURE, error: None });
                 return;
             }
             let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(cfg.websocket_config())).await;

@@ -4,11 +4,11 @@
 use crate::inbox::{Event, Inbox, Kind};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
@@ -67,6 +67,9 @@ pub enum Outgoing {
 pub struct Shared {
     queued: AtomicUsize,
     overflow: AtomicBool,
+    /// Signalled when the queue passes its cap; wakes the watchdog even while the
+    /// writer is stuck on a peer that does not read.
+    overflowed: Notify,
 }
 
 /// The sending side of a session.
@@ -88,9 +91,9 @@ impl SessionHandle {
         let len = msg.len();
         let queued = self.shared.queued.fetch_add(len, Ordering::Relaxed) + len;
         if queued > self.max_queue_bytes {
-            self.shared.overflow.store(true, Ordering::Relaxed);
-            // Wake the writer so it notices the overflow even if it is idle.
-            let _ = self.tx.send(Outgoing::Close(1008));
+            if !self.shared.overflow.swap(true, Ordering::Relaxed) {
+                self.shared.overflowed.notify_one();
+            }
             return false;
         }
         self.tx.send(Outgoing::Msg(msg)).is_ok()
@@ -134,12 +137,18 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut sink, mut stream) = ws.split();
-    let heard = AtomicBool::new(true);
+    let start = tokio::time::Instant::now();
+    let since_start = || start.elapsed().as_millis() as u64;
+    // When the peer was last heard from (ms since start); kept only with a heartbeat.
+    let heard_at = AtomicU64::new(0);
+    let ping_due = Notify::new();
 
     let reader = async {
         let mut code = ABNORMAL_CLOSURE;
         while let Some(next) = stream.next().await {
-            heard.store(true, Ordering::Relaxed);
+            if cfg.heartbeat.is_some() {
+                heard_at.store(since_start(), Ordering::Relaxed);
+            }
             match next {
                 Ok(Message::Text(t)) => inbox.push_data(Event::new(Kind::Text, id, Bytes::from(t), 0)).await,
                 Ok(Message::Binary(b)) => inbox.push_data(Event::new(Kind::Binary, id, b, 0)).await,
@@ -152,23 +161,19 @@ where
     };
 
     let writer = async {
-        let mut heartbeat = cfg.heartbeat.map(|p| tokio::time::interval_at(tokio::time::Instant::now() + p, p));
         loop {
             let first = tokio::select! {
                 m = rx.recv() => m,
-                _ = async { heartbeat.as_mut().expect("guarded").tick().await }, if heartbeat.is_some() => {
-                    if !heard.swap(false, Ordering::Relaxed) {
-                        return (Ended { code: ABNORMAL_CLOSURE, error: Some("heartbeat timeout: no answer to ping".into()) }, None);
-                    }
+                _ = ping_due.notified() => {
                     if let Err(e) = sink.send(Message::Ping(Bytes::new())).await {
                         return (Ended { code: ABNORMAL_CLOSURE, error: None }, classify(e));
                     }
                     continue;
                 }
             };
-            let mut close = match first {
-                None => Some(1001),
-                Some(Outgoing::Close(code)) => Some(code),
+            let close = match first {
+                None => 1001,
+                Some(Outgoing::Close(code)) => code,
                 Some(Outgoing::Msg(m)) => {
                     let mut written = m.len();
                     let mut result = sink.feed(m).await;
@@ -196,19 +201,45 @@ where
                     if let Err(e) = result {
                         return (Ended { code: ABNORMAL_CLOSURE, error: None }, classify(e));
                     }
-                    close
+                    match close {
+                        Some(code) => code,
+                        None => continue,
+                    }
                 }
             };
-            if shared.overflow.load(Ordering::Relaxed) {
-                close = Some(1008);
-            }
-            if let Some(code) = close {
-                let reason = if code == 1008 { "send queue full" } else { "" };
-                let frame = CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from_static(reason) };
-                let _ = sink.send(Message::Close(Some(frame))).await;
-                // Give the peer time to answer; the reader ends the session when it does.
-                tokio::time::sleep(cfg.close_timeout).await;
-                return (Ended { code: ABNORMAL_CLOSURE, error: None }, None);
+            let frame = CloseFrame { code: CloseCode::from(close), reason: Utf8Bytes::from_static("") };
+            let _ = tokio::time::timeout(cfg.close_timeout, sink.send(Message::Close(Some(frame)))).await;
+            // Give the peer time to answer; the reader ends the session when it does.
+            tokio::time::sleep(cfg.close_timeout).await;
+            return (Ended { code: ABNORMAL_CLOSURE, error: None }, None);
+        }
+    };
+
+    // Runs beside reader and writer, so a peer that stops reading (the writer
+    // blocked in a flush) is still found: by the queue cap or by the heartbeat.
+    let watchdog = async {
+        let mut beat = cfg.heartbeat.map(|p| {
+            let mut i = tokio::time::interval_at(start + p, p);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        loop {
+            tokio::select! {
+                _ = shared.overflowed.notified() => {
+                    return (Ended { code: ABNORMAL_CLOSURE, error: None }, Some((1008, "peer too slow: send queue full".into())));
+                }
+                _ = async { beat.as_mut().expect("guarded").tick().await }, if beat.is_some() => {
+                    let period = cfg.heartbeat.expect("guarded").as_millis() as u64;
+                    let now = since_start();
+                    if inbox.backed_up() {
+                        // Readers wait for the flow, not for the peer: do not judge it.
+                        heard_at.store(now, Ordering::Relaxed);
+                    }
+                    if now.saturating_sub(heard_at.load(Ordering::Relaxed)) > 2 * period {
+                        return (Ended { code: ABNORMAL_CLOSURE, error: Some("heartbeat timeout: no answer to ping".into()) }, None);
+                    }
+                    ping_due.notify_one();
+                }
             }
         }
     };
@@ -216,15 +247,13 @@ where
     let (mut ended, failure) = tokio::select! {
         ended = reader => ended,
         ended = writer => ended,
+        ended = watchdog => ended,
     };
     if let Some((code, text)) = failure {
-        // Tell the peer why before dropping the connection (1007, 1009, 1002...).
+        // Tell the peer why before dropping the connection (1007, 1009, 1002, 1008...).
         let frame = CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from(truncate(&text, 120)) };
         let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
         ended.error = Some(text);
-    }
-    if shared.overflow.load(Ordering::Relaxed) && ended.error.is_none() {
-        ended.error = Some("peer too slow: send queue full, closed with 1008".into());
     }
     ended
 }
@@ -249,5 +278,43 @@ pub fn next_id() -> u32 {
         if id != 0 {
             return id;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    fn inbox() -> Arc<Inbox> {
+        Inbox::new(Box::new(|_| {}))
+    }
+
+    /// A server session whose peer never reads (a 1 KiB pipe it leaves full).
+    async fn stalled(cfg: SessionConfig) -> (SessionHandle, tokio::task::JoinHandle<Ended>, tokio::io::DuplexStream) {
+        let (ours, peer) = tokio::io::duplex(1024);
+        let ws = WebSocketStream::from_raw_socket(ours, Role::Server, Some(cfg.websocket_config())).await;
+        let (handle, rx, shared) = SessionHandle::new(&cfg);
+        let task = tokio::spawn(run(ws, 1, rx, shared, inbox(), cfg));
+        (handle, task, peer)
+    }
+
+    #[tokio::test]
+    async fn heartbeat_drops_a_peer_that_stopped_reading_even_mid_write() {
+        let cfg = SessionConfig { heartbeat: Some(Duration::from_millis(50)), ..Default::default() };
+        let (handle, task, _peer) = stalled(cfg).await;
+        assert!(handle.send(Message::Binary(vec![0u8; 64 * 1024].into())));
+        let ended = tokio::time::timeout(Duration::from_secs(3), task).await.expect("dropped in time").unwrap();
+        assert!(ended.error.unwrap_or_default().contains("heartbeat"));
+    }
+
+    #[tokio::test]
+    async fn queue_cap_closes_a_peer_that_stopped_reading() {
+        let cfg = SessionConfig { max_queue_bytes: 100 * 1024, ..Default::default() };
+        let (handle, task, _peer) = stalled(cfg).await;
+        let refused = (0..20).filter(|_| !handle.send(Message::Binary(vec![0u8; 16 * 1024].into()))).count();
+        assert!(refused > 0, "sends past the cap are refused");
+        let ended = tokio::time::timeout(Duration::from_secs(5), task).await.expect("closed in time").unwrap();
+        assert!(ended.error.unwrap_or_default().contains("send queue full"));
     }
 }

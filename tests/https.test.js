@@ -365,4 +365,42 @@ describe('https: a real Node-RED serving HTTPS with @websocket-rs/node-red (byte
             assert.strictEqual(c.code, 1001, 'client closed with ' + c.code + ' on shutdown');
         });
     });
+
+    describe('with an asynchronous webSocketNodeVerifyClient', function () {
+        // Its own Node-RED: the verifier is a setting. While it runs, reading is
+        // stopped; the bridge must start reading again afterwards.
+        let verified = null;
+        let allowed = null; // clients sending the header the verifier wants
+        let others = null;
+
+        before(async function () {
+            this.timeout(60000);
+            verified = await startNodeRed({
+                withPackage: true,
+                https: certs,
+                prefix: 'wsrs-https-verify-',
+                flows: ECHO_FLOW,
+                settingsCode: 'module.exports.webSocketNodeVerifyClient = function (info, done) {\n' +
+                    '    setTimeout(() => done(info.req.headers["x-let-me-in"] === "yes", 403), 50);\n' +
+                    '};'
+            });
+            allowed = clientPool(() => verified.wsUrl, { ca: certs.ca, headers: { 'x-let-me-in': 'yes' } });
+            others = clientPool(() => verified.wsUrl, { ca: certs.ca });
+        });
+
+        after(async function () {
+            this.timeout(20000);
+            if (allowed) await allowed.closeAll();
+            if (others) await others.closeAll();
+            if (verified) await verified.stop();
+        });
+
+        it('echoes once the verifier accepts, and refuses when it says no', async function () {
+            const ws = await allowed.connect('/ws/echo', WAIT);
+            const got = nextMessage(ws, { ms: WAIT });
+            ws.send('after async verification');
+            assert.strictEqual((await got).data.toString(), 'after async verification');
+            await assert.rejects(others.connect('/ws/echo', WAIT), /HTTP 403/);
+        });
+    });
 });

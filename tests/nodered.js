@@ -89,10 +89,12 @@ function request(base, ca, method, urlPath, { headers = {}, body, ms = 5000 } = 
  * - settings: merged over the base settings (shallow; `nodesExcludes` is ours when withPackage).
  * - flows: written as the flow file before start (an array or a JSON string).
  * - https: {key, cert[, ca]}: serve HTTPS with key/cert; `ca` is what clients trust.
+ * - settingsCode: JavaScript appended to settings.js, for settings that are code
+ *   (e.g. `module.exports.webSocketNodeVerifyClient = (info, cb) => cb(true);`).
  * - stderr: 'pipe' (collected into output(), default) or 'inherit'.
  * - prefix: temp dir name prefix; startMs: how long to wait for the admin API.
  */
-async function startNodeRed({ withPackage = true, settings = {}, flows = [], https: tls, stderr = 'pipe', prefix = 'wsrs-nodered-', startMs = 30000 } = {}) {
+async function startNodeRed({ withPackage = true, settings = {}, settingsCode = '', flows = [], https: tls, stderr = 'pipe', prefix = 'wsrs-nodered-', startMs = 30000 } = {}) {
     const userDir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
     let child = null;
     let out = '';
@@ -109,7 +111,7 @@ async function startNodeRed({ withPackage = true, settings = {}, flows = [], htt
         const flowText = typeof flows === 'string' ? flows : JSON.stringify(flows);
         fs.writeFileSync(path.join(userDir, all.flowFile), flowText);
         const settingsFile = path.join(userDir, 'settings.js');
-        fs.writeFileSync(settingsFile, 'module.exports = ' + JSON.stringify(all, null, 2) + ';\n');
+        fs.writeFileSync(settingsFile, 'module.exports = ' + JSON.stringify(all, null, 2) + ';\n' + settingsCode + '\n');
 
         child = spawn(process.execPath, [require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', settingsFile], {
             cwd: root,

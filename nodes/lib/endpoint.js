@@ -17,6 +17,7 @@ module.exports = function (RED) {
         node.native = null;
         node.failure = null;
         node.lastStatus = null;
+        node.lastWarning = null;
         // Live sessions: number <-> `_session.id`, so no message parses or formats ids.
         node.keyOf = new Map();
         node.idOf = new Map();
@@ -64,6 +65,7 @@ module.exports = function (RED) {
                 this.deliver(buf.subarray(start, end), session);
                 break;
             case KIND.OPEN: {
+                this.lastWarning = null;
                 const key = messages.sessionKey(session);
                 this.keyOf.set(session, key);
                 this.idOf.set(key, session);
@@ -79,10 +81,17 @@ module.exports = function (RED) {
                 this.idOf.delete(this.keyOf.get(session));
                 this.keyOf.delete(session);
                 break;
-            case KIND.ERROR:
+            case KIND.ERROR: {
                 this.setStatus({ fill: 'red', shape: 'ring', text: 'common.status.error', event: 'error', _session: sessionOf(session) });
-                this.warn(RED._('websocket.errors.connect-error') + buf.toString('utf8', start, end));
+                // A client retrying a server that stays down logs its error once,
+                // not on every attempt; the status shows each one.
+                const text = buf.toString('utf8', start, end);
+                if (this.isListener || text !== this.lastWarning) {
+                    this.warn(RED._('websocket.errors.connect-error') + text);
+                }
+                this.lastWarning = this.isListener ? null : text;
                 break;
+            }
             case KIND.CONNECTING:
                 this.setStatus({ fill: 'yellow', shape: 'ring', text: 'common.status.connecting' });
                 break;

@@ -83,7 +83,20 @@ function verify(verifyClient, req, socket, proceed) {
     else refuse(socket, 401);
 }
 
+/**
+ * Stops reading while the handshake is pending. A plain TCP socket stops libuv
+ * itself (its descriptor goes to Rust, and whatever Node already buffered is
+ * collected by takeBuffered). A TLS socket stays with JS (the bridge), so it is
+ * only paused as a stream: what arrives meanwhile waits in its buffer, and
+ * reading resumes normally later. Stopping its handle under the stream would
+ * leave the stream believing a read is still pending, and it would never read
+ * again.
+ */
 function stopReading(socket) {
+    if (socket.encrypted) {
+        socket.pause();
+        return;
+    }
     const handle = socket._handle;
     if (handle && typeof handle.readStop === 'function') {
         handle.readStop();
