@@ -7,7 +7,7 @@
 const assert = require('assert');
 const { WebSocket, nextMessage, closed, delay, until, within, clientPool } = require('./support');
 const { startNodeRed } = require('./nodered');
-const { ECHO_FLOW, seedFlow, withChange, withComment, crashLines } = require('./flows');
+const { ECHO_FLOW, seedFlow, withChange, withComment, withTwoTabs, crashLines } = require('./flows');
 
 const MODULE = '@websocket-rs/node-red';
 const TYPES = ['websocket in', 'websocket out', 'websocket-listener', 'websocket-client'];
@@ -225,6 +225,27 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
             const m2 = nextMessage(ws, { ms: WAIT });
             ws.send('hello');
             assert.strictEqual((await m2).data.toString(), 'v2:hello');
+        });
+
+        it('keeps clients connected on "flows" deploys: another tab changed, then the in node itself', async function () {
+            this.timeout(30000);
+            await deploy(withTwoTabs('in v1', 'other v1'));
+            const ws = await connect();
+            let closes = 0;
+            ws.on('close', () => closes++);
+            const echo = async (text) => {
+                const m = nextMessage(ws, { ms: WAIT });
+                ws.send(text);
+                assert.strictEqual((await m).data.toString(), text);
+            };
+            await echo('one');
+            await deploy(withTwoTabs('in v1', 'other v2'), 'flows');
+            await echo('two');
+            // The echo tab's nodes restart; the listener (a config node) does not,
+            // so the connection stays and the new in node receives from it.
+            await deploy(withTwoTabs('in v2', 'other v2'), 'flows');
+            await echo('three');
+            assert.strictEqual(closes, 0);
         });
 
         it('keeps the listener and its clients on a "nodes" deploy that changes an unrelated node', async function () {

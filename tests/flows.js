@@ -26,6 +26,15 @@ function withComment(name) {
     return flow;
 }
 
+/** The echo flow with its in node renamed, and a second tab holding a comment. */
+function withTwoTabs(inName, otherName) {
+    const flow = JSON.parse(ECHO_FLOW);
+    flow.find((n) => n.type === 'websocket in').name = inName;
+    flow.push({ id: 'e2etab2000000001', type: 'tab', label: 'other', disabled: false, info: '', env: [] });
+    flow.push({ id: 'e2ecomment000002', type: 'comment', z: 'e2etab2000000001', name: otherName, info: '', x: 230, y: 100, wires: [] });
+    return flow;
+}
+
 /** Signs of a crash in Node-RED's output. */
 const CRASH = /uncaught|FATAL|panicked|\bpanic\b|Segmentation fault|core dumped|Aborted|RangeError: Maximum call stack/i;
 
@@ -45,5 +54,6 @@ function seedFlow(port) {
 }
 
 module.exports = {
+    withTwoTabs,
     SEED_FLOW,
     seedFlow, ECHO_FLOW, TAB, IN, OUT, withChange, withComment, CRASH, crashLines };
