@@ -18,9 +18,10 @@ use tokio_tungstenite::WebSocketStream;
 pub const ABNORMAL_CLOSURE: u16 = 1006;
 /// tungstenite zero-fills its whole read buffer before every read attempt, so its
 /// 128 KiB default cost a 128 KiB memset per small read (22% of worker time in the
-/// echo benchmark; echo +14% at 4 KiB) and made 128 KiB resident per connection.
+/// echo benchmark; echo +14% at 4 KiB) and made 128 KiB resident per connection,
+/// since the fill touches every page.
 /// Bigger frames still grow the buffer as needed.
-const READ_BUFFER_BYTES: usize = 8 * 1024;
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Messages written per flush: a burst becomes one write syscall, but stays bounded.
 const FLUSH_EVERY: usize = 64;
 
