@@ -82,22 +82,33 @@ module.exports = function (RED) {
             }
             upgrade.stopReading(socket);
             const data = upgrade.takeBuffered(socket, head);
+            if (this.startSession(socket, () => this.native.adopt(fd, data, upgrade.requestInfo(req)))) {
+                // Rust owns a duplicate of the descriptor now. destroy() only closes
+                // ours; end() would send a FIN on Rust's connection.
+                socket.destroy();
+            }
+        },
+
+        /**
+         * Runs `start` (an adopt or bridge call). Returns its result, or null when
+         * the handshake was refused: Rust then wrote nothing and the HTTP answer it
+         * returned is written here (or 503 if the call failed).
+         */
+        startSession(socket, start) {
             let result;
             try {
-                result = this.native.adopt(fd, data, upgrade.requestInfo(req));
+                result = start();
             } catch (err) {
                 this.warn(withCode(err).message);
-                return upgrade.refuse(socket, 503);
+                upgrade.refuse(socket, 503);
+                return null;
             }
             if (typeof result === 'string') {
-                // The handshake request was refused; Rust wrote nothing, we answer.
                 socket.once('finish', () => socket.destroy());
                 socket.end(result);
-                return;
+                return null;
             }
-            // Rust owns a duplicate of the descriptor now. destroy() only closes
-            // ours; end() would send a FIN on Rust's connection.
-            socket.destroy();
+            return result;
         },
 
         /**
@@ -128,19 +139,8 @@ module.exports = function (RED) {
                     socket.destroy();
                 }
             };
-            let result;
-            try {
-                result = this.native.bridge(upgrade.takeBuffered(socket, head), upgrade.requestInfo(req), onOutput);
-            } catch (err) {
-                this.warn(withCode(err).message);
-                return upgrade.refuse(socket, 503);
-            }
-            if (typeof result === 'string') {
-                socket.once('finish', () => socket.destroy());
-                socket.end(result);
-                return;
-            }
-            bridge = result;
+            bridge = this.startSession(socket, () => this.native.bridge(upgrade.takeBuffered(socket, head), upgrade.requestInfo(req), onOutput));
+            if (!bridge) return;
             socket.on('data', (chunk) => {
                 if (!bridge.push(chunk)) socket.pause();
             });

@@ -132,16 +132,6 @@ mod tests {
     use crate::listener::ListenerConfig;
     use std::time::Duration;
 
-    fn request() -> UpgradeRequest {
-        UpgradeRequest {
-            method: "GET".into(),
-            upgrade: "websocket".into(),
-            key: "dGhlIHNhbXBsZSBub25jZQ==".into(),
-            version: "13".into(),
-            protocol: String::new(),
-        }
-    }
-
     #[tokio::test]
     async fn ending_a_paused_bridge_still_ends_its_output() {
         let listener = Listener::new(ListenerConfig::default(), Inbox::new(Box::new(|_| {})));
@@ -149,7 +139,7 @@ mod tests {
         let out: OutputFn = Box::new(move |o| {
             let _ = tx.send(matches!(o, Output::End));
         });
-        let bridge = start(&listener, Vec::new(), &request(), out).unwrap().unwrap();
+        let bridge = start(&listener, Vec::new(), &crate::handshake::sample_request(), out).unwrap().unwrap();
         bridge.pause(); // JS's socket buffer is full ...
         bridge.end(); // ... and then the socket closes: no 'drain' will ever come
         let ended = tokio::time::timeout(Duration::from_secs(5), async {

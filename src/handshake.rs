@@ -90,18 +90,24 @@ pub fn accept_response(key: &str, protocol: Option<&str>) -> Vec<u8> {
     r.into_bytes()
 }
 
+/// A valid upgrade request (the RFC's example key), for tests.
+#[cfg(test)]
+pub fn sample_request() -> UpgradeRequest {
+    UpgradeRequest {
+        method: "GET".into(),
+        upgrade: "websocket".into(),
+        key: "dGhlIHNhbXBsZSBub25jZQ==".into(),
+        version: "13".into(),
+        protocol: String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn good() -> UpgradeRequest {
-        UpgradeRequest {
-            method: "GET".into(),
-            upgrade: "websocket".into(),
-            key: "dGhlIHNhbXBsZSBub25jZQ==".into(),
-            version: "13".into(),
-            protocol: String::new(),
-        }
+        sample_request()
     }
 
     #[test]

@@ -1,4 +1,4 @@
-use super::{inbox_for, invalid, session_config, to_message, CopiedBuffer};
+use super::{inbox_for, invalid, send_each, session_config, CopiedBuffer};
 use crate::client::{Client, ClientConfig};
 use crate::proxy::ProxyOptions;
 use crate::tls::TlsOptions;
@@ -98,25 +98,12 @@ impl JsClient {
         Ok(JsClient { inner: Client::start(cfg, inbox_for(on_events)?)? })
     }
 
-    /// Send on the live connection; with `session`, only if that connection is
-    /// still the live one. False when nothing was sent.
-    #[napi(catch_unwind)]
-    pub fn send(&self, data: Either<String, &[u8]>, session: Option<u32>) -> bool {
-        self.inner.send(session, to_message(data))
-    }
-
     /// Many sends in one call, in order: `targets[i]` is a session id (sent only
-    /// if still live) or 0 (the live connection). Returns how many were queued.
+    /// if that connection is still the live one) or 0 (the live connection).
+    /// Returns how many were queued.
     #[napi(catch_unwind)]
     pub fn send_many(&self, targets: Uint32Array, payloads: Vec<Either<String, &[u8]>>) -> Result<u32> {
-        if targets.len() != payloads.len() {
-            return Err(invalid("targets and payloads differ in length"));
-        }
-        let mut queued = 0;
-        for (&target, data) in targets.iter().zip(payloads) {
-            queued += self.inner.send((target != 0).then_some(target), to_message(data)) as u32;
-        }
-        Ok(queued)
+        send_each(&targets, payloads, |target, msg| self.inner.send((target != 0).then_some(target), msg) as u32)
     }
 
     #[napi(getter)]

@@ -1,5 +1,5 @@
 use super::bridge::JsBridge;
-use super::{inbox_for, invalid, session_config, to_message, CopiedBuffer};
+use super::{inbox_for, invalid, send_each, session_config, CopiedBuffer};
 use crate::handshake::UpgradeRequest;
 use crate::listener::{Listener, ListenerConfig};
 use napi::bindgen_prelude::*;
@@ -72,31 +72,12 @@ impl JsListener {
         JsBridge::start(&self.inner, head.to_vec(), &request.into(), on_output)
     }
 
-    /// Queue a message to one session; false if it is gone.
-    #[napi(catch_unwind)]
-    pub fn send(&self, session: u32, data: Either<String, &[u8]>) -> bool {
-        self.inner.send(session, to_message(data))
-    }
-
     /// Queue many messages in one call, in order: `targets[i]` is a session id,
-    /// or 0 for a broadcast of `payloads[i]`. Returns how many were queued.
+    /// or 0 for a broadcast of `payloads[i]` (its bytes shared by every session).
+    /// Returns how many were queued.
     #[napi(catch_unwind)]
     pub fn send_many(&self, targets: Uint32Array, payloads: Vec<Either<String, &[u8]>>) -> Result<u32> {
-        if targets.len() != payloads.len() {
-            return Err(invalid("targets and payloads differ in length"));
-        }
-        let mut queued = 0;
-        for (&target, data) in targets.iter().zip(payloads) {
-            let msg = to_message(data);
-            queued += if target == 0 { self.inner.broadcast(msg) } else { self.inner.send(target, msg) as u32 };
-        }
-        Ok(queued)
-    }
-
-    /// Queue a message to every session (copied once). Returns how many.
-    #[napi(catch_unwind)]
-    pub fn broadcast(&self, data: Either<String, &[u8]>) -> u32 {
-        self.inner.broadcast(to_message(data))
+        send_each(&targets, payloads, |target, msg| if target == 0 { self.inner.broadcast(msg) } else { self.inner.send(target, msg) as u32 })
     }
 
     #[napi(getter)]

@@ -78,6 +78,15 @@ pub fn session_config(heartbeat_ms: Option<u32>, max_message_bytes: Option<f64>,
     })
 }
 
+/// The body of `sendMany`: pairs each target with its payload, in order, and
+/// counts what `send` queued.
+pub fn send_each(targets: &[u32], payloads: Vec<Either<String, &[u8]>>, mut send: impl FnMut(u32, Message) -> u32) -> Result<u32> {
+    if targets.len() != payloads.len() {
+        return Err(invalid("targets and payloads differ in length"));
+    }
+    Ok(targets.iter().zip(payloads).map(|(&target, data)| send(target, to_message(data))).sum())
+}
+
 pub fn invalid(msg: impl Into<String>) -> Error {
     crate::error::Error::InvalidArgument(msg.into()).into()
 }
