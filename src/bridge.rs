@@ -51,7 +51,10 @@ impl BridgeHandle {
             self.flow.wants_drain.store(true, Ordering::Release);
         }
         let _ = self.input.send(Some(data));
-        if over && self.flow.pending.load(Ordering::Acquire) <= HIGH_WATER / 2 && self.flow.wants_drain.swap(false, Ordering::AcqRel) {
+        if over
+            && self.flow.pending.load(Ordering::Acquire) <= HIGH_WATER / 2
+            && self.flow.wants_drain.swap(false, Ordering::AcqRel)
+        {
             // The writer drained in the meantime and saw no request: no pause needed.
             return true;
         }
@@ -76,14 +79,24 @@ impl BridgeHandle {
     }
 }
 
-pub fn start(listener: &Listener, head: Vec<u8>, req: &UpgradeRequest, output: OutputFn) -> Result<std::result::Result<BridgeHandle, Rejection>> {
+pub fn start(
+    listener: &Listener,
+    head: Vec<u8>,
+    req: &UpgradeRequest,
+    output: OutputFn,
+) -> Result<std::result::Result<BridgeHandle, Rejection>> {
     let (ours, theirs) = tokio::io::duplex(DUPLEX_BYTES);
     if let Err(rejection) = listener.adopt_stream(ours, head, req)? {
         return Ok(Err(rejection));
     }
     let (mut from_session, mut to_session) = tokio::io::split(theirs);
     let (input, mut rx) = mpsc::unbounded_channel::<Option<Bytes>>();
-    let flow = Arc::new(Flow { pending: AtomicUsize::new(0), wants_drain: AtomicBool::new(false), paused: AtomicBool::new(false), resumed: Notify::new() });
+    let flow = Arc::new(Flow {
+        pending: AtomicUsize::new(0),
+        wants_drain: AtomicBool::new(false),
+        paused: AtomicBool::new(false),
+        resumed: Notify::new(),
+    });
     let output = Arc::new(output);
 
     let (f, out) = (flow.clone(), output.clone());

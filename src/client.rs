@@ -57,24 +57,34 @@ impl Target {
             Some("wss") => true,
             _ => return Err(Error::InvalidArgument(format!("URL must start with ws:// or wss://: {}", cfg.url))),
         };
-        let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| Error::InvalidArgument(format!("URL has no host: {}", cfg.url)))?;
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| Error::InvalidArgument(format!("URL has no host: {}", cfg.url)))?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
         let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
         let userinfo = uri.authority().and_then(|a| a.as_str().rsplit_once('@')).map(|(u, _)| percent_decode(u));
-        let mut request = uri.into_client_request().map_err(|e| Error::InvalidArgument(format!("invalid URL {}: {e}", cfg.url)))?;
+        let mut request =
+            uri.into_client_request().map_err(|e| Error::InvalidArgument(format!("invalid URL {}: {e}", cfg.url)))?;
         let headers = request.headers_mut();
         if let Some(credentials) = userinfo {
             // ws://user:pass@host/ sends Basic credentials, as core's `ws` does.
             let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials));
-            headers.insert("authorization", HeaderValue::from_str(&value).map_err(|_| Error::InvalidArgument("invalid URL credentials".into()))?);
+            headers.insert(
+                "authorization",
+                HeaderValue::from_str(&value).map_err(|_| Error::InvalidArgument("invalid URL credentials".into()))?,
+            );
         }
         if !cfg.protocols.is_empty() {
-            let list = HeaderValue::from_str(&cfg.protocols.join(", ")).map_err(|_| Error::InvalidArgument("invalid subprotocol".into()))?;
+            let list = HeaderValue::from_str(&cfg.protocols.join(", "))
+                .map_err(|_| Error::InvalidArgument("invalid subprotocol".into()))?;
             headers.insert("sec-websocket-protocol", list);
         }
         for (name, value) in &cfg.headers {
-            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| Error::InvalidArgument(format!("invalid header name: {name}")))?;
-            let v = HeaderValue::from_str(value).map_err(|_| Error::InvalidArgument(format!("invalid value for header {name}")))?;
+            let n = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| Error::InvalidArgument(format!("invalid header name: {name}")))?;
+            let v = HeaderValue::from_str(value)
+                .map_err(|_| Error::InvalidArgument(format!("invalid value for header {name}")))?;
             headers.insert(n, v);
         }
         let tls = if secure {
@@ -100,12 +110,20 @@ impl Target {
         let stream: Box<dyn Io> = match &self.tls {
             Some(tls_config) => {
                 let name = tls::server_name(&self.host, cfg.tls.as_ref().unwrap_or(&TlsOptions::default()))?;
-                let tls = tokio_rustls::TlsConnector::from(tls_config.clone()).connect(name, transport).await.map_err(|e| Error::Tls(e.to_string()))?;
+                let tls = tokio_rustls::TlsConnector::from(tls_config.clone())
+                    .connect(name, transport)
+                    .await
+                    .map_err(|e| Error::Tls(e.to_string()))?;
                 Box::new(tls)
             }
             None => transport,
         };
-        let (ws, _response) = tokio_tungstenite::client_async_with_config(self.request.clone(), stream, Some(cfg.session.websocket_config())).await?;
+        let (ws, _response) = tokio_tungstenite::client_async_with_config(
+            self.request.clone(),
+            stream,
+            Some(cfg.session.websocket_config()),
+        )
+        .await?;
         Ok(ws)
     }
 }
@@ -123,7 +141,12 @@ async fn through_proxy(proxy_url: &str, host: &str, port: u16) -> Result<Box<dyn
     let mut tcp: Box<dyn Io> = if secure {
         let config = tls::client_config(&TlsOptions { verify: true, ..Default::default() })?;
         let name = tls::server_name(proxy_host, &TlsOptions::default())?;
-        Box::new(tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.map_err(|e| Error::Tls(format!("proxy: {e}")))?)
+        Box::new(
+            tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| Error::Tls(format!("proxy: {e}")))?,
+        )
     } else {
         Box::new(tcp)
     };
@@ -131,7 +154,10 @@ async fn through_proxy(proxy_url: &str, host: &str, port: u16) -> Result<Box<dyn
     let mut req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
     if let Some(auth) = uri.authority().and_then(|a| a.as_str().rsplit_once('@')).map(|(userinfo, _)| userinfo) {
         let decoded = percent_decode(auth);
-        req.push_str(&format!("Proxy-Authorization: Basic {}\r\n", base64::engine::general_purpose::STANDARD.encode(decoded)));
+        req.push_str(&format!(
+            "Proxy-Authorization: Basic {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(decoded)
+        ));
     }
     req.push_str("\r\n");
     tcp.write_all(req.as_bytes()).await?;
@@ -260,7 +286,12 @@ async fn supervise(shared: Arc<Shared>, target: Target, mut stop: watch::Receive
             }
             Err(_) => {
                 failures += 1;
-                inbox.push(Event::new(Kind::Error, id, format!("connection timed out after {:?}", cfg.connect_timeout), 0));
+                inbox.push(Event::new(
+                    Kind::Error,
+                    id,
+                    format!("connection timed out after {:?}", cfg.connect_timeout),
+                    0,
+                ));
             }
         }
         let delay = backoff(cfg.reconnect_delay, cfg.reconnect_max_delay, failures);

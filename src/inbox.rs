@@ -175,7 +175,12 @@ mod tests {
     fn counting() -> (Arc<Inbox>, Arc<AtomicUsize>) {
         let wakes = Arc::new(AtomicUsize::new(0));
         let w = wakes.clone();
-        (Inbox::new(Box::new(move |_| { w.fetch_add(1, Ordering::SeqCst); })), wakes)
+        (
+            Inbox::new(Box::new(move |_| {
+                w.fetch_add(1, Ordering::SeqCst);
+            })),
+            wakes,
+        )
     }
 
     fn u32_at(b: &[u8], i: usize) -> u32 {

@@ -87,7 +87,12 @@ impl Listener {
     /// Take over a plain TCP connection Node has upgraded: the descriptor is
     /// duplicated (close-on-exec), so JS may then destroy its own handle.
     #[cfg(unix)]
-    pub fn adopt_fd(&self, fd: i32, head: Vec<u8>, req: &UpgradeRequest) -> Result<std::result::Result<u32, Rejection>> {
+    pub fn adopt_fd(
+        &self,
+        fd: i32,
+        head: Vec<u8>,
+        req: &UpgradeRequest,
+    ) -> Result<std::result::Result<u32, Rejection>> {
         use std::os::fd::FromRawFd;
         self.check_open()?;
         if let Err(r) = handshake::validate(req) {
@@ -112,7 +117,12 @@ impl Listener {
     }
 
     /// Take over a connection given as any byte stream (the HTTPS bridge, tests).
-    pub fn adopt_stream<S>(&self, stream: S, head: Vec<u8>, req: &UpgradeRequest) -> Result<std::result::Result<u32, Rejection>>
+    pub fn adopt_stream<S>(
+        &self,
+        stream: S,
+        head: Vec<u8>,
+        req: &UpgradeRequest,
+    ) -> Result<std::result::Result<u32, Rejection>>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -149,7 +159,8 @@ impl Listener {
             let mut stream = match make_stream() {
                 Ok(s) => s,
                 Err(e) => {
-                    departure.ended = Some(session::Ended { code: session::ABNORMAL_CLOSURE, error: Some(e.to_string()) });
+                    departure.ended =
+                        Some(session::Ended { code: session::ABNORMAL_CLOSURE, error: Some(e.to_string()) });
                     return;
                 }
             };

@@ -11,7 +11,14 @@ pub struct ProxyOptions {
 }
 
 /// The proxy URL for `scheme://host:port`, if any. `env` looks a variable up.
-pub fn proxy_for(scheme: &str, host: &str, port: u16, url: &str, opts: &ProxyOptions, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+pub fn proxy_for(
+    scheme: &str,
+    host: &str,
+    port: u16,
+    url: &str,
+    opts: &ProxyOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
     if opts.legacy {
         return legacy(url, env);
     }
@@ -19,9 +26,14 @@ pub fn proxy_for(scheme: &str, host: &str, port: u16, url: &str, opts: &ProxyOpt
     if !should_proxy(&host.to_ascii_lowercase(), port, &get) {
         return None;
     }
-    let proxy = [format!("npm_config_{scheme}_proxy"), format!("{scheme}_proxy"), "npm_config_proxy".into(), "all_proxy".into()]
-        .iter()
-        .find_map(|k| get(k))?;
+    let proxy = [
+        format!("npm_config_{scheme}_proxy"),
+        format!("{scheme}_proxy"),
+        "npm_config_proxy".into(),
+        "all_proxy".into(),
+    ]
+    .iter()
+    .find_map(|k| get(k))?;
     Some(if proxy.contains("://") { proxy } else { format!("{scheme}://{proxy}") })
 }
 
@@ -50,7 +62,9 @@ fn should_proxy(host: &str, port: u16, get: &dyn Fn(&str) -> Option<String>) -> 
     }
     no_proxy.split([',', ' ', '\t', '\n']).filter(|e| !e.is_empty()).all(|entry| {
         let (name, entry_port) = match entry.rsplit_once(':') {
-            Some((n, p)) if !n.is_empty() && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => (n, p.parse::<u32>().ok()),
+            Some((n, p)) if !n.is_empty() && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                (n, p.parse::<u32>().ok())
+            }
             _ => (entry, None),
         };
         if entry_port.is_some_and(|p| p != 0 && p != u32::from(port)) {

@@ -75,7 +75,8 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>> {
 
 pub fn server_name(host: &str, opts: &TlsOptions) -> Result<ServerName<'static>> {
     let name = opts.servername.as_deref().filter(|s| !s.is_empty()).unwrap_or(host);
-    ServerName::try_from(name.to_owned()).map_err(|_| Error::InvalidArgument(format!("invalid TLS server name: {name}")))
+    ServerName::try_from(name.to_owned())
+        .map_err(|_| Error::InvalidArgument(format!("invalid TLS server name: {name}")))
 }
 
 /// "Verify server certificate" off: any certificate is accepted, but the
@@ -84,13 +85,30 @@ pub fn server_name(host: &str, opts: &TlsOptions) -> Result<ServerName<'static>>
 struct AnyCertificate(Arc<CryptoProvider>);
 
 impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> std::result::Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
         verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
         verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -13,19 +13,23 @@ pub struct JsBridge {
 }
 
 impl JsBridge {
-    pub fn start(listener: &Listener, head: Vec<u8>, req: &UpgradeRequest, on_output: Function<'_, FnArgs<(u32, CopiedBuffer)>, ()>) -> Result<Either<JsBridge, String>> {
-        let tsfn = on_output
-            .build_threadsafe_function::<Output>()
-            .weak::<true>()
-            .callee_handled::<false>()
-            .build_callback(|ctx| {
-                // FnArgs spreads the tuple into two arguments (a bare tuple is one array).
-                Ok(FnArgs::from(match ctx.value {
-                    Output::Data(b) => (1, CopiedBuffer(b.to_vec())),
-                    Output::Drain => (2, CopiedBuffer(Vec::new())),
-                    Output::End => (3, CopiedBuffer(Vec::new())),
-                }))
-            })?;
+    pub fn start(
+        listener: &Listener,
+        head: Vec<u8>,
+        req: &UpgradeRequest,
+        on_output: Function<'_, FnArgs<(u32, CopiedBuffer)>, ()>,
+    ) -> Result<Either<JsBridge, String>> {
+        let tsfn =
+            on_output.build_threadsafe_function::<Output>().weak::<true>().callee_handled::<false>().build_callback(
+                |ctx| {
+                    // FnArgs spreads the tuple into two arguments (a bare tuple is one array).
+                    Ok(FnArgs::from(match ctx.value {
+                        Output::Data(b) => (1, CopiedBuffer(b.to_vec())),
+                        Output::Drain => (2, CopiedBuffer(Vec::new())),
+                        Output::End => (3, CopiedBuffer(Vec::new())),
+                    }))
+                },
+            )?;
         let output = Box::new(move |o| {
             tsfn.call(o, ThreadsafeFunctionCallMode::NonBlocking);
         });

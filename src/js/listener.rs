@@ -68,7 +68,12 @@ impl JsListener {
     /// `onOutput(kind, bytes)` gets 1 = write these, 2 = resume reading, 3 = end.
     /// Returns the bridge, or the HTTP response to write when refused.
     #[napi(catch_unwind, ts_return_type = "Bridge | string")]
-    pub fn bridge(&self, head: &[u8], request: UpgradeInfo, on_output: Function<'_, FnArgs<(u32, CopiedBuffer)>, ()>) -> Result<Either<JsBridge, String>> {
+    pub fn bridge(
+        &self,
+        head: &[u8],
+        request: UpgradeInfo,
+        on_output: Function<'_, FnArgs<(u32, CopiedBuffer)>, ()>,
+    ) -> Result<Either<JsBridge, String>> {
         JsBridge::start(&self.inner, head.to_vec(), &request.into(), on_output)
     }
 
@@ -77,7 +82,13 @@ impl JsListener {
     /// Returns how many were queued.
     #[napi(catch_unwind)]
     pub fn send_many(&self, targets: Uint32Array, payloads: Vec<Either<String, &[u8]>>) -> Result<u32> {
-        send_each(&targets, payloads, |target, msg| if target == 0 { self.inner.broadcast(msg) } else { self.inner.send(target, msg) as u32 })
+        send_each(&targets, payloads, |target, msg| {
+            if target == 0 {
+                self.inner.broadcast(msg)
+            } else {
+                self.inner.send(target, msg) as u32
+            }
+        })
     }
 
     #[napi(getter)]

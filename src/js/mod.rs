@@ -68,7 +68,11 @@ pub fn bytes_option(v: Option<f64>, default: usize, name: &str) -> Result<usize>
 }
 
 /// Session settings shared by listeners and clients.
-pub fn session_config(heartbeat_ms: Option<u32>, max_message_bytes: Option<f64>, max_queue_bytes: Option<f64>) -> Result<crate::session::SessionConfig> {
+pub fn session_config(
+    heartbeat_ms: Option<u32>,
+    max_message_bytes: Option<f64>,
+    max_queue_bytes: Option<f64>,
+) -> Result<crate::session::SessionConfig> {
     let defaults = crate::session::SessionConfig::default();
     Ok(crate::session::SessionConfig {
         heartbeat: heartbeat_ms.filter(|&ms| ms > 0).map(|ms| std::time::Duration::from_millis(ms.into())),
@@ -80,7 +84,11 @@ pub fn session_config(heartbeat_ms: Option<u32>, max_message_bytes: Option<f64>,
 
 /// The body of `sendMany`: pairs each target with its payload, in order, and
 /// counts what `send` queued.
-pub fn send_each(targets: &[u32], payloads: Vec<Either<String, &[u8]>>, mut send: impl FnMut(u32, Message) -> u32) -> Result<u32> {
+pub fn send_each(
+    targets: &[u32],
+    payloads: Vec<Either<String, &[u8]>>,
+    mut send: impl FnMut(u32, Message) -> u32,
+) -> Result<u32> {
     if targets.len() != payloads.len() {
         return Err(invalid("targets and payloads differ in length"));
     }

@@ -17,7 +17,9 @@ struct Args {
 fn parse() -> Result<Args, String> {
     let mut a = Args { url: String::new(), conns: 16, inflight: 16, size: 64, seconds: 5.0 };
     let mut it = std::env::args().skip(1);
-    let scenario = it.next().ok_or("usage: loadgen echo --url ws://127.0.0.1:PORT/path [--conns C] [--inflight K] [--size B] [--seconds D]")?;
+    let scenario = it.next().ok_or(
+        "usage: loadgen echo --url ws://127.0.0.1:PORT/path [--conns C] [--inflight K] [--size B] [--seconds D]",
+    )?;
     if scenario != "echo" {
         return Err(format!("unknown scenario {scenario}"));
     }
@@ -108,7 +110,8 @@ async fn main() {
     }
     let secs = start.elapsed().as_secs_f64().min(a.seconds.max(0.001) + 5.0);
     lat.sort_unstable();
-    let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct =
+        |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
     println!(
         "{{\"scenario\":\"echo\",\"msgs\":{total},\"seconds\":{secs:.3},\"rate\":{:.0},\"p50_us\":{},\"p99_us\":{},\"errors\":{errors}}}",
         total as f64 / a.seconds,
