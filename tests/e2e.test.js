@@ -7,13 +7,11 @@
 const assert = require('assert');
 const { WebSocket, nextMessage, closed, delay, until, within, clientPool } = require('./support');
 const { startNodeRed } = require('./nodered');
-const { ECHO_FLOW, seedFlow, withChange, withComment, withTwoTabs, crashLines } = require('./flows');
+const { seedFlow, withComment, withTwoTabs, crashLines } = require('./flows');
+const { defineEchoSuite, WAIT } = require('./echo-suite');
 
 const MODULE = '@websocket-rs/node-red';
 const TYPES = ['websocket in', 'websocket out', 'websocket-listener', 'websocket-client'];
-
-/** How long any single wait for a message, a close or a connection may take. */
-const WAIT = 5000;
 
 describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
     let nr = null;
@@ -62,171 +60,7 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
         }
     });
 
-    describe('the echo flow exported from core', function () {
-        before(async function () {
-            this.timeout(15000);
-            await deploy(ECHO_FLOW);
-        });
-
-        it('echoes text', async function () {
-            const ws = await connect();
-            const m = nextMessage(ws, { ms: WAIT });
-            ws.send('hello, Node-RED');
-            const got = await m;
-            assert.strictEqual(got.isBinary, false);
-            assert.strictEqual(got.data.toString(), 'hello, Node-RED');
-        });
-
-        it('echoes binary as binary', async function () {
-            const ws = await connect();
-            const data = Buffer.from([0, 1, 2, 127, 128, 254, 255]);
-            const m = nextMessage(ws, { ms: WAIT });
-            ws.send(data);
-            const got = await m;
-            assert.strictEqual(got.isBinary, true);
-            assert.ok(data.equals(got.data));
-        });
-
-        it('echoes an empty string as an empty text frame (core drops it)', async function () {
-            const ws = await connect();
-            const m = nextMessage(ws, { ms: WAIT });
-            ws.send('');
-            const got = await m;
-            assert.strictEqual(got.isBinary, false);
-            assert.strictEqual(got.data.length, 0);
-            // and the connection keeps working
-            const m2 = nextMessage(ws, { ms: WAIT });
-            ws.send('after');
-            assert.strictEqual((await m2).data.toString(), 'after');
-        });
-
-        it('echoes a 1 MiB message intact (binary and text)', async function () {
-            const ws = await connect();
-            const big = Buffer.alloc(1 << 20);
-            for (let i = 0; i < big.length; i++) big[i] = (i * 31 + (i >> 8)) & 0xff;
-            let m = nextMessage(ws, { ms: 10000 });
-            ws.send(big);
-            let got = await m;
-            assert.strictEqual(got.isBinary, true);
-            assert.strictEqual(got.data.length, big.length);
-            assert.ok(big.equals(got.data), '1 MiB binary came back altered');
-
-            const text = 'é'.repeat(1 << 19) + 'end'; // multi-byte, ~1 MiB of UTF-8
-            m = nextMessage(ws, { ms: 10000 });
-            ws.send(text);
-            got = await m;
-            assert.strictEqual(got.isBinary, false);
-            assert.ok(got.data.toString() === text, '1 MiB text came back altered');
-        });
-
-        it('serves 100 concurrent clients, each getting exactly its own replies in order', async function () {
-            this.timeout(30000);
-            const N = 100;
-            const PER = 20;
-            const clients = await Promise.all(Array.from({ length: N }, () => connect('/ws/echo', 10000)));
-            const got = clients.map(() => []);
-            clients.forEach((ws, i) => ws.on('message', (data, isBinary) => got[i].push(isBinary ? '<binary>' : data.toString())));
-            clients.forEach((ws, i) => {
-                for (let j = 0; j < PER; j++) ws.send('c' + i + ':' + j);
-            });
-            await until(() => got.every((g) => g.length >= PER), 'all replies', 15000)
-                .catch((err) => {
-                    const short = got.map((g, i) => [i, g.length]).filter(([, n]) => n < PER);
-                    throw new Error(err.message + '; clients short of replies [index, count]: ' + JSON.stringify(short.slice(0, 10)));
-                });
-            await delay(200); // nothing extra may arrive
-            got.forEach((g, i) => {
-                assert.deepStrictEqual(g, Array.from({ length: PER }, (_, j) => 'c' + i + ':' + j), 'client ' + i);
-            });
-        });
-
-        it('replies only to the sender', async function () {
-            const [a, b, c] = await Promise.all([connect(), connect(), connect()]);
-            let others = 0;
-            b.on('message', () => others++);
-            c.on('message', () => others++);
-            const m = nextMessage(a, { ms: WAIT });
-            a.send('just for a');
-            assert.strictEqual((await m).data.toString(), 'just for a');
-            await delay(200);
-            assert.strictEqual(others, 0, 'a reply reached other clients');
-        });
-    });
-
-    describe('clients that go away without a closing handshake', function () {
-        before(async function () {
-            this.timeout(15000);
-            await deploy(ECHO_FLOW);
-        });
-
-        it('are not reported as errors (core logs nothing for them)', async function () {
-            // Core's `ws` server reports a dropped TCP connection as a 1006 close
-            // only; it emits 'error' (and core warns) on protocol violations alone.
-            const mark = output().length;
-            const a = await connect();
-            const m = nextMessage(a, { ms: WAIT });
-            a.send('x');
-            await m;
-            a.terminate(); // FIN without a close frame, as a killed browser tab
-            const b = await connect();
-            const mb = nextMessage(b, { ms: WAIT });
-            b.send('y');
-            await mb;
-            b._socket.resetAndDestroy(); // RST, as a dropped network
-            const live = await connect(); // the listener is fine afterwards
-            const ml = nextMessage(live, { ms: WAIT });
-            live.send('z');
-            assert.strictEqual((await ml).data.toString(), 'z');
-            await delay(300);
-            const lines = output().slice(mark).split('\n').filter((l) => /\[(warn|error)\]/.test(l));
-            assert.deepStrictEqual(lines, [], 'Node-RED logged warnings/errors for clients that just went away');
-        });
-    });
-
-    describe('broadcast: a change node deletes msg._session', function () {
-        before(async function () {
-            this.timeout(15000);
-            await deploy(withChange([{ t: 'delete', p: '_session', pt: 'msg' }]));
-        });
-
-        it('sends one client\'s message to every connected client', async function () {
-            const clients = await Promise.all(Array.from({ length: 5 }, () => connect()));
-            const got = clients.map((ws) => nextMessage(ws, { ms: WAIT }));
-            clients[2].send('to everyone');
-            for (const [i, m] of (await Promise.all(got)).entries()) {
-                assert.strictEqual(m.data.toString(), 'to everyone', 'client ' + i);
-                assert.strictEqual(m.isBinary, false);
-            }
-            const bin = clients.map((ws) => nextMessage(ws, { ms: WAIT }));
-            clients[0].send(Buffer.from([9, 8, 7]));
-            for (const m of await Promise.all(bin)) {
-                assert.strictEqual(m.isBinary, true);
-                assert.deepStrictEqual([...m.data], [9, 8, 7]);
-            }
-        });
-    });
-
-    describe('redeploy', function () {
-        it('closes connected clients with 1001 on a full deploy; new clients get the new flow', async function () {
-            this.timeout(30000);
-            await deploy(ECHO_FLOW);
-            const old = await Promise.all([connect(), connect(), connect()]);
-            const m = nextMessage(old[0], { ms: WAIT });
-            old[0].send('v1');
-            assert.strictEqual((await m).data.toString(), 'v1');
-            const closes = old.map((ws) => closed(ws, { ms: 10000 }));
-
-            await deploy(withChange([{ t: 'set', p: 'payload', pt: 'msg', to: '"v2:" & payload', tot: 'jsonata' }]));
-            for (const [i, c] of (await Promise.all(closes)).entries()) {
-                assert.strictEqual(c.code, 1001, 'old client ' + i + ' closed with ' + c.code + ' ' + c.reason);
-            }
-
-            const ws = await connect();
-            const m2 = nextMessage(ws, { ms: WAIT });
-            ws.send('hello');
-            assert.strictEqual((await m2).data.toString(), 'v2:hello');
-        });
-
+    describe('redeploy, "flows" and "nodes" deploys', function () {
         it('keeps clients connected on "flows" deploys: another tab changed, then the in node itself', async function () {
             this.timeout(30000);
             await deploy(withTwoTabs('in v1', 'other v1'));
@@ -298,31 +132,9 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
         });
     });
 
-    describe('the editor', function () {
-        it('still connects to its own comms websocket while a listener is deployed', async function () {
-            this.timeout(30000);
-            await deploy(ECHO_FLOW);
-            const echo = await connect(); // our upgrade handler is attached and routing
-            const comms = await connect('/comms');
-            const notes = [];
-            comms.on('message', (data) => {
-                try {
-                    notes.push(...JSON.parse(data.toString()));
-                } catch (err) { /* hb or auth packet */ }
-            });
-            comms.send(JSON.stringify({ subscribe: 'notification/runtime-deploy' }));
-            // Retained: the last deploy's revision arrives on subscribe.
-            await until(() => notes.some((n) => n.topic === 'notification/runtime-deploy'), 'the retained runtime-deploy notification');
-            const before = notes.length;
-            await deploy(withComment('comms'), 'nodes');
-            await until(() => notes.slice(before).some((n) => n.topic === 'notification/runtime-deploy'), 'a runtime-deploy notification for the new deploy');
-            assert.strictEqual(comms.readyState, WebSocket.OPEN);
-            // the listener client was not disturbed either
-            const m = nextMessage(echo, { ms: WAIT });
-            echo.send('ok');
-            assert.strictEqual((await m).data.toString(), 'ok');
-        });
+    defineEchoSuite({ label: 'ws', pool, deploy, output });
 
+    describe('a path no listener serves', function () {
         it('leaves an unknown path to Node-RED (no handshake from us)', async function () {
             // Nothing in Node-RED answers an upgrade on a path no one serves; the
             // point is that our handler does not accept it.

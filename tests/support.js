@@ -1,6 +1,8 @@
 'use strict';
 // Shared helpers for the node tests: a real ws client against the helper's server.
 
+const net = require('net');
+const tls = require('tls');
 const WebSocket = require('ws');
 
 /** Opens a ws client and resolves once it is open. */
@@ -94,9 +96,12 @@ async function until(check, what, ms = 5000) {
 
 /**
  * ws clients of one server, tracked so that a test's leftovers can be closed:
- * `connect(path, ms)` resolves once open (bounded), `track(ws)` adopts a client
- * made elsewhere, `closeAll()` closes every one (closing handshake where open,
- * bounded, then terminate). `options` go to every `new WebSocket` (e.g. `ca`).
+ * `connect(path, ms)` resolves once open (bounded), `connectOverTcp(path, ms)`
+ * likewise with {ws, tcp}, `tcp` being the TCP socket under the client (under its
+ * TLS socket on wss://, which cannot reset itself), so that a test can send an
+ * RST; `track(ws)` adopts a client made elsewhere, `closeAll()` closes every one
+ * (closing handshake where open, bounded, then terminate). `options` go to every
+ * `new WebSocket` (e.g. `ca`).
  */
 function clientPool(base, options = {}) {
     const sockets = [];
@@ -105,13 +110,25 @@ function clientPool(base, options = {}) {
         ws.on('error', () => {}); // failures show up as close/timeouts in the assertions
         return ws;
     }
-    function connect(urlPath, ms = 5000, protocols) {
-        const ws = track(new WebSocket(base() + urlPath, protocols, options));
+    function opened(ws, urlPath, ms) {
         return within(new Promise((resolve, reject) => {
             ws.once('open', () => resolve(ws));
             ws.once('error', (err) => reject(new Error('connecting to ' + urlPath + ': ' + err.message)));
             ws.once('unexpected-response', (req, res) => reject(new Error('HTTP ' + res.statusCode + ' on ' + urlPath)));
         }), ms, 'a connection to ' + urlPath);
+    }
+    function connect(urlPath, ms = 5000, protocols) {
+        return opened(track(new WebSocket(base() + urlPath, protocols, options)), urlPath, ms);
+    }
+    async function connectOverTcp(urlPath, ms = 5000) {
+        const url = base() + urlPath;
+        let tcp = null;
+        const createConnection = (opts) => {
+            tcp = net.connect(Number(opts.port), opts.host);
+            return url.startsWith('wss:') ? tls.connect({ ...opts, socket: tcp }) : tcp;
+        };
+        const ws = await opened(track(new WebSocket(url, undefined, { ...options, createConnection })), urlPath, ms);
+        return { ws, tcp };
     }
     async function closeAll() {
         const all = sockets.splice(0);
@@ -127,7 +144,7 @@ function clientPool(base, options = {}) {
             } catch (err) { /* already gone */ }
         }
     }
-    return { connect, track, closeAll };
+    return { connect, connectOverTcp, track, closeAll };
 }
 
 module.exports = { WebSocket, connect, nextMessage, messages, closed, received, wsUrl, delay, until, within, clientPool };
