@@ -301,6 +301,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_oversized_message_is_refused_with_1009() {
+        let cfg = SessionConfig { max_message_bytes: 1024, ..Default::default() };
+        let (ours, peer) = tokio::io::duplex(64 * 1024);
+        let ws = WebSocketStream::from_raw_socket(ours, Role::Server, Some(cfg.websocket_config())).await;
+        let (_handle, rx, shared) = SessionHandle::new(&cfg);
+        let task = tokio::spawn(run(ws, 1, rx, shared, inbox(), cfg));
+        let mut client = WebSocketStream::from_raw_socket(peer, Role::Client, None).await;
+        client.send(Message::Binary(vec![7u8; 4096].into())).await.unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(5), task).await.expect("ended in time").unwrap();
+        assert!(ended.error.unwrap_or_default().contains("too big"));
+        let close = loop {
+            match client.next().await {
+                Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        };
+        assert_eq!(close, Some(1009));
+    }
+
+    #[tokio::test]
     async fn heartbeat_drops_a_peer_that_stopped_reading_even_mid_write() {
         let cfg = SessionConfig { heartbeat: Some(Duration::from_millis(50)), ..Default::default() };
         let (handle, task, _peer) = stalled(cfg).await;
