@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
@@ -41,9 +41,19 @@ struct Shared {
     left: Notify,
 }
 
+/// Work for the listener's dispatcher task, which owns all sending so that the JS
+/// thread pays one channel send per batch, however many sessions receive it.
+enum Command {
+    /// `(session, message)` in order; session 0 means every session.
+    Send(Vec<(u32, Message)>),
+    /// Close every session with this code (after everything sent before).
+    Close(u16),
+}
+
 #[derive(Clone)]
 pub struct Listener {
     shared: Arc<Shared>,
+    commands: mpsc::UnboundedSender<Command>,
 }
 
 /// Removes the session from the table and reports its end, even if the task panics.
@@ -73,15 +83,16 @@ impl Drop for Departure {
 
 impl Listener {
     pub fn new(cfg: ListenerConfig, inbox: Arc<Inbox>) -> Self {
-        Listener {
-            shared: Arc::new(Shared {
-                cfg,
-                inbox,
-                sessions: RwLock::new(HashMap::new()),
-                closing: AtomicBool::new(false),
-                left: Notify::new(),
-            }),
-        }
+        let shared = Arc::new(Shared {
+            cfg,
+            inbox,
+            sessions: RwLock::new(HashMap::new()),
+            closing: AtomicBool::new(false),
+            left: Notify::new(),
+        });
+        let (commands, rx) = mpsc::unbounded_channel();
+        napi_or_tokio_spawn(dispatch(shared.clone(), rx));
+        Listener { shared, commands }
     }
 
     /// Take over a plain TCP connection Node has upgraded: the descriptor is
@@ -181,19 +192,10 @@ impl Listener {
         id
     }
 
-    /// Send to one session; false if it is gone (as core: silently nothing).
-    pub fn send(&self, id: u32, msg: Message) -> bool {
-        self.shared.sessions.read().get(&id).is_some_and(|e| e.handle.send(msg))
-    }
-
-    /// Send to every session; the payload is shared, not copied. Returns the count.
-    pub fn broadcast(&self, msg: Message) -> u32 {
-        let sessions = self.shared.sessions.read();
-        let mut sent = 0;
-        for e in sessions.values() {
-            sent += e.handle.send(msg.clone()) as u32;
-        }
-        sent
+    /// Queue messages, in order: to one session (silently nothing if it is gone,
+    /// as core) or, for session 0, to every session with the payload shared.
+    pub fn send_many(&self, batch: Vec<(u32, Message)>) {
+        let _ = self.commands.send(Command::Send(batch));
     }
 
     pub fn session_count(&self) -> u32 {
@@ -206,8 +208,11 @@ impl Listener {
         let shared = &self.shared;
         shared.closing.store(true, Ordering::Release);
         let deadline = tokio::time::Instant::now() + shared.cfg.session.close_timeout + Duration::from_millis(500);
-        for e in shared.sessions.read().values() {
-            e.handle.close(code);
+        // Through the dispatcher, so whatever was sent before goes out first.
+        if self.commands.send(Command::Close(code)).is_err() {
+            for e in shared.sessions.read().values() {
+                e.handle.close(code);
+            }
         }
         loop {
             let left = shared.left.notified();
@@ -233,6 +238,31 @@ impl Listener {
             }
         }
         shared.inbox.close();
+    }
+}
+
+async fn dispatch(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
+    while let Some(command) = commands.recv().await {
+        let sessions = shared.sessions.read();
+        match command {
+            Command::Send(batch) => {
+                for (target, msg) in batch {
+                    if target == 0 {
+                        for e in sessions.values() {
+                            e.handle.send(msg.clone());
+                        }
+                    } else if let Some(e) = sessions.get(&target) {
+                        e.handle.send(msg);
+                    }
+                }
+            }
+            Command::Close(code) => {
+                for e in sessions.values() {
+                    e.handle.close(code);
+                }
+                return;
+            }
+        }
     }
 }
 

@@ -165,6 +165,36 @@ describe('websocket-listener', function () {
         assert.ok(big.equals(m.data));
     });
 
+    it('keeps the order of replies and broadcasts sent in the same turn', async function () {
+        await helper.load(wsNode, listenerFlow());
+        const a = await client();
+        const got = received(helper.getNode('sink'));
+        a.send('who am I');
+        const session = (await got)._session;
+        const all = messages(a, 6);
+        const out = helper.getNode('out');
+        out.receive({ payload: 'r1', _session: session });
+        out.receive({ payload: 'b1' });
+        out.receive({ payload: 'r2', _session: session });
+        out.receive({ payload: 'b2' });
+        out.receive({ payload: 'r3', _session: session });
+        out.receive({ payload: 'b3' });
+        assert.deepStrictEqual((await all).map((m) => m.data.toString()), ['r1', 'b1', 'r2', 'b2', 'r3', 'b3']);
+    });
+
+    it('delivers what was sent just before the flow stops, then closes with 1001', async function () {
+        await helper.load(wsNode, listenerFlow());
+        const a = await client();
+        const got = [];
+        a.on('message', (d) => got.push(d.toString()));
+        const c = closed(a);
+        const out = helper.getNode('out');
+        for (let i = 0; i < 50; i++) out.receive({ payload: 'last ' + i });
+        await helper.unload();
+        assert.strictEqual((await c).code, 1001);
+        assert.deepStrictEqual(got, Array.from({ length: 50 }, (_, i) => 'last ' + i));
+    });
+
     it('closes clients with 1001 when the flow is stopped', async function () {
         await helper.load(wsNode, listenerFlow());
         const a = await client();

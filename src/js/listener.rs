@@ -79,16 +79,16 @@ impl JsListener {
 
     /// Queue many messages in one call, in order: `targets[i]` is a session id,
     /// or 0 for a broadcast of `payloads[i]` (its bytes shared by every session).
-    /// Returns how many were queued.
+    /// Sending happens on the listener's own task; returns how many were taken.
     #[napi(catch_unwind)]
     pub fn send_many(&self, targets: Uint32Array, payloads: Vec<Either<String, &[u8]>>) -> Result<u32> {
-        send_each(&targets, payloads, |target, msg| {
-            if target == 0 {
-                self.inner.broadcast(msg)
-            } else {
-                self.inner.send(target, msg) as u32
-            }
-        })
+        let mut batch = Vec::with_capacity(targets.len());
+        let taken = send_each(&targets, payloads, |target, msg| {
+            batch.push((target, msg));
+            1
+        })?;
+        self.inner.send_many(batch);
+        Ok(taken)
     }
 
     #[napi(getter)]
