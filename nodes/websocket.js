@@ -122,7 +122,8 @@ module.exports = function (RED) {
             const onOutput = (kind, chunk) => {
                 try {
                     if (kind === 1) {
-                        if (!socket.write(chunk) && !waitingDrain) {
+                        // A gone socket never emits 'drain': do not pause for it.
+                        if (!socket.write(chunk) && !waitingDrain && socket.writable) {
                             waitingDrain = true;
                             bridge.pause();
                             socket.once('drain', () => {

@@ -32,6 +32,8 @@ struct Flow {
     pending: AtomicUsize,
     wants_drain: AtomicBool,
     paused: AtomicBool,
+    /// The socket is gone: output never pauses again (no 'drain' will come).
+    ended: AtomicBool,
     resumed: Notify,
 }
 
@@ -65,12 +67,15 @@ impl BridgeHandle {
     /// stops waiting for a `drain` that will never come.
     pub fn end(&self) {
         let _ = self.input.send(None);
+        self.flow.ended.store(true, Ordering::Release);
         self.resume();
     }
 
     /// JS's socket buffer is full: stop producing `Data` until `resume`.
     pub fn pause(&self) {
-        self.flow.paused.store(true, Ordering::Release);
+        if !self.flow.ended.load(Ordering::Acquire) {
+            self.flow.paused.store(true, Ordering::Release);
+        }
     }
 
     pub fn resume(&self) {
@@ -95,6 +100,7 @@ pub fn start(
         pending: AtomicUsize::new(0),
         wants_drain: AtomicBool::new(false),
         paused: AtomicBool::new(false),
+        ended: AtomicBool::new(false),
         resumed: Notify::new(),
     });
     let output = Arc::new(output);
@@ -118,11 +124,11 @@ pub fn start(
     napi_or_tokio_spawn(async move {
         let mut buf = vec![0u8; READ_CHUNK];
         loop {
-            while f.paused.load(Ordering::Acquire) {
+            while f.paused.load(Ordering::Acquire) && !f.ended.load(Ordering::Acquire) {
                 let resumed = f.resumed.notified();
                 tokio::pin!(resumed);
                 resumed.as_mut().enable();
-                if !f.paused.load(Ordering::Acquire) {
+                if !f.paused.load(Ordering::Acquire) || f.ended.load(Ordering::Acquire) {
                     break;
                 }
                 resumed.await;
@@ -155,6 +161,7 @@ mod tests {
         let bridge = start(&listener, Vec::new(), &crate::handshake::sample_request(), out).unwrap().unwrap();
         bridge.pause(); // JS's socket buffer is full ...
         bridge.end(); // ... and then the socket closes: no 'drain' will ever come
+        bridge.pause(); // a write to the dead socket "fails" and asks to pause again
         let ended = tokio::time::timeout(Duration::from_secs(5), async {
             while let Some(is_end) = rx.recv().await {
                 if is_end {

@@ -80,7 +80,9 @@ fn should_proxy(host: &str, port: u16, get: &dyn Fn(&str) -> Option<String>) -> 
 
 fn legacy(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     let proxy = env("HTTP_PROXY").or_else(|| env("http_proxy")).filter(|p| !p.is_empty())?;
-    let no_proxy = env("NO_PROXY").or_else(|| env("no_proxy")).unwrap_or_default();
+    let Some(no_proxy) = env("NO_PROXY").or_else(|| env("no_proxy")).filter(|v| !v.is_empty()) else {
+        return Some(proxy);
+    };
     let excluded = no_proxy.split(',').map(str::trim).any(|e| url.contains(e));
     (!excluded).then_some(proxy)
 }
@@ -129,5 +131,7 @@ mod tests {
         let e = env(&[("http_proxy", "http://l:1"), ("no_proxy", "skip.me")]);
         assert_eq!(proxy_for("ws", "h", 80, "ws://h/x", &legacy, &e), Some("http://l:1".into()));
         assert_eq!(proxy_for("ws", "h", 80, "ws://skip.me/x", &legacy, &e), None);
+        let no_exclusions = env(&[("http_proxy", "http://l:1")]);
+        assert_eq!(proxy_for("ws", "h", 80, "ws://h/x", &legacy, &no_exclusions), Some("http://l:1".into()));
     }
 }

@@ -118,7 +118,7 @@ fn classify(e: WsError) -> Option<(u16, String)> {
     use tokio_tungstenite::tungstenite::error::ProtocolError;
     match e {
         WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Io(_) => None,
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake | ProtocolError::SendAfterClosing) => None,
         WsError::Utf8(_) => Some((1007, "invalid UTF-8 in a text message".into())),
         WsError::Capacity(c) => Some((1009, format!("message too big: {c}"))),
         WsError::Protocol(p) => Some((1002, format!("protocol error: {p}"))),
@@ -167,7 +167,7 @@ where
                 m = rx.recv() => m,
                 _ = ping_due.notified() => {
                     if let Err(e) = sink.send(Message::Ping(Bytes::new())).await {
-                        return (Ended { code: ABNORMAL_CLOSURE, error: None }, classify(e));
+                        return write_failed(e, &cfg).await;
                     }
                     continue;
                 }
@@ -200,7 +200,7 @@ where
                     }
                     shared.queued.fetch_sub(written, Ordering::Relaxed);
                     if let Err(e) = result {
-                        return (Ended { code: ABNORMAL_CLOSURE, error: None }, classify(e));
+                        return write_failed(e, &cfg).await;
                     }
                     match close {
                         Some(code) => code,
@@ -259,6 +259,22 @@ where
     ended
 }
 
+/// A write failed. If the peer has started closing, what is left unsent is dropped
+/// and the reader, which sees the close handshake through, ends the session with
+/// the peer's code; this waits at most the close timeout for it.
+async fn write_failed(e: WsError, cfg: &SessionConfig) -> (Ended, Option<(u16, String)>) {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    let closing = matches!(
+        e,
+        WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Protocol(ProtocolError::SendAfterClosing)
+    );
+    if closing {
+        tokio::time::sleep(cfg.close_timeout).await;
+        return (Ended { code: ABNORMAL_CLOSURE, error: None }, None);
+    }
+    (Ended { code: ABNORMAL_CLOSURE, error: None }, classify(e))
+}
+
 /// A close reason must fit in a control frame (123 bytes); cut at a char boundary.
 fn truncate(s: &str, max: usize) -> String {
     let mut end = s.len().min(max);
@@ -298,6 +314,32 @@ mod tests {
         let (handle, rx, shared) = SessionHandle::new(&cfg);
         let task = tokio::spawn(run(ws, 1, rx, shared, inbox(), cfg));
         (handle, task, peer)
+    }
+
+    #[tokio::test]
+    async fn sending_while_the_peer_closes_ends_with_its_code_and_no_error() {
+        // A client session: the server closes (1000); after the client's reply the
+        // flow sends one more message, then the server drops TCP.
+        let cfg = SessionConfig::default();
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let ws = WebSocketStream::from_raw_socket(ours, Role::Client, Some(cfg.websocket_config())).await;
+        let (handle, rx, shared) = SessionHandle::new(&cfg);
+        let task = tokio::spawn(run(ws, 1, rx, shared, inbox(), cfg));
+        let mut server = WebSocketStream::from_raw_socket(theirs, Role::Server, None).await;
+        let bye = CloseFrame { code: CloseCode::Normal, reason: Utf8Bytes::from_static("bye") };
+        server.send(Message::Close(Some(bye))).await.unwrap();
+        // The client has replied to the close: its sending side is closed now.
+        while let Some(Ok(m)) = server.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+        handle.send(Message::Text("one more".into()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(server); // the server closes TCP first, as RFC 6455 says
+        let ended = tokio::time::timeout(Duration::from_secs(5), task).await.expect("ended in time").unwrap();
+        assert_eq!(ended.code, 1000, "{ended:?}");
+        assert!(ended.error.is_none(), "{ended:?}");
     }
 
     #[tokio::test]

@@ -86,14 +86,15 @@ function verify(verifyClient, req, socket, proceed) {
 /**
  * Stops reading while the handshake is pending. A plain TCP socket stops libuv
  * itself (its descriptor goes to Rust, and whatever Node already buffered is
- * collected by takeBuffered). A TLS socket stays with JS (the bridge), so it is
- * only paused as a stream: what arrives meanwhile waits in its buffer, and
+ * collected by takeBuffered). A socket that will be bridged (TLS, or one without
+ * a descriptor) stays with JS, so it is only paused as a stream: what arrives meanwhile waits in its buffer, and
  * reading resumes normally later. Stopping its handle under the stream would
  * leave the stream believing a read is still pending, and it would never read
  * again.
  */
 function stopReading(socket) {
-    if (socket.encrypted) {
+    if (descriptorOf(socket) < 0) {
+        // Bridged (TLS, or no descriptor as on Windows): stays a JS stream.
         socket.pause();
         return;
     }

@@ -1,0 +1,64 @@
+'use strict';
+//! A plain TCP connection without a usable descriptor (as on Windows) goes
+//! through the byte bridge instead of the handover, with and without an
+//! asynchronous webSocketNodeVerifyClient.
+
+const assert = require('assert');
+const helper = require('node-red-node-test-helper');
+const wsNode = require('../nodes/websocket.js');
+const { connect, nextMessage, wsUrl } = require('./support');
+
+helper.init(require.resolve('node-red'));
+
+const FLOW = [
+    { id: 'listener', type: 'websocket-listener', path: '/ws/nofd', wholemsg: 'false' },
+    { id: 'in', type: 'websocket in', server: 'listener', client: '', wires: [['out']] },
+    { id: 'out', type: 'websocket out', server: 'listener', client: '' }
+];
+
+/** Hides the descriptor of upgrade sockets on our path, as a platform without one would. */
+function hideDescriptors(req, socket) {
+    if (req.url.startsWith('/ws/nofd') && socket._handle) {
+        Object.defineProperty(socket._handle, 'fd', { value: -1 });
+    }
+}
+
+describe('plain TCP through the bridge (no descriptor)', function () {
+    const clients = [];
+    let saved;
+
+    before(async function () {
+        await helper.startServer();
+        helper._server.prependListener('upgrade', hideDescriptors);
+    });
+    after(function () {
+        helper._server.removeListener('upgrade', hideDescriptors);
+        return helper.stopServer();
+    });
+    beforeEach(function () {
+        saved = helper.settings();
+    });
+    afterEach(async function () {
+        for (const ws of clients.splice(0)) ws.terminate();
+        await helper.unload();
+        helper._settings = saved; // settings() merges; only this restores the original
+    });
+
+    async function echoes(text) {
+        await helper.load(wsNode, FLOW);
+        const ws = await connect(wsUrl(helper, '/ws/nofd'));
+        clients.push(ws);
+        const got = nextMessage(ws, { ms: 5000 });
+        ws.send(text);
+        assert.strictEqual((await got).data.toString(), text);
+    }
+
+    it('echoes', async function () {
+        await echoes('bridged without a descriptor');
+    });
+
+    it('echoes after an asynchronous verifier accepted', async function () {
+        helper.settings({ webSocketNodeVerifyClient: (info, done) => setTimeout(() => done(true), 30) });
+        await echoes('bridged after async verification');
+    });
+});
