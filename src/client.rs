@@ -6,10 +6,12 @@ use crate::inbox::{Event, Inbox, Kind};
 use crate::listener::napi_or_tokio_spawn;
 use crate::proxy::{self, ProxyOptions};
 use crate::session::{self, SessionConfig, SessionHandle};
+use crate::stream::Prefixed;
 use crate::tls::{self, TlsOptions};
 use base64::Engine;
 use bytes::Bytes;
 use parking_lot::Mutex;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -98,7 +100,11 @@ impl Target {
         Ok(Target { request, host, port, tls, proxy })
     }
 
-    async fn connect(&self, cfg: &ClientConfig) -> Result<tokio_tungstenite::WebSocketStream<Box<dyn Io>>> {
+    async fn connect(
+        &self,
+        cfg: &ClientConfig,
+        heard_at: Arc<AtomicU64>,
+    ) -> Result<tokio_tungstenite::WebSocketStream<Prefixed<Box<dyn Io>>>> {
         let transport: Box<dyn Io> = match &self.proxy {
             Some(p) => through_proxy(p, &self.host, self.port).await?,
             None => {
@@ -120,7 +126,7 @@ impl Target {
         };
         let (ws, _response) = tokio_tungstenite::client_async_with_config(
             self.request.clone(),
-            stream,
+            Prefixed::new(Bytes::new(), stream, heard_at),
             Some(cfg.session.websocket_config()),
         )
         .await?;
@@ -257,14 +263,14 @@ async fn supervise(shared: Arc<Shared>, target: Target, mut stop: watch::Receive
     while !*stop.borrow() {
         let id = session::next_id();
         inbox.push(Event::new(Kind::Connecting, id, Bytes::new(), 0));
+        let (handle, rx, session_shared) = SessionHandle::new(&cfg.session);
         let attempt = tokio::select! {
-            r = tokio::time::timeout(cfg.connect_timeout, target.connect(cfg)) => r,
+            r = tokio::time::timeout(cfg.connect_timeout, target.connect(cfg, session_shared.heard_at.clone())) => r,
             _ = stop.wait_for(|s| *s) => break,
         };
         match attempt {
             Ok(Ok(ws)) => {
                 failures = 0;
-                let (handle, rx, session_shared) = SessionHandle::new(&cfg.session);
                 *shared.current.lock() = Some((id, handle));
                 if *stop.borrow() {
                     // close() ran while we were connecting and saw no session.

@@ -9,7 +9,7 @@ use crate::stream::Prefixed;
 use bytes::Bytes;
 use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -120,10 +120,10 @@ impl Listener {
         // SAFETY: `dup` is a fresh descriptor owned by nobody else.
         let std_stream = unsafe { std::net::TcpStream::from_raw_fd(dup) };
         std_stream.set_nonblocking(true)?;
-        Ok(Ok(self.start(req, move || {
+        Ok(Ok(self.start(req, move |heard_at| {
             let tcp = tokio::net::TcpStream::from_std(std_stream)?;
             let _ = tcp.set_nodelay(true);
-            Ok(Prefixed::new(head, tcp))
+            Ok(Prefixed::new(head, tcp, heard_at))
         })))
     }
 
@@ -141,7 +141,7 @@ impl Listener {
         if let Err(r) = handshake::validate(req) {
             return Ok(Err(r));
         }
-        Ok(Ok(self.start(req, move || Ok(Prefixed::new(head, stream)))))
+        Ok(Ok(self.start(req, move |heard_at| Ok(Prefixed::new(head, stream, heard_at)))))
     }
 
     fn check_open(&self) -> Result<()> {
@@ -154,7 +154,7 @@ impl Listener {
     fn start<S, F>(&self, req: &UpgradeRequest, make_stream: F) -> u32
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        F: FnOnce() -> std::io::Result<S> + Send + 'static,
+        F: FnOnce(Arc<AtomicU64>) -> std::io::Result<S> + Send + 'static,
     {
         let shared = self.shared.clone();
         let cfg = shared.cfg.session.clone();
@@ -162,12 +162,13 @@ impl Listener {
         let response = handshake::accept_response(&req.key, protocol.as_deref());
         let id = session::next_id();
         let (handle, rx, session_shared) = SessionHandle::new(&cfg);
+        let heard_at = session_shared.heard_at.clone();
         // Registered before we return: JS may reply to this session at once.
         shared.sessions.write().insert(id, Entry { handle, abort: OnceLock::new() });
         let task_shared = shared.clone();
         let task = napi_or_tokio_spawn(async move {
             let mut departure = Departure { shared: task_shared, id, ended: None, opened: false };
-            let mut stream = match make_stream() {
+            let mut stream = match make_stream(heard_at) {
                 Ok(s) => s,
                 Err(e) => {
                     departure.ended =

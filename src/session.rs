@@ -63,9 +63,17 @@ pub enum Outgoing {
     Close(u16),
 }
 
+/// Milliseconds on a process-wide monotonic clock (for liveness stamps).
+pub fn clock_ms() -> u64 {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    BASE.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64 + 1
+}
+
 /// State shared between a session's task and whoever sends to it.
 #[derive(Default)]
 pub struct Shared {
+    /// When the peer last sent any bytes (`clock_ms`), stamped by the stream.
+    pub heard_at: Arc<AtomicU64>,
     queued: AtomicUsize,
     overflow: AtomicBool,
     /// Signalled when the queue passes its cap; wakes the watchdog even while the
@@ -83,7 +91,7 @@ pub struct SessionHandle {
 impl SessionHandle {
     pub fn new(cfg: &SessionConfig) -> (Self, mpsc::UnboundedReceiver<Outgoing>, Arc<Shared>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared { heard_at: Arc::new(AtomicU64::new(clock_ms())), ..Default::default() });
         (SessionHandle { tx, shared: shared.clone(), max_queue_bytes: cfg.max_queue_bytes }, rx, shared)
     }
 
@@ -138,18 +146,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut sink, mut stream) = ws.split();
-    let start = tokio::time::Instant::now();
-    let since_start = || start.elapsed().as_millis() as u64;
-    // When the peer was last heard from (ms since start); kept only with a heartbeat.
-    let heard_at = AtomicU64::new(0);
+    let heard_at = &shared.heard_at;
     let ping_due = Notify::new();
 
     let reader = async {
         let mut code = ABNORMAL_CLOSURE;
         while let Some(next) = stream.next().await {
-            if cfg.heartbeat.is_some() {
-                heard_at.store(since_start(), Ordering::Relaxed);
-            }
             match next {
                 Ok(Message::Text(t)) => inbox.push_data(Event::new(Kind::Text, id, Bytes::from(t), 0)).await,
                 Ok(Message::Binary(b)) => inbox.push_data(Event::new(Kind::Binary, id, b, 0)).await,
@@ -220,7 +222,7 @@ where
     // blocked in a flush) is still found: by the queue cap or by the heartbeat.
     let watchdog = async {
         let mut beat = cfg.heartbeat.map(|p| {
-            let mut i = tokio::time::interval_at(start + p, p);
+            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + p, p);
             i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             i
         });
@@ -231,7 +233,7 @@ where
                 }
                 _ = async { beat.as_mut().expect("guarded").tick().await }, if beat.is_some() => {
                     let period = cfg.heartbeat.expect("guarded").as_millis() as u64;
-                    let now = since_start();
+                    let now = clock_ms();
                     if inbox.backed_up() {
                         // Readers wait for the flow, not for the peer: do not judge it.
                         heard_at.store(now, Ordering::Relaxed);
@@ -370,6 +372,39 @@ mod tests {
         assert!(handle.send(Message::Binary(vec![0u8; 64 * 1024].into())));
         let ended = tokio::time::timeout(Duration::from_secs(3), task).await.expect("dropped in time").unwrap();
         assert!(ended.error.unwrap_or_default().contains("heartbeat"));
+    }
+
+    #[tokio::test]
+    async fn a_long_frame_still_arriving_counts_as_a_live_peer() {
+        use tokio::io::AsyncWriteExt;
+        // Heartbeat 50 ms: silence over 100 ms would drop the peer. It uploads one
+        // 60 000-byte frame in pieces over ~400 ms and never answers a ping.
+        let cfg = SessionConfig { heartbeat: Some(Duration::from_millis(50)), ..Default::default() };
+        let (ours, mut peer) = tokio::io::duplex(256 * 1024);
+        let (handle, rx, shared) = SessionHandle::new(&cfg);
+        let wire = crate::stream::Prefixed::new(Bytes::new(), ours, shared.heard_at.clone());
+        let ws = WebSocketStream::from_raw_socket(wire, Role::Server, Some(cfg.websocket_config())).await;
+        let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let inbox = Inbox::new(Box::new(move |i| {
+            let _ = tx.send(i);
+        }));
+        let task = tokio::spawn(run(ws, 1, rx, shared, inbox, cfg));
+        let len: usize = 60_000;
+        let mut header = vec![0x82, 0x80 | 126];
+        header.extend_from_slice(&(len as u16).to_be_bytes());
+        header.extend_from_slice(&[0, 0, 0, 0]); // mask key 0: payload sent as is
+        peer.write_all(&header).await.unwrap();
+        for _ in 0..20 {
+            peer.write_all(&[b'a'; 3000]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(!task.is_finished(), "dropped while the frame was still arriving");
+        }
+        let inbox = tokio::time::timeout(Duration::from_secs(2), events.recv()).await.unwrap().unwrap();
+        let batch = inbox.drain();
+        assert_eq!(u32::from_le_bytes(batch[4..8].try_into().unwrap()), Kind::Binary as u32);
+        assert_eq!(u32::from_le_bytes(batch[12..16].try_into().unwrap()) as usize, len);
+        drop(handle);
+        task.abort();
     }
 
     #[tokio::test]

@@ -1,22 +1,27 @@
-//! `Prefixed`: a stream that first yields bytes already read by someone else (the
-//! `head` of an upgrade request), then reads from the socket. Used instead of
-//! tungstenite's `from_partially_read`, whose zero-capacity read buffer makes every
-//! frame a malloc (TRANSPORT-NOTES §2).
+//! `Prefixed`: a session's byte stream. It first yields bytes already read by
+//! someone else (the `head` of an upgrade request), then reads from the socket
+//! (instead of tungstenite's `from_partially_read`, whose zero-capacity read buffer
+//! made every frame a malloc: TRANSPORT-NOTES §2). It also stamps when bytes last
+//! arrived, so the heartbeat counts a long frame still arriving as a live peer.
 
 use bytes::{Buf, Bytes};
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub struct Prefixed<S> {
     prefix: Bytes,
     inner: S,
+    /// When bytes last arrived, on `session::clock_ms()`.
+    heard_at: Arc<AtomicU64>,
 }
 
 impl<S> Prefixed<S> {
-    pub fn new(prefix: impl Into<Bytes>, inner: S) -> Self {
-        Prefixed { prefix: prefix.into(), inner }
+    pub fn new(prefix: impl Into<Bytes>, inner: S, heard_at: Arc<AtomicU64>) -> Self {
+        Prefixed { prefix: prefix.into(), inner, heard_at }
     }
 }
 
@@ -28,7 +33,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
             self.prefix.advance(n);
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.heard_at.store(crate::session::clock_ms(), Ordering::Relaxed);
+        }
+        polled
     }
 }
 
@@ -64,9 +74,12 @@ mod tests {
         let (mut a, b) = tokio::io::duplex(64);
         tokio::io::AsyncWriteExt::write_all(&mut a, b"world").await.unwrap();
         drop(a);
-        let mut p = Prefixed::new(&b"hello "[..], b);
+        let heard = Arc::new(AtomicU64::new(0));
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let mut p = Prefixed::new(&b"hello "[..], b, heard.clone());
         let mut s = String::new();
         p.read_to_string(&mut s).await.unwrap();
         assert_eq!(s, "hello world");
+        assert!(heard.load(Ordering::Relaxed) > 0, "reading stamps the time");
     }
 }
