@@ -9,16 +9,14 @@ const fs = require('fs');
 const http = require('http');
 const { fork } = require('child_process');
 
-const args = { sessions: 1000, count: 200, size: 64 };
+const { parseOptions } = require('./options');
+
 const argv = process.argv.slice(2);
+let args;
 if (argv[0] === 'clients') {
     runClients(argv[1], Number(argv[2]));
 } else {
-    for (let i = 0; i < argv.length; i += 2) {
-        const key = argv[i].replace(/^--/, '');
-        if (!(key in args)) throw new Error('unknown option ' + argv[i]);
-        args[key] = Number(argv[i + 1]);
-    }
+    args = parseOptions({ sessions: 1000, count: 200, size: 64 }, argv);
     main();
 }
 

@@ -7,13 +7,9 @@
 const fs = require('fs');
 const WebSocket = require('ws');
 const { startNodeRed } = require('../tests/nodered');
+const { parseOptions } = require('./options');
 
-const args = { conns: 2000, rounds: 3 };
-for (let i = 2; i < process.argv.length; i += 2) {
-    const key = process.argv[i].replace(/^--/, '');
-    if (!(key in args)) throw new Error('unknown option ' + process.argv[i]);
-    args[key] = Number(process.argv[i + 1]);
-}
+const args = parseOptions({ conns: 2000, rounds: 3 }, process.argv.slice(2));
 
 const FLOW = [
     { id: 'idle-tab', type: 'tab', label: 'idle' },

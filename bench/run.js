@@ -10,13 +10,9 @@ const path = require('path');
 const { execFileSync } = require('child_process');
 const { root } = require('../examples/userdir');
 const { startNodeRed: start } = require('../tests/nodered');
+const { parseOptions } = require('./options');
 
-const args = { rounds: 3, seconds: 5, conns: 16, inflight: 16, size: 64 };
-for (let i = 2; i < process.argv.length; i += 2) {
-    const key = process.argv[i].replace(/^--/, '');
-    if (!(key in args)) throw new Error('unknown option ' + process.argv[i]);
-    args[key] = Number(process.argv[i + 1]);
-}
+const args = parseOptions({ rounds: 3, seconds: 5, conns: 16, inflight: 16, size: 64 }, process.argv.slice(2));
 
 const ECHO_FLOW = [
     { id: 'bench-tab', type: 'tab', label: 'bench' },
