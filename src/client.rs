@@ -234,10 +234,6 @@ impl Client {
         }
     }
 
-    pub fn is_connected(&self) -> bool {
-        self.shared.current.lock().is_some()
-    }
-
     /// Stop reconnecting, close the connection with `code`, wait for the end.
     pub async fn close(&self, code: u16) {
         self.shared.stop.send_replace(true);

@@ -199,10 +199,6 @@ impl Listener {
         let _ = self.commands.send(Command::Send(batch));
     }
 
-    pub fn session_count(&self) -> u32 {
-        self.shared.sessions.read().len() as u32
-    }
-
     /// Refuse new sessions, close the open ones with `code` and wait until they
     /// have ended (or the close timeout passed), then stop event delivery.
     pub async fn close(&self, code: u16) {

@@ -1,4 +1,4 @@
-use super::{inbox_for, invalid, send_each, session_config, CopiedBuffer};
+use super::{close_code, inbox_for, invalid, send_each, session_config, CopiedBuffer};
 use crate::client::{Client, ClientConfig};
 use crate::proxy::ProxyOptions;
 use crate::tls::TlsOptions;
@@ -106,16 +106,10 @@ impl JsClient {
         send_each(&targets, payloads, |target, msg| self.inner.send((target != 0).then_some(target), msg) as u32)
     }
 
-    #[napi(getter)]
-    pub fn connected(&self) -> bool {
-        self.inner.is_connected()
-    }
-
     /// Stop reconnecting and close with `code` (default 1001); resolves when done.
     #[napi]
     pub async fn close(&self, code: Option<u32>) -> Result<()> {
-        let code = code.map_or(Ok(1001), |c| u16::try_from(c).map_err(|_| invalid("close code out of range")))?;
-        self.inner.close(code).await;
+        self.inner.close(close_code(code)?).await;
         Ok(())
     }
 }

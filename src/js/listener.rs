@@ -1,5 +1,5 @@
 use super::bridge::JsBridge;
-use super::{inbox_for, invalid, send_each, session_config, CopiedBuffer};
+use super::{close_code, inbox_for, send_each, session_config, CopiedBuffer};
 use crate::handshake::UpgradeRequest;
 use crate::listener::{Listener, ListenerConfig};
 use napi::bindgen_prelude::*;
@@ -60,7 +60,7 @@ impl JsListener {
         #[cfg(not(unix))]
         {
             let _ = (fd, head, request);
-            Err(invalid("descriptor handover needs a Unix system"))
+            Err(super::invalid("descriptor handover needs a Unix system"))
         }
     }
 
@@ -91,16 +91,10 @@ impl JsListener {
         Ok(taken)
     }
 
-    #[napi(getter)]
-    pub fn session_count(&self) -> u32 {
-        self.inner.session_count()
-    }
-
     /// Close every session with `code` (default 1001) and stop; resolves when done.
     #[napi]
     pub async fn close(&self, code: Option<u32>) -> Result<()> {
-        let code = code.map_or(Ok(1001), |c| u16::try_from(c).map_err(|_| invalid("close code out of range")))?;
-        self.inner.close(code).await;
+        self.inner.close(close_code(code)?).await;
         Ok(())
     }
 }

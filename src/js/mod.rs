@@ -95,6 +95,11 @@ pub fn send_each(
     Ok(targets.iter().zip(payloads).map(|(&target, data)| send(target, to_message(data))).sum())
 }
 
+/// The close code JS asked for; absent means 1001 "going away" (a node stopping).
+pub fn close_code(code: Option<u32>) -> Result<u16> {
+    code.map_or(Ok(1001), |c| u16::try_from(c).map_err(|_| invalid("close code out of range")))
+}
+
 pub fn invalid(msg: impl Into<String>) -> Error {
     crate::error::Error::InvalidArgument(msg.into()).into()
 }
