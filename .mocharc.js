@@ -1,6 +1,6 @@
 'use strict';
 module.exports = {
-    spec: ['tests/**/*.test.js'],
+    spec: ['tests/*.test.js'],
     timeout: 20000,
     exit: true
 };

@@ -51,6 +51,10 @@ module.exports = function (RED) {
             this.error(RED._('websocket.errors.duplicate-path', { path: this.path }));
             return;
         }
+        // The path is claimed even when the listener cannot start, so that a
+        // client gets an HTTP error rather than silence.
+        upgrade.routes.set(this.fullPath, this);
+        upgrade.attach(RED.server);
         try {
             this.native = new (addon.load().Listener)({
                 heartbeatMs: heartbeatMs(n.hb),
@@ -58,10 +62,7 @@ module.exports = function (RED) {
             }, this.onBatch);
         } catch (err) {
             this.fail(withCode(err));
-            return;
         }
-        upgrade.routes.set(this.fullPath, this);
-        upgrade.attach(RED.server);
     }
 
     Object.assign(WebSocketListenerNode.prototype, endpoint.methods, {
@@ -74,7 +75,9 @@ module.exports = function (RED) {
         handOver(req, socket, head) {
             if (socket.destroyed) return;
             if (!this.native || this.closing) {
-                return upgrade.refuse(socket, 503);
+                return upgrade.refuse(socket, 503, this.failure
+                    ? 'This WebSocket listener could not start (' + (this.failure.code || 'error') + '); the Node-RED log says why.'
+                    : undefined);
             }
             const fd = upgrade.descriptorOf(socket);
             if (fd < 0) {
@@ -170,12 +173,28 @@ module.exports = function (RED) {
         isListener: false,
 
         startClient(n) {
+            // Node-RED 5's core connects a client only once an enabled in or out
+            // node uses it (node-red#5533), so that one whose nodes are all
+            // disabled stays idle; use() starts it then. Under 4.x, as core there,
+            // it connects when deployed.
+            if (parseInt(RED.settings.version, 10) >= 5 && !this.used) {
+                this.pendingClient = n;
+                return;
+            }
             try {
                 const options = clientOptions(RED, this, n, heartbeatMs(n.hb), splitList(n.subprotocol));
                 this.native = new (addon.load().Client)(options, this.onBatch);
             } catch (err) {
                 this.fail(withCode(err));
             }
+        },
+
+        /** An in or out node uses this client: starts it if it is waiting for that. */
+        use() {
+            this.used = true;
+            const n = this.pendingClient;
+            this.pendingClient = null;
+            if (n && !this.closing) this.startClient(n);
         },
 
         shutdown(done) {
@@ -207,6 +226,8 @@ module.exports = function (RED) {
         node.serverConfig = RED.nodes.getNode(node.server);
         if (!node.serverConfig) {
             node.error(RED._('websocket.errors.missing-conf'));
+        } else if (node.serverConfig.use) {
+            node.serverConfig.use();
         }
         return node.serverConfig;
     }

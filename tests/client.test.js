@@ -12,7 +12,7 @@ const { WebSocket, received, delay, until } = require('./support');
 const { makeCerts, encryptKey } = require('./certs');
 const { seedFlow } = require('./flows');
 
-helper.init(require.resolve('node-red'));
+helper.init(require('./node-red-under-test').runtime);
 
 /** The seed example, with its debug node swapped for a helper sink to observe. */
 function seedWithSink(port) {
@@ -203,6 +203,13 @@ describe('websocket-client', function () {
         assert.match(client.failure.message, /ws:\/\/ or wss:\/\//);
         const logged = helper.log().args.filter((a) => a[0].level === helper.log().ERROR || a[0].level === 20);
         assert.ok(logged.length > 0, 'an error was logged');
+        // The in and out nodes report that error, not a missing addon.
+        for (const id of ['in', 'out']) {
+            const errors = helper.log().args.map((a) => a[0]).filter((o) => o && o.level === helper.log().ERROR && o.id === id).map((o) => String(o.msg));
+            assert.strictEqual(errors.length, 1, id + ': ' + JSON.stringify(errors));
+            assert.match(errors[0], /ws:\/\/ or wss:\/\//);
+            assert.doesNotMatch(errors[0], /addon/);
+        }
     });
 
     it('retries an unreachable server with back-off and shows the error', async function () {

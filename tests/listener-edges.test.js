@@ -11,7 +11,7 @@ const helper = require('node-red-node-test-helper');
 const wsNode = require('../nodes/websocket.js');
 const { WebSocket, connect, nextMessage, messages, closed, received, wsUrl, delay, until } = require('./support');
 
-helper.init(require.resolve('node-red'));
+helper.init(require('./node-red-under-test').runtime);
 
 // Runtime events (the same object as RED.runtime.events): carries 'node-status'.
 const runtimeEvents = require('@node-red/util').events;
@@ -703,14 +703,13 @@ describe('websocket-listener edge cases', function () {
             }
         });
 
-        it('does not answer 101 on the listener path', async function () {
+        it('answers an upgrade on the listener path with 503 and a reason, not silence', async function () {
             await helper.load(brokenNode, listenerFlow());
             const c = await raw();
             await c.write(upgradeRequest('/ws/edge').text);
-            // Not registered as a route: nobody answers; it must not be a 101.
-            await delay(200);
-            const r = parseResponse(c.data);
-            assert.ok(!r || r.status !== 101, 'a listener without addon answered 101');
+            const r = await c.responseAndClose();
+            assert.strictEqual(r.status, 503, r.statusLine);
+            assert.match(r.rest.toString(), /could not start \(ERR_WSRS_ADDON_LOAD\)/);
         });
     });
 

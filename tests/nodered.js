@@ -11,7 +11,7 @@
 //   await nr.stop({signal = 'SIGINT', ms = 10000})        signal, then SIGKILL if still running; removes the user dir
 //
 // `withPackage: true` loads this package from the user dir the way a user installs
-// it (examples/userdir.js) with the core websocket nodes excluded; `false` is a
+// it (scripts/userdir.js) with the core websocket nodes excluded; `false` is a
 // plain core Node-RED. Only the child started here is ever signalled.
 
 const fs = require('fs');
@@ -21,7 +21,7 @@ const net = require('net');
 const os = require('os');
 const path = require('path');
 const { spawn } = require('child_process');
-const { root, prepareUserDir } = require('../examples/userdir');
+const { root, prepareUserDir } = require('../scripts/userdir');
 const { delay } = require('./support');
 
 function freePort() {
@@ -93,15 +93,19 @@ function request(base, ca, method, urlPath, { headers = {}, body, ms = 5000 } = 
  *   (e.g. `module.exports.webSocketNodeVerifyClient = (info, cb) => cb(true);`).
  * - stderr: 'pipe' (collected into output(), default) or 'inherit'.
  * - prefix: temp dir name prefix; startMs: how long to wait for the admin API.
+ * - userDir: use this user dir (the caller installed the package there) and keep it on stop.
+ * - env: the child's environment (default: this process's).
  */
-async function startNodeRed({ withPackage = true, settings = {}, settingsCode = '', flows = [], https: tls, stderr = 'pipe', prefix = 'wsrs-nodered-', startMs = 30000 } = {}) {
-    const userDir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+async function startNodeRed({ withPackage = true, settings = {}, settingsCode = '', flows = [], https: tls, stderr = 'pipe', prefix = 'wsrs-nodered-', startMs = 30000, userDir: givenUserDir, env } = {}) {
+    // A given user dir (with the package installed by the caller) is kept on stop.
+    const userDir = givenUserDir || fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    const removeUserDir = () => givenUserDir || fs.rmSync(userDir, { recursive: true, force: true });
     let child = null;
     let out = '';
     let exited = null;
     let exitPromise = null;
     try {
-        if (withPackage) prepareUserDir(userDir);
+        if (withPackage && !givenUserDir) prepareUserDir(userDir);
         const port = await freePort();
         const all = { ...baseSettings(port), ...settings };
         if (withPackage) {
@@ -113,8 +117,9 @@ async function startNodeRed({ withPackage = true, settings = {}, settingsCode = 
         const settingsFile = path.join(userDir, 'settings.js');
         fs.writeFileSync(settingsFile, 'module.exports = ' + JSON.stringify(all, null, 2) + ';\n' + settingsCode + '\n');
 
-        child = spawn(process.execPath, [require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', settingsFile], {
+        child = spawn(process.execPath, [require('./node-red-under-test').redJs, '--userDir', userDir, '--settings', settingsFile], {
             cwd: root,
+            env: env || process.env,
             stdio: ['ignore', 'pipe', stderr === 'inherit' ? 'inherit' : 'pipe']
         });
         child.stdout.setEncoding('utf8');
@@ -185,14 +190,14 @@ async function startNodeRed({ withPackage = true, settings = {}, settingsCode = 
             /** Stops the child (signal, then SIGKILL after `ms`) and removes the user dir. */
             async stop({ signal = 'SIGINT', ms = 10000 } = {}) {
                 await kill(child, () => exited, exitPromise, signal, ms);
-                fs.rmSync(userDir, { recursive: true, force: true });
+                removeUserDir();
                 return exited;
             }
         };
         return nr;
     } catch (err) {
         if (child) await kill(child, () => exited, exitPromise, 'SIGKILL', 5000);
-        fs.rmSync(userDir, { recursive: true, force: true });
+        removeUserDir();
         throw err;
     }
 }

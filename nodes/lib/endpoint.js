@@ -169,8 +169,9 @@ module.exports = function (RED) {
         watchStatus(node) {
             this.statusNodes.add(node);
             if (this.failure) {
-                node.status({ fill: 'red', shape: 'ring', text: 'websocket.status.addon-missing' });
-                node.error(RED._('websocket.errors.addon-load', { message: this.failure.message }));
+                const noAddon = this.failure.code === 'ERR_WSRS_ADDON_LOAD';
+                node.status({ fill: 'red', shape: 'ring', text: noAddon ? 'websocket.status.addon-missing' : 'common.status.error' });
+                node.error(noAddon ? RED._('websocket.errors.addon-load', { message: this.failure.message }) : this.failure.message);
             } else if (this.lastStatus) {
                 const { event, _session, ...steady } = this.lastStatus;
                 node.status(steady);

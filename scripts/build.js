@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+'use strict';
+// Builds the native addon and puts it where native/index.js (napi-rs's generated
+// loader) looks for it: native/websocket-rs.<platform>.node.
+//
+//   node scripts/build.js            this machine, release (needs cargo)
+//   node scripts/build.js --debug    this machine, debug
+//   node scripts/build.js --all      every platform the package ships, cross-built
+//                                    with cargo-zigbuild (glibc floor 2.17)
+//   node scripts/build.js --target linux-arm64-gnu [--target ...]
+//   node scripts/build.js --prepare  npm's "prepare": builds this machine's addon, except
+//                                    under `npm pack` / `npm publish`, where it checks
+//                                    that every shipped binary is there, fresh, and built
+//                                    for the glibc floor (a host build would raise it)
+//
+// Only cargo is needed (no npm dev dependency), so `npm run build` also works in an
+// installed copy of the package on a platform that has no prebuilt binary.
+
+const fs = require('fs');
+const path = require('path');
+const { spawnSync } = require('child_process');
+const { hostPlatform, CRATE_LIB, SOURCE_BUILD_SUFFIX } = require('../nodes/lib/platform');
+
+const root = path.resolve(__dirname, '..');
+const nativeDir = path.join(root, 'native');
+const BINARY = 'websocket-rs';
+
+/** The platforms the package ships: napi-rs platform name -> Rust target (zigbuild spelling). */
+const SHIPPED = {
+    'linux-x64-gnu': 'x86_64-unknown-linux-gnu.2.17',
+    'linux-arm64-gnu': 'aarch64-unknown-linux-gnu.2.17',
+    'linux-arm-gnueabihf': 'armv7-unknown-linux-gnueabihf.2.17',
+    'linux-x64-musl': 'x86_64-unknown-linux-musl',
+    'linux-arm64-musl': 'aarch64-unknown-linux-musl'
+};
+
+function run(cmd, args, env) {
+    console.log('> ' + cmd + ' ' + args.join(' '));
+    const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
+    if (r.error) {
+        throw new Error(cmd + ': ' + r.error.message + (r.error.code === 'ENOENT'
+            ? ' (not found on PATH: install Rust from https://rustup.rs' + (cmd === 'cargo' ? '' : ', and ' + cmd) + ')'
+            : ''));
+    }
+    if (r.status !== 0) throw new Error(cmd + ' ' + args.join(' ') + ' failed (exit ' + r.status + ')');
+}
+
+function targetDir() {
+    return process.env.CARGO_TARGET_DIR ? path.resolve(root, process.env.CARGO_TARGET_DIR) : path.join(root, 'target');
+}
+
+/** Copies a built library into native/; `hostBuilt` marks it as built for this very machine. */
+function install(from, platform, hostBuilt) {
+    fs.mkdirSync(nativeDir, { recursive: true });
+    const to = path.join(nativeDir, BINARY + '.' + platform + '.node');
+    // Copy to a temporary name and rename: a running Node-RED that has the old file
+    // mapped keeps it intact.
+    const tmp = to + '.tmp';
+    fs.copyFileSync(from, tmp);
+    fs.renameSync(tmp, to);
+    // The marker lets index.js load a binary built for this CPU where it would
+    // refuse the shipped one (an ARMv6 Raspberry Pi).
+    if (hostBuilt) fs.writeFileSync(to + SOURCE_BUILD_SUFFIX, 'built on this machine by scripts/build.js\n');
+    else fs.rmSync(to + SOURCE_BUILD_SUFFIX, { force: true });
+    console.log('built ' + path.relative(root, to) + ' (' + (fs.statSync(to).size / 1048576).toFixed(1) + ' MiB)');
+}
+
+function buildHost(release) {
+    const platform = hostPlatform();
+    run('cargo', ['build', '--lib', ...(release ? ['--release'] : [])]);
+    install(path.join(targetDir(), release ? 'release' : 'debug', CRATE_LIB[process.platform] || CRATE_LIB.linux), platform, true);
+}
+
+function buildCross(platform) {
+    const target = SHIPPED[platform];
+    if (!target) {
+        throw new Error('unknown platform ' + platform + ' (shipped: ' + Object.keys(SHIPPED).join(', ') + ')');
+    }
+    run('cargo', ['zigbuild', '--release', '--lib', '--target', target]);
+    const triple = target.replace(/\.\d+\.\d+$/, '');
+    install(path.join(targetDir(), triple, 'release', CRATE_LIB.linux), platform, false);
+}
+
+/** Newest modification time among the files a binary is built from. */
+function newestSource() {
+    const files = ['Cargo.toml', 'Cargo.lock', 'build.rs'].map((f) => path.join(root, f));
+    const walk = (dir) => {
+        for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+            const p = path.join(dir, entry.name);
+            if (entry.isDirectory()) walk(p);
+            else files.push(p);
+        }
+    };
+    walk(path.join(root, 'src'));
+    return Math.max(...files.map((f) => fs.statSync(f).mtimeMs));
+}
+
+/** The highest GLIBC_2.N symbol version a binary refers to (0 if none). */
+function glibcFloor(file) {
+    let minor = 0;
+    for (const m of fs.readFileSync(file).toString('latin1').matchAll(/GLIBC_2\.(\d+)/g)) {
+        minor = Math.max(minor, Number(m[1]));
+    }
+    return minor;
+}
+
+const GLIBC_FLOOR_MINOR = 17;
+
+function checkShipped() {
+    const sources = newestSource();
+    const problems = [];
+    for (const platform of Object.keys(SHIPPED)) {
+        const file = path.join(nativeDir, BINARY + '.' + platform + '.node');
+        if (!fs.existsSync(file)) {
+            problems.push(platform + ': missing');
+        } else if (fs.statSync(file).mtimeMs < sources) {
+            problems.push(platform + ': older than the Rust sources');
+        } else if (platform.endsWith('-gnu') || platform.endsWith('-gnueabihf')) {
+            const minor = glibcFloor(file);
+            if (minor > GLIBC_FLOOR_MINOR) problems.push(platform + ': needs glibc 2.' + minor + ' (a host build?)');
+        }
+    }
+    if (problems.length) {
+        throw new Error('the package would ship unusable binaries (' + problems.join('; ') + '). Run "npm run build:all" first.');
+    }
+    // stderr: `npm pack --json` prints its JSON on stdout.
+    console.error('shipping ' + Object.keys(SHIPPED).join(', '));
+}
+
+function main(argv) {
+    if (argv.includes('--prepare')) {
+        const packing = ['pack', 'publish'].includes(process.env.npm_command);
+        return packing ? checkShipped() : buildHost(true);
+    }
+    const targets = [];
+    for (let i = 0; i < argv.length; i++) {
+        if (argv[i] === '--target') targets.push(argv[++i]);
+    }
+    if (argv.includes('--all')) targets.push(...Object.keys(SHIPPED));
+    if (targets.length === 0) return buildHost(!argv.includes('--debug'));
+    for (const platform of targets) buildCross(platform);
+}
+
+if (require.main === module) {
+    try {
+        main(process.argv.slice(2));
+    } catch (err) {
+        console.error('build: ' + err.message);
+        process.exit(1);
+    }
+}
+
+module.exports = { SHIPPED, BINARY };

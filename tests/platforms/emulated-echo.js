@@ -1,0 +1,183 @@
+'use strict';
+// Run by the Node of the platform under test (an ARM Node under qemu-user, or
+// the host's): `node emulated-echo.js <napi platform> [<node version>]`.
+// Loads the addon through the package's own loader, proves which binary that
+// loader picked, then does one WebSocket echo through the addon on loopback:
+// a Listener fed by an http server's `upgrade` exactly as the listener node
+// hands connections over (by descriptor), and a Client from the same addon.
+// Prints one line "ok: ..." (exit 0) or "error: ..." (exit 1).
+
+const assert = require('assert');
+const http = require('http');
+const path = require('path');
+
+const ROOT = path.join(__dirname, '..', '..');
+const upgrade = require(path.join(ROOT, 'nodes', 'lib', 'upgrade.js'));
+const { KIND, forEachEvent } = require(path.join(ROOT, 'nodes', 'lib', 'batch.js'));
+
+// Emulated V8 is slow, but no single step should come near this.
+const STEP_MS = 30000;
+// The addon's session close timeout: a client close that takes this long was
+// not answered by the server, i.e. not clean.
+const CLOSE_TIMEOUT_MS = 2000;
+const ARCH_OF = { 'linux-arm64-gnu': 'arm64', 'linux-arm-gnueabihf': 'arm', 'linux-x64-gnu': 'x64' };
+
+const [platform, nodeVersion] = process.argv.slice(2);
+
+function withTimeout(promise, what) {
+    let timer;
+    const expired = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timed out after ' + STEP_MS + ' ms: ' + what)), STEP_MS);
+    });
+    return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+/** Collects one endpoint's event batches; `next()` waits for the next event. */
+function events(name) {
+    const queue = [];
+    let wake = null;
+    function onBatch(buf) {
+        forEachEvent(buf, (kind, session, b, start, end, extra) => {
+            // Copied: a later batch must not be able to alias what we compare.
+            queue.push({ kind, session, data: Buffer.from(b.subarray(start, end)), extra });
+        });
+        if (wake) wake();
+    }
+    async function next(kind, what) {
+        while (queue.length === 0) {
+            await withTimeout(new Promise((resolve) => { wake = resolve; }), name + ' waiting for ' + what);
+            wake = null;
+        }
+        const ev = queue.shift();
+        if (ev.kind === KIND.CONNECTING) return next(kind, what);
+        if (ev.kind === KIND.ERROR) throw new Error(name + ' reported an error while waiting for ' + what + ': ' + ev.data.toString());
+        assert.strictEqual(ev.kind, kind, name + ' expected event kind ' + kind + ' (' + what + '), got ' + ev.kind);
+        return ev;
+    }
+    /** Anything left besides "connecting" is unexpected (an error, a second session). */
+    function leftovers() {
+        return queue.filter((ev) => ev.kind !== KIND.CONNECTING);
+    }
+    return { onBatch, next, leftovers };
+}
+
+function sameBytes(actual, expected, what) {
+    if (!actual.equals(expected)) {
+        let i = 0;
+        while (i < Math.min(actual.length, expected.length) && actual[i] === expected[i]) i++;
+        throw new Error(what + ' differs: ' + actual.length + ' B received, ' + expected.length + ' B expected, first difference at byte ' + i);
+    }
+}
+
+/** Every byte value, then a fixed pseudo-random tail: long enough for a 64-bit frame length. */
+function binaryPayload(size) {
+    const b = Buffer.alloc(size);
+    let x = 0x2545f491;
+    for (let i = 0; i < size; i++) {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+        b[i] = i < 256 ? i : x >>> 24;
+    }
+    return b;
+}
+
+/** Checks that the package's loader picked exactly this platform's binary, and returns the addon. */
+function loadAddon() {
+    assert.ok(ARCH_OF[platform], 'unknown platform ' + platform);
+    assert.strictEqual(process.arch, ARCH_OF[platform], 'this Node runs as ' + process.arch);
+    if (nodeVersion) assert.strictEqual(process.version, 'v' + nodeVersion, 'unexpected Node version');
+    const addon = require(path.join(ROOT, 'index.js'));
+    const want = path.join(ROOT, 'native', 'websocket-rs.' + platform + '.node');
+    // What require() loaded: the loader tries candidates in turn, so anything
+    // else here means it picked, or first tried and loaded, another file.
+    const loaded = Object.keys(require.cache).filter((f) => f.endsWith('.node'));
+    assert.deepStrictEqual(loaded, [want], 'the loader loaded ' + loaded.join(', '));
+    // And what the dynamic linker mapped, in case require's cache was bypassed.
+    const mapped = process.report.getReport().sharedObjects.filter((f) => /websocket-rs\..*\.node$/.test(f));
+    assert.deepStrictEqual(mapped, [want], 'mapped addon files: ' + mapped.join(', '));
+    return { addon, file: path.relative(ROOT, want) };
+}
+
+async function echo({ Listener, Client }) {
+    const text = 'échø ✓ ARM 🚀 ' + 'ünïcödé '.repeat(40);
+    const binary = binaryPayload(100000);
+    const L = events('listener');
+    const C = events('client');
+    const listener = new Listener({}, L.onBatch);
+    let adopted = null;
+    let refused = null;
+
+    const server = http.createServer((req, res) => res.writeHead(404).end());
+    upgrade.attach(server);
+    // The same steps as the listener node's handOver (nodes/websocket.js).
+    upgrade.routes.set('/echo', {
+        acceptUpgrade(req, socket, head) {
+            const fd = upgrade.descriptorOf(socket);
+            if (fd < 0) {
+                refused = 'no descriptor to hand over';
+                return upgrade.refuse(socket, 500);
+            }
+            upgrade.stopReading(socket);
+            const result = listener.adopt(fd, upgrade.takeBuffered(socket, head), upgrade.requestInfo(req));
+            if (typeof result === 'string') {
+                refused = result.split('\r\n')[0];
+                socket.once('finish', () => socket.destroy());
+                return socket.end(result);
+            }
+            adopted = result;
+            socket.destroy();
+        }
+    });
+    await withTimeout(new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', resolve);
+    }), 'http server listening');
+    const url = 'ws://127.0.0.1:' + server.address().port + '/echo';
+    // No reconnect during the test: a second session would be a failure.
+    const client = new Client({ url, reconnectMs: 600000, connectTimeoutMs: STEP_MS }, C.onBatch);
+    try {
+        const serverOpen = await L.next(KIND.OPEN, 'the client to connect');
+        assert.strictEqual(refused, null, 'handshake refused: ' + refused);
+        assert.strictEqual(serverOpen.session, adopted, 'the open session is not the adopted one');
+        await C.next(KIND.OPEN, 'its connection to open');
+        const session = serverOpen.session;
+
+        client.sendMany(Uint32Array.of(0, 0), [text, binary]);
+        const inText = await L.next(KIND.TEXT, 'the text message');
+        sameBytes(inText.data, Buffer.from(text, 'utf8'), 'text client -> server');
+        const inBinary = await L.next(KIND.BINARY, 'the binary message');
+        sameBytes(inBinary.data, binary, 'binary client -> server');
+
+        listener.sendMany(Uint32Array.of(session, session), [inText.data.toString('utf8'), inBinary.data]);
+        sameBytes((await C.next(KIND.TEXT, 'the text echo')).data, Buffer.from(text, 'utf8'), 'text server -> client');
+        sameBytes((await C.next(KIND.BINARY, 'the binary echo')).data, binary, 'binary server -> client');
+
+        const started = Date.now();
+        await withTimeout(client.close(1000), 'client.close(1000)');
+        const closeMs = Date.now() - started;
+        const closed = await L.next(KIND.CLOSE, 'the session to close');
+        assert.strictEqual(closed.session, session);
+        assert.strictEqual(closed.extra, 1000, 'the server saw close code ' + closed.extra);
+        assert.ok(closeMs < CLOSE_TIMEOUT_MS, 'client.close took ' + closeMs + ' ms: the server never answered its close');
+        await withTimeout(listener.close(1001), 'listener.close()');
+        // The client's own close event races close() dropping its inbox, so it
+        // may or may not arrive; when it does, it must be the clean 1000.
+        const extra = L.leftovers().concat(C.leftovers().filter((e) => !(e.kind === KIND.CLOSE && e.extra === 1000)));
+        assert.strictEqual(extra.length, 0, 'unexpected events: ' + JSON.stringify(extra.map((e) => [e.kind, e.data.toString()])));
+        return 'text ' + Buffer.byteLength(text) + ' B + binary ' + binary.length + ' B echoed byte for byte, close 1000 in ' + closeMs + ' ms';
+    } finally {
+        await withTimeout(new Promise((resolve) => server.close(resolve)), 'http server close').catch(() => {});
+    }
+}
+
+async function main() {
+    const { addon, file } = loadAddon();
+    const summary = await echo(addon);
+    console.log('ok: ' + process.version + ' ' + process.arch + ', loader picked ' + file + '; ' + summary);
+}
+
+main().then(() => process.exit(0), (err) => {
+    // One line: the message (without assert's diff) and where it was thrown.
+    const where = err && err.stack ? (/\((.*emulated-echo\.js:\d+):\d+\)/.exec(err.stack) || [])[1] : null;
+    console.log('error: ' + (err && err.message ? err.message.split('\n')[0] : err) + (where ? ' [' + path.basename(where) + ']' : ''));
+    process.exit(1);
+});
