@@ -8,7 +8,7 @@
 const fs = require('fs');
 const path = require('path');
 const { execFileSync } = require('child_process');
-const { root } = require('../examples/userdir');
+const { root } = require('../scripts/userdir');
 const { startNodeRed: start } = require('../tests/nodered');
 const { parseOptions } = require('./options');
 

@@ -8,7 +8,7 @@ const helper = require('node-red-node-test-helper');
 const wsNode = require('../nodes/websocket.js');
 const { connect, nextMessage, wsUrl } = require('./support');
 
-helper.init(require.resolve('node-red'));
+helper.init(require('./node-red-under-test').runtime);
 
 const FLOW = [
     { id: 'listener', type: 'websocket-listener', path: '/ws/nofd', wholemsg: 'false' },

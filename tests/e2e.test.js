@@ -9,6 +9,7 @@ const { WebSocket, nextMessage, closed, delay, until, within, clientPool } = req
 const { startNodeRed } = require('./nodered');
 const { seedFlow, withComment, withTwoTabs, crashLines } = require('./flows');
 const { defineEchoSuite, WAIT } = require('./echo-suite');
+const nodeRed = require('./node-red-under-test');
 
 const MODULE = '@websocket-rs/node-red';
 const TYPES = ['websocket in', 'websocket out', 'websocket-listener', 'websocket-client'];
@@ -39,6 +40,22 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
             console.log(nr.output()); // E2E_LOG=1: show what Node-RED printed
         }
         await nr.stop({ signal: 'SIGKILL', ms: 5000 }); // only the child this file started; removes its user dir
+    });
+
+    it('runs Node-RED ' + nodeRed.expected.nodeRed + ' on Node ' + nodeRed.expected.node + ', the versions this run is for', async function () {
+        // The child's own report: which Node-RED answered, on which Node (the tests'
+        // process and the child must both be on the expected Node).
+        assert.strictEqual(process.version, nodeRed.expected.node, 'the tests\' Node');
+        const res = await api('GET', '/diagnostics', { headers: { Accept: 'application/json' } });
+        assert.strictEqual(res.status, 200, res.text);
+        const report = res.json();
+        // Node-RED appends "-git" when a .git sits four levels above its runtime's
+        // lib/, which is this repository's for the devDependency in node_modules/.
+        const plain = (v) => String(v).replace(/-git$/, '');
+        assert.strictEqual(plain(report.runtime.version), nodeRed.expected.nodeRed, 'Node-RED\'s reported version');
+        assert.strictEqual(report.nodejs.version, nodeRed.expected.node, 'Node-RED\'s Node');
+        const settings = (await api('GET', '/settings', { headers: { Accept: 'application/json' } })).json();
+        assert.strictEqual(plain(settings.version), nodeRed.expected.nodeRed, 'the version in /settings');
     });
 
     it('lists our module with the four types and not core\'s websocket set', async function () {

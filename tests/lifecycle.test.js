@@ -8,7 +8,7 @@ const helper = require('node-red-node-test-helper');
 const wsNode = require('../nodes/websocket.js');
 const { connect, nextMessage, closed, wsUrl, until } = require('./support');
 
-helper.init(require.resolve('node-red'));
+helper.init(require('./node-red-under-test').runtime);
 
 const fdCount = () => fs.readdirSync('/proc/self/fd').length;
 const threadCount = () => fs.readdirSync('/proc/self/task').length;

@@ -7,7 +7,7 @@ const helper = require('node-red-node-test-helper');
 const wsNode = require('../nodes/websocket.js');
 const { WebSocket, connect, nextMessage, messages, closed, received, wsUrl, delay, until } = require('./support');
 
-helper.init(require.resolve('node-red'));
+helper.init(require('./node-red-under-test').runtime);
 
 function listenerFlow(extra = {}, path = '/ws/echo') {
     return [

@@ -33,6 +33,12 @@ function tlsOptions(RED, tlsId) {
     const tlsNode = tlsId ? RED.nodes.getNode(tlsId) : null;
     if (!tlsNode) return undefined;
     const o = tlsNode.addTLSOptions({});
+    if (o.pfx) {
+        // Node-RED 5's tls-config can hold a PKCS#12 bundle instead of PEM. The
+        // addon takes PEM only; connecting without the certificate, key and CAs
+        // in the bundle would ignore the configuration silently.
+        throw Object.assign(new Error('TLS configuration: PKCS#12 (.p12/.pfx) certificates are not supported by websocket-rs; use PEM certificate, key and CA files'), { code: 'ERR_WSRS_TLS' });
+    }
     return {
         ca: text(o.ca),
         cert: text(o.cert),

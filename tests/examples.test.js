@@ -1,0 +1,92 @@
+'use strict';
+//! The flows in examples/ (what Import → Examples offers) do what their
+//! descriptions say, run as shipped but for the port their clients dial.
+
+const assert = require('assert');
+const fs = require('fs');
+const path = require('path');
+const helper = require('node-red-node-test-helper');
+const wsNode = require('../nodes/websocket.js');
+const { received, until } = require('./support');
+
+helper.init(require('./node-red-under-test').runtime);
+
+const NODES = [
+    wsNode,
+    require('@node-red/nodes/core/common/20-inject.js'),
+    require('@node-red/nodes/core/function/15-change.js')
+];
+const DIR = path.join(__dirname, '..', 'examples');
+
+/** An example flow, its debug nodes turned into helper sinks and its clients pointed at the helper's port. */
+function example(file, port) {
+    const text = fs.readFileSync(path.join(DIR, file), 'utf8').replace(/ws:\/\/127\.0\.0\.1:1880\//g, 'ws://127.0.0.1:' + port + '/');
+    return JSON.parse(text).map((n) => (n.type === 'debug' ? { id: n.id, z: n.z, name: n.name, type: 'helper' } : n));
+}
+
+function idOf(flow, type, name) {
+    const node = flow.find((n) => n.name === name && (n.type === type || (type === 'debug' && n.type === 'helper')));
+    assert.ok(node, 'no ' + type + ' named ' + name);
+    return node.id;
+}
+
+describe('examples', function () {
+    let port;
+    before(async function () {
+        await helper.startServer();
+        port = new URL(helper.url()).port;
+    });
+    after(() => helper.stopServer());
+    afterEach(() => helper.unload());
+
+    it('are the three the README and the package test list, each a valid flow with its own tab', function () {
+        const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
+        assert.deepStrictEqual(files, ['01 - Echo server and client.json', '02 - Broadcast to many clients.json', '03 - Whole message mode.json']);
+        for (const f of files) {
+            const flow = JSON.parse(fs.readFileSync(path.join(DIR, f), 'utf8'));
+            assert.strictEqual(flow.filter((n) => n.type === 'tab').length, 1, f);
+            assert.ok(flow.every((n) => /^[0-9a-f]{16}$/.test(n.id)), f + ': node ids');
+        }
+    });
+
+    it('01 echoes the injected time through the client and the listener', async function () {
+        const flow = example('01 - Echo server and client.json', port);
+        await helper.load(NODES, flow);
+        const client = helper.getNode(flow.find((n) => n.type === 'websocket-client').id);
+        await until(() => client.count === 1, 'client connected');
+        const got = received(helper.getNode(idOf(flow, 'debug', 'echo received')));
+        helper.getNode(idOf(flow, 'inject', 'send time')).receive({});
+        const msg = await got;
+        assert.ok(Number(msg.payload) > 1.7e12, String(msg.payload));
+    });
+
+    it('02 broadcasts the tick and a client\'s message to both clients', async function () {
+        const flow = example('02 - Broadcast to many clients.json', port);
+        await helper.load(NODES, flow);
+        const listener = helper.getNode(flow.find((n) => n.type === 'websocket-listener').id);
+        await until(() => listener.count === 2, 'both clients connected');
+        const sinkA = helper.getNode(idOf(flow, 'debug', 'client A received'));
+        const sinkB = helper.getNode(idOf(flow, 'debug', 'client B received'));
+        const hello = (sink) => new Promise((resolve) => sink.on('input', (msg) => msg.payload === 'hello from client A' && resolve()));
+        const both = Promise.all([hello(sinkA), hello(sinkB)]);
+        helper.getNode(idOf(flow, 'inject', 'client A says hello')).receive({});
+        await both;
+        // The tick (every 2 s, first after 1 s) reaches both as well.
+        const ticks = Promise.all([sinkA, sinkB].map((sink) => new Promise((resolve) => sink.on('input', (msg) => Number(msg.payload) > 1.7e12 && resolve()))));
+        await ticks;
+    });
+
+    it('03 carries topic and payload as a whole msg, and the reply comes back whole', async function () {
+        const flow = example('03 - Whole message mode.json', port);
+        await helper.load(NODES, flow);
+        const client = helper.getNode(flow.find((n) => n.type === 'websocket-client').id);
+        await until(() => client.count === 1, 'client connected');
+        const got = received(helper.getNode(idOf(flow, 'debug', 'reply (whole msg)')));
+        helper.getNode(idOf(flow, 'inject', 'send order')).receive({});
+        const msg = await got;
+        assert.strictEqual(msg.topic, 'orders/new');
+        assert.deepStrictEqual(msg.payload, { item: 'widget', quantity: 3 });
+        assert.strictEqual(msg.status, 'accepted');
+        assert.ok(msg.receivedAt > 1.7e12, String(msg.receivedAt));
+    });
+});

@@ -1,0 +1,104 @@
+'use strict';
+//! Where Node-RED 4.1 and 5.0 core differ, ours follows the core of the version it
+//! runs on: when a websocket-client connects, and tls-config's newer certificate
+//! kinds (5.0: PKCS#12 bundles, environment variables).
+
+const assert = require('assert');
+const https = require('https');
+const forge = require('node-forge');
+const helper = require('node-red-node-test-helper');
+const nodeRed = require('./node-red-under-test');
+const wsNode = require('../nodes/websocket.js');
+const tlsNode = require('@node-red/nodes/core/network/05-tls.js');
+const { WebSocket, received, delay, until } = require('./support');
+const { makeCerts } = require('./certs');
+
+helper.init(nodeRed.runtime);
+
+const V5 = parseInt(nodeRed.version, 10) >= 5;
+
+describe('Node-RED ' + nodeRed.version + ' specifics', function () {
+    let certs;
+    let server;
+    let wss;
+    const conns = [];
+
+    before(async function () {
+        certs = makeCerts();
+        server = https.createServer({ cert: certs.cert, key: certs.key });
+        wss = new WebSocket.Server({ server });
+        wss.on('connection', (ws) => conns.push(ws));
+        await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+        await helper.startServer();
+    });
+    after(async function () {
+        for (const c of wss.clients) c.terminate();
+        await new Promise((resolve) => wss.close(() => server.close(() => resolve())));
+        await helper.stopServer();
+    });
+    afterEach(async function () {
+        await helper.unload();
+        conns.length = 0;
+    });
+
+    const url = () => 'wss://localhost:' + server.address().port + '/';
+    const client = (extra = {}) => ({ id: 'client', type: 'websocket-client', path: url(), tls: 'tls', wholemsg: 'false', hb: '0', subprotocol: '', headers: [], ...extra });
+    const tls = (extra = {}) => ({ id: 'tls', type: 'tls-config', name: '', cert: '', key: '', ca: '', servername: '', verifyservercert: true, ...extra });
+    const inNode = (extra = {}) => ({ id: 'in', type: 'websocket in', server: '', client: 'client', wires: [['sink']], ...extra });
+    const sink = { id: 'sink', type: 'helper' };
+    const caCreds = () => ({ tls: { cadata: certs.ca } });
+
+    it(V5 ? 'connects a client only once an enabled in or out node uses it (as 5.0 core)'
+        : 'connects a client when deployed, used or not (as 4.1 core)', async function () {
+        await helper.load([wsNode, tlsNode], [client(), tls(), inNode({ d: true })], caCreds());
+        if (V5) {
+            await delay(500);
+            assert.strictEqual(conns.length, 0, 'a client whose only in node is disabled connected');
+        } else {
+            await until(() => conns.length === 1, 'the unused client connected');
+        }
+        await helper.unload();
+        conns.length = 0;
+        // Used by an enabled in node: connects on both (the positive control).
+        await helper.load([wsNode, tlsNode], [client(), tls(), inNode(), sink], caCreds());
+        await until(() => conns.length === 1, 'the used client connected');
+        const got = received(helper.getNode('sink'));
+        conns[0].send('used');
+        assert.strictEqual((await got).payload, 'used');
+        await delay(200);
+        assert.strictEqual(conns.length, 1, 'one connection, not one per node');
+    });
+
+    describe('tls-config kinds new in 5.0', function () {
+        beforeEach(function () {
+            if (!V5) this.skip(); // 4.1's tls-config has only PEM files and text
+        });
+
+        it('refuses a PKCS#12 bundle with a node error, instead of connecting without it', async function () {
+            const key = forge.pki.privateKeyFromPem(certs.key);
+            const chain = [forge.pki.certificateFromPem(certs.cert), forge.pki.certificateFromPem(certs.ca)];
+            const p12 = forge.asn1.toDer(forge.pkcs12.toPkcs12Asn1(key, chain, 'secret', { algorithm: '3des' })).getBytes();
+            await helper.load([wsNode, tlsNode], [client(), tls({ certType: 'pfx' }), inNode(), sink],
+                { tls: { p12data: Buffer.from(p12, 'binary').toString('base64'), passphrase: 'secret' } });
+            const node = helper.getNode('client');
+            assert.ok(node.failure, 'no failure recorded');
+            assert.strictEqual(node.failure.code, 'ERR_WSRS_TLS');
+            assert.match(node.failure.message, /PKCS#12/);
+            await delay(500);
+            assert.strictEqual(conns.length, 0, 'connected despite the refused TLS configuration');
+        });
+
+        it('connects with the CA taken from an environment variable', async function () {
+            process.env.WSRS_TEST_CA = certs.ca;
+            try {
+                await helper.load([wsNode, tlsNode], [client(), tls({ certType: 'env', caEnv: 'WSRS_TEST_CA' }), inNode(), sink]);
+                await until(() => conns.length === 1, 'connected');
+                const got = received(helper.getNode('sink'));
+                conns[0].send('via env CA');
+                assert.strictEqual((await got).payload, 'via env CA');
+            } finally {
+                delete process.env.WSRS_TEST_CA;
+            }
+        });
+    });
+});
