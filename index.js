@@ -27,19 +27,8 @@ function shippedPlatforms() {
 const BUILD_HINT = 'build it for this machine with "npm run build" in ' + __dirname +
     ' (needs Rust from https://rustup.rs), then restart Node-RED';
 
-/** Why the loader found nothing usable for `platform`, and what to do. */
-function describeFailure(cause, platform, file) {
-    if (!fs.existsSync(file)) {
-        const shipped = shippedPlatforms();
-        return 'there is no prebuilt addon for this platform (' + platform + ', Node.js ' + process.version + '); ' +
-            'this package has ' + (shipped.length ? shipped.join(', ') : 'none') + '. To use it here, ' + BUILD_HINT + '.';
-    }
-    try {
-        require(file);
-    } catch (err) {
-        return 'the addon built for ' + platform + ' does not load here (' + err.message + '); ' + BUILD_HINT + '.';
-    }
-    return 'the native addon could not be loaded (' + cause.message + ').';
+function fileFor(platform) {
+    return path.join(NATIVE, 'websocket-rs.' + platform + '.node');
 }
 
 function addonError(text, platform, cause) {
@@ -50,17 +39,36 @@ function addonError(text, platform, cause) {
     return e;
 }
 
-const platform = hostPlatform();
-const file = path.join(NATIVE, 'websocket-rs.' + platform + '.node');
-const mismatch = cpuMismatch(file);
-if (mismatch) {
-    throw addonError(mismatch + '; ' + BUILD_HINT + '.', platform);
+/** After the loader failed: this platform's binary if it loads, else an error saying why and what to do. */
+function fallback(cause) {
+    if (process.env.NAPI_RS_NATIVE_LIBRARY_PATH) {
+        throw addonError('the addon named by NAPI_RS_NATIVE_LIBRARY_PATH could not be loaded (' + cause.message + ').', null, cause);
+    }
+    const platform = hostPlatform();
+    const file = fileFor(platform);
+    if (!fs.existsSync(file)) {
+        const shipped = shippedPlatforms();
+        throw addonError('there is no prebuilt addon for this platform (' + platform + ', Node.js ' + process.version + '); ' +
+            'this package has ' + (shipped.length ? shipped.join(', ') : 'none') + '. To use it here, ' + BUILD_HINT + '.', platform, cause);
+    }
+    try {
+        // The loader's libc check can disagree with ours; a binary that loads is the answer.
+        return require(file);
+    } catch (err) {
+        throw addonError('the addon built for ' + platform + ' does not load here (' + err.message + '); ' + BUILD_HINT + '.', platform, err);
+    }
+}
+
+if (process.arch === 'arm') {
+    const platform = hostPlatform();
+    const mismatch = cpuMismatch(fileFor(platform));
+    if (mismatch) throw addonError(mismatch + '; ' + BUILD_HINT + '.', platform);
 }
 let binding;
 try {
     binding = require('./native/index.js');
 } catch (err) {
-    throw addonError(describeFailure(err, platform, file), platform, err);
+    binding = fallback(err);
 }
 
 const CODED = /^(ERR_WSRS_[A-Z_]+): /;

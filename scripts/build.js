@@ -19,7 +19,7 @@
 const fs = require('fs');
 const path = require('path');
 const { spawnSync } = require('child_process');
-const { hostPlatform, CRATE_LIB, SOURCE_BUILD_SUFFIX } = require('../nodes/lib/platform');
+const { hostPlatform, SOURCE_BUILD_SUFFIX } = require('../nodes/lib/platform');
 
 const root = path.resolve(__dirname, '..');
 const nativeDir = path.join(root, 'native');
@@ -34,19 +34,28 @@ const SHIPPED = {
     'linux-arm64-musl': 'aarch64-unknown-linux-musl'
 };
 
-function run(cmd, args, env) {
-    console.log('> ' + cmd + ' ' + args.join(' '));
-    const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
+/**
+ * Runs a cargo build and returns the path of the cdylib it produced, as cargo
+ * reports it (so target-dir settings from any cargo config are honoured).
+ */
+function cargo(args) {
+    const all = [...args, '--lib', '--message-format=json-render-diagnostics'];
+    console.log('> cargo ' + all.join(' '));
+    const r = spawnSync('cargo', all, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 256 << 20 });
     if (r.error) {
-        throw new Error(cmd + ': ' + r.error.message + (r.error.code === 'ENOENT'
-            ? ' (not found on PATH: install Rust from https://rustup.rs' + (cmd === 'cargo' ? '' : ', and ' + cmd) + ')'
-            : ''));
+        throw new Error('cargo: ' + r.error.message + (r.error.code === 'ENOENT' ? ' (not on PATH: install Rust from https://rustup.rs)' : ''));
     }
-    if (r.status !== 0) throw new Error(cmd + ' ' + args.join(' ') + ' failed (exit ' + r.status + ')');
-}
-
-function targetDir() {
-    return process.env.CARGO_TARGET_DIR ? path.resolve(root, process.env.CARGO_TARGET_DIR) : path.join(root, 'target');
+    if (r.status !== 0) throw new Error('cargo ' + args.join(' ') + ' failed (exit ' + r.status + ')');
+    let lib = null;
+    for (const line of r.stdout.split('\n')) {
+        if (!line.startsWith('{')) continue;
+        const m = JSON.parse(line);
+        if (m.reason === 'compiler-artifact' && m.target.kind.includes('cdylib')) {
+            lib = m.filenames.find((f) => /\.(so|dylib|dll)$/.test(f));
+        }
+    }
+    if (!lib) throw new Error('cargo ' + args.join(' ') + ' reported no library');
+    return lib;
 }
 
 /** Copies a built library into native/; `hostBuilt` marks it as built for this very machine. */
@@ -67,8 +76,12 @@ function install(from, platform, hostBuilt) {
 
 function buildHost(release) {
     const platform = hostPlatform();
-    run('cargo', ['build', '--lib', ...(release ? ['--release'] : [])]);
-    install(path.join(targetDir(), release ? 'release' : 'debug', CRATE_LIB[process.platform] || CRATE_LIB.linux), platform, true);
+    const loader = fs.readFileSync(path.join(nativeDir, 'index.js'), 'utf8');
+    if (!loader.includes("'./" + BINARY + '.' + platform + ".node'")) {
+        throw new Error('napi-rs\'s loader (native/index.js) has no binary name for this platform (' + platform + '); ' +
+            'build with "cargo build --release --lib" and point NAPI_RS_NATIVE_LIBRARY_PATH at the library instead');
+    }
+    install(cargo(['build', ...(release ? ['--release'] : [])]), platform, true);
 }
 
 function buildCross(platform) {
@@ -76,9 +89,7 @@ function buildCross(platform) {
     if (!target) {
         throw new Error('unknown platform ' + platform + ' (shipped: ' + Object.keys(SHIPPED).join(', ') + ')');
     }
-    run('cargo', ['zigbuild', '--release', '--lib', '--target', target]);
-    const triple = target.replace(/\.\d+\.\d+$/, '');
-    install(path.join(targetDir(), triple, 'release', CRATE_LIB.linux), platform, false);
+    install(cargo(['zigbuild', '--release', '--target', target]), platform, false);
 }
 
 /** Newest modification time among the files a binary is built from. */
@@ -109,10 +120,16 @@ const GLIBC_FLOOR_MINOR = 17;
 function checkShipped() {
     const sources = newestSource();
     const problems = [];
+    for (const f of fs.readdirSync(nativeDir)) {
+        const m = new RegExp('^' + BINARY + '\\.(.+)\\.node$').exec(f);
+        if (m && !SHIPPED[m[1]]) problems.push(f + ': not a shipped platform');
+    }
     for (const platform of Object.keys(SHIPPED)) {
         const file = path.join(nativeDir, BINARY + '.' + platform + '.node');
         if (!fs.existsSync(file)) {
             problems.push(platform + ': missing');
+        } else if (fs.existsSync(file + SOURCE_BUILD_SUFFIX)) {
+            problems.push(platform + ': built for this machine, not cross-built');
         } else if (fs.statSync(file).mtimeMs < sources) {
             problems.push(platform + ': older than the Rust sources');
         } else if (platform.endsWith('-gnu') || platform.endsWith('-gnueabihf')) {

@@ -124,6 +124,42 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
         });
     });
 
+    describe('a websocket-client whose in node is enabled by a later "nodes" deploy', function () {
+        const V5 = parseInt(nodeRed.version, 10) >= 5;
+        let wss = null;
+        const conns = [];
+        afterEach(async function () {
+            if (!wss) return;
+            for (const c of wss.clients) c.terminate();
+            await new Promise((resolve) => wss.close(() => resolve()));
+            wss = null;
+            conns.length = 0;
+        });
+
+        it(V5 ? 'stays idle until then, then connects once (as 5.0 core)' : 'connects at the first deploy and keeps that one connection (as 4.1 core)', async function () {
+            wss = new WebSocket.Server({ host: '127.0.0.1', port: 0 });
+            await new Promise((resolve) => wss.once('listening', resolve));
+            wss.on('connection', (ws) => conns.push(ws));
+            const flow = (disabled) => [
+                { id: 'e2elazytab000001', type: 'tab', label: 'lazy', disabled: false, info: '', env: [] },
+                { id: 'e2elazyclient001', type: 'websocket-client', path: 'ws://127.0.0.1:' + wss.address().port + '/', tls: '', wholemsg: 'false', hb: '0', subprotocol: '', headers: [] },
+                { id: 'e2elazyin0000001', type: 'websocket in', z: 'e2elazytab000001', name: '', server: '', client: 'e2elazyclient001', d: disabled, x: 100, y: 100, wires: [] }
+            ];
+            await deploy(flow(true));
+            if (V5) {
+                await delay(500);
+                assert.strictEqual(conns.length, 0, 'a client with only a disabled in node connected');
+            } else {
+                await until(() => conns.length === 1, 'the client connected at deploy', WAIT);
+            }
+            await deploy(flow(false), 'nodes');
+            await until(() => conns.length === 1, 'the client connected', WAIT);
+            await delay(300);
+            assert.strictEqual(conns.filter((c) => c.readyState === WebSocket.OPEN).length, 1, 'one open connection');
+            assert.strictEqual(conns.length, 1, 'no second connection');
+        });
+    });
+
     describe('the seed example from core, both halves (client → listener echo → client)', function () {
         it('echoes an injected timestamp through the client and the listener back to the debug node', async function () {
             this.timeout(30000);

@@ -45,6 +45,11 @@ if (process.version !== expected.node) {
 }
 
 if (fromEnv) {
+    // Loaded after the test helper, the helper would already hold the devDependency's runtime.
+    const early = Object.keys(require.cache).find((f) => f.includes(path.sep + 'node-red-node-test-helper' + path.sep));
+    if (early) {
+        throw new Error('tests/node-red-under-test.js must load before node-red-node-test-helper (' + early + '); run through tests/run-node-red-5.js');
+    }
     const helperDir = path.dirname(require.resolve('node-red-node-test-helper/package.json')) + path.sep;
     // A file of `top`'s own, not of a package installed beneath it.
     const within = (file, top) => file.startsWith(top) && !file.includes(path.sep + 'node_modules' + path.sep, top.length - 1);
@@ -52,7 +57,13 @@ if (fromEnv) {
     const resolve = Module._resolveFilename;
     Module._resolveFilename = function (request, parent, ...rest) {
         if ((request === 'node-red' || /^(node-red|@node-red)\//.test(request)) && parent && ours(parent.filename)) {
-            return resolve.call(this, request, parent, false, { paths: [dir] });
+            const file = resolve.call(this, request, parent, false, { paths: [dir] });
+            // Node searches every node_modules above `dir` too: never let a module
+            // missing from the Node-RED under test come from the devDependency.
+            if (!file.startsWith(path.dirname(dir) + path.sep)) {
+                throw new Error(request + ' resolved outside the Node-RED under test (' + dir + '): ' + file);
+            }
+            return file;
         }
         return resolve.call(this, request, parent, ...rest);
     };

@@ -69,6 +69,14 @@ describe('Node-RED ' + nodeRed.version + ' specifics', function () {
         assert.strictEqual(conns.length, 1, 'one connection, not one per node');
     });
 
+    it('connects a client used only by an out node, and sends through it', async function () {
+        await helper.load([wsNode, tlsNode], [client(), tls(), { id: 'out', type: 'websocket out', server: '', client: 'client' }], caCreds());
+        await until(() => conns.length === 1, 'connected');
+        const got = new Promise((resolve) => conns[0].once('message', (data) => resolve(data.toString())));
+        helper.getNode('out').receive({ payload: 'from the out node' });
+        assert.strictEqual(await got, 'from the out node');
+    });
+
     describe('tls-config kinds new in 5.0', function () {
         beforeEach(function () {
             if (!V5) this.skip(); // 4.1's tls-config has only PEM files and text

@@ -11,22 +11,33 @@ const { hostPlatform, cpuMismatch, SOURCE_BUILD_SUFFIX } = require('../nodes/lib
 
 const ROOT = path.resolve(__dirname, '..');
 
-/** Runs `code` in a fresh Node whose process.arch and arm_version are `arch` and `armVersion`. */
-function withCpu(arch, armVersion, code) {
+/** Runs `code` in a fresh Node whose process.arch is `arch` and whose kernel reports `machine` (uname -m). */
+function withCpu(arch, machine, code) {
     const pretend = 'Object.defineProperty(process, "arch", { value: ' + JSON.stringify(arch) + ' });' +
-        'Object.defineProperty(process, "config", { value: { variables: { arm_version: ' + JSON.stringify(armVersion) + ' } } });';
+        'require("os").machine = () => ' + JSON.stringify(machine) + ';';
     return execFileSync(process.execPath, ['-e', pretend + code], { cwd: ROOT, encoding: 'utf8' });
 }
 
+const TRY_LOAD = 'try { require("./index.js"); console.log("loaded"); } catch (e) { console.log(e.code + " " + e.message); }';
+
 describe('platform', function () {
-    it('names this machine as the generated loader does', function () {
-        // The loader file in native/ must contain the name we build to, for this host.
-        const name = hostPlatform();
-        assert.match(name, /^linux-(x64|arm64)-(gnu|musl)$/);
-        assert.ok(fs.readFileSync(path.join(ROOT, 'native', 'index.js'), 'utf8').includes("'./websocket-rs." + name + ".node'"));
-        assert.strictEqual(hostPlatform('linux', 'arm'), 'linux-arm-gnueabihf');
-        assert.strictEqual(hostPlatform('darwin', 'arm64'), 'darwin-arm64');
-        assert.strictEqual(hostPlatform('win32', 'x64'), 'win32-x64-msvc');
+    it('names platforms as the generated loader does', function () {
+        const loader = fs.readFileSync(path.join(ROOT, 'native', 'index.js'), 'utf8');
+        const known = (name) => loader.includes("'./websocket-rs." + name + ".node'");
+        assert.ok(known(hostPlatform()), 'this machine: ' + hostPlatform());
+        const cases = [
+            ['linux', 'x64', false, 'linux-x64-gnu'], ['linux', 'x64', true, 'linux-x64-musl'],
+            ['linux', 'arm64', false, 'linux-arm64-gnu'], ['linux', 'arm64', true, 'linux-arm64-musl'],
+            ['linux', 'arm', false, 'linux-arm-gnueabihf'], ['linux', 'arm', true, 'linux-arm-musleabihf'],
+            ['linux', 'riscv64', false, 'linux-riscv64-gnu'], ['darwin', 'arm64', undefined, 'darwin-arm64'],
+            ['darwin', 'x64', undefined, 'darwin-x64'], ['win32', 'x64', undefined, 'win32-x64-msvc'],
+            ['win32', 'arm64', undefined, 'win32-arm64-msvc'], ['freebsd', 'x64', undefined, 'freebsd-x64'],
+            ['android', 'arm', undefined, 'android-arm-eabi'], ['android', 'arm64', undefined, 'android-arm64']
+        ];
+        for (const [platform, arch, musl, name] of cases) {
+            assert.strictEqual(hostPlatform(platform, arch, musl), name);
+            assert.ok(known(name), name + ' is not a name the loader looks for');
+        }
     });
 
     describe('on 32-bit ARM', function () {
@@ -42,30 +53,29 @@ describe('platform', function () {
         });
 
         it('refuses the shipped binary on an ARMv6 CPU, and says why', function () {
-            assert.match(cpuMismatch(file, 'arm', '6'), /needs an ARMv7 CPU or newer, and this one is ARMv6 \(Raspberry Pi Zero or 1\)/);
+            assert.match(cpuMismatch(file, 'arm', 'armv6l'), /needs an ARMv7 CPU or newer, and this one is armv6l \(a Raspberry Pi Zero or 1\)/);
         });
 
-        it('accepts it on ARMv7 and on other architectures', function () {
-            assert.strictEqual(cpuMismatch(file, 'arm', '7'), null);
-            assert.strictEqual(cpuMismatch(file, 'arm', '8'), null);
-            assert.strictEqual(cpuMismatch(file, 'arm64', undefined), null);
-            assert.strictEqual(cpuMismatch(file, 'x64', undefined), null);
+        it('accepts it on ARMv7 and newer CPUs, whatever Node was built for, and on other architectures', function () {
+            assert.strictEqual(cpuMismatch(file, 'arm', 'armv7l'), null);
+            assert.strictEqual(cpuMismatch(file, 'arm', 'armv8l'), null);
+            assert.strictEqual(cpuMismatch(file, 'arm', 'aarch64'), null);
+            assert.strictEqual(cpuMismatch(file, 'arm64', 'aarch64'), null);
+            assert.strictEqual(cpuMismatch(file, 'x64', 'x86_64'), null);
         });
 
         it('accepts a binary built on the machine itself', function () {
             fs.writeFileSync(file + SOURCE_BUILD_SUFFIX, '');
-            assert.strictEqual(cpuMismatch(file, 'arm', '6'), null);
+            assert.strictEqual(cpuMismatch(file, 'arm', 'armv6l'), null);
         });
 
         it('has the package refuse before loading anything, with the fix in the error', function () {
-            const out = withCpu('arm', '6', 'try { require("./index.js"); console.log("loaded"); } ' +
-                'catch (e) { console.log(e.code + " " + e.message); }');
+            const out = withCpu('arm', 'armv6l', TRY_LOAD);
             assert.match(out, /^ERR_WSRS_ADDON_LOAD the prebuilt addon for 32-bit ARM needs an ARMv7 CPU/);
             assert.match(out, /npm run build/);
-            // Positive control: the same Node on ARMv7 goes on to the loader (which then finds
-            // no ARM binary loadable on this x64 machine, or none at all).
-            const v7 = withCpu('arm', '7', 'try { require("./index.js"); console.log("loaded"); } ' +
-                'catch (e) { console.log(e.code + " " + e.message); }');
+            // Positive control: on ARMv7 the package goes on to the loader (which then finds
+            // no ARM binary that loads on this x64 machine, or none at all).
+            const v7 = withCpu('arm', 'armv7l', TRY_LOAD);
             assert.doesNotMatch(v7, /ARMv7 CPU/);
             assert.match(v7, /^ERR_WSRS_ADDON_LOAD (there is no prebuilt addon|the addon built for linux-arm-gnueabihf does not load here)/);
         });

@@ -69,13 +69,20 @@ function main() {
     };
     // Preloaded so that node-red-node-test-helper, on require, already finds this Node-RED.
     const args = ['-r', path.join(__dirname, 'node-red-under-test.js'), path.join(__dirname, 'run.js')];
-    const child = spawn(nodeBin, args, { cwd: root, env, stdio: 'inherit' });
+    // Its own process group, so that a stop also reaches the Node-RED processes it started.
+    const child = spawn(nodeBin, args, { cwd: root, env, stdio: 'inherit', detached: true });
+    const stop = (signal) => {
+        try {
+            process.kill(-child.pid, signal);
+        } catch (err) { /* already gone */ }
+    };
     let killTimer = null;
     const runTimer = setTimeout(() => {
-        console.error('test run still going after ' + RUN_MS / 60000 + ' min: stopping it (pid ' + child.pid + ')');
-        child.kill('SIGTERM');
-        killTimer = setTimeout(() => child.kill('SIGKILL'), 10000);
+        console.error('test run still going after ' + RUN_MS / 60000 + ' min: stopping its process group (pid ' + child.pid + ')');
+        stop('SIGTERM');
+        killTimer = setTimeout(() => stop('SIGKILL'), 10000);
     }, RUN_MS);
+    for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => stop(sig));
     child.on('error', (err) => {
         clearTimeout(runTimer);
         console.error(err.message);

@@ -5,36 +5,42 @@
 // where the loader looks and an error can say what was looked for.
 
 const fs = require('fs');
+const os = require('os');
 
-/** The file name cargo gives the library, per OS. */
-const CRATE_LIB = {
-    linux: 'libwebsocket_rs_node_red.so',
-    freebsd: 'libwebsocket_rs_node_red.so',
-    darwin: 'libwebsocket_rs_node_red.dylib',
-    win32: 'websocket_rs_node_red.dll'
-};
-
+/** musl or glibc, checked in the loader's order: ldd, then Node's report, then `ldd --version`. */
 function isMusl() {
     try {
         return fs.readFileSync('/usr/bin/ldd', 'utf8').includes('musl');
-    } catch (err) {
-        // No ldd script (some minimal images): Node's report names the glibc it runs on.
+    } catch (err) { /* no ldd script */ }
+    if (process.report && typeof process.report.getReport === 'function') {
+        process.report.excludeNetwork = true;
+        const report = process.report.getReport();
+        if (report) {
+            if (report.header && report.header.glibcVersionRuntime) return false;
+            return Array.isArray(report.sharedObjects) &&
+                report.sharedObjects.some((f) => f.includes('libc.musl-') || f.includes('ld-musl-'));
+        }
     }
-    const report = process.report && typeof process.report.getReport === 'function' ? process.report.getReport() : null;
-    return !!report && !(report.header && report.header.glibcVersionRuntime);
+    try {
+        return require('child_process').execSync('ldd --version', { encoding: 'utf8' }).includes('musl');
+    } catch (err) {
+        return false;
+    }
 }
 
-function hostPlatform(platform = process.platform, arch = process.arch) {
+/** The napi-rs platform name; `musl` is only looked up on Linux, and only when not given. */
+function hostPlatform(platform = process.platform, arch = process.arch, musl) {
     if (platform === 'linux') {
-        const musl = isMusl();
-        if (arch === 'arm') return 'linux-arm-' + (musl ? 'musleabihf' : 'gnueabihf');
-        return 'linux-' + arch + '-' + (musl ? 'musl' : 'gnu');
+        const libc = (musl === undefined ? isMusl() : musl) ? 'musl' : 'gnu';
+        if (arch === 'arm') return 'linux-arm-' + libc + 'eabihf';
+        return 'linux-' + arch + '-' + libc;
     }
     if (platform === 'win32') {
-        const gnu = process.config && process.config.variables &&
-            (process.config.variables.shlib_suffix === 'dll.a' || process.config.variables.node_target_type === 'shared_library');
+        const v = process.config && process.config.variables;
+        const gnu = v && (v.shlib_suffix === 'dll.a' || v.node_target_type === 'shared_library');
         return 'win32-' + arch + '-' + (gnu && arch === 'x64' ? 'gnu' : 'msvc');
     }
+    if (platform === 'android' && arch === 'arm') return 'android-arm-eabi';
     return platform + '-' + arch;
 }
 
@@ -44,15 +50,18 @@ const SOURCE_BUILD_SUFFIX = '.source-build';
 /**
  * The shipped 32-bit ARM binary is built for ARMv7 (Raspberry Pi 2 and later) and
  * would die on an illegal instruction on an ARMv6 CPU (Pi Zero, Pi 1), taking
- * Node-RED down with it. Returns why it must not be loaded, or null. A binary
- * built on the machine itself (it has the source-build marker) is fine.
+ * Node-RED down with it. Returns why `file` must not be loaded here, or null. The
+ * CPU is what the kernel reports (`uname -m`: armv6l), not what Node was built for
+ * (Raspbian's own Node is an ARMv6 build that also runs on a Pi 4). A binary built
+ * on the machine itself (it has the source-build marker) is fine.
  */
-function cpuMismatch(file, arch = process.arch, armVersion = process.config.variables.arm_version) {
-    if (arch !== 'arm' || !(Number(armVersion) < 7) || fs.existsSync(file + SOURCE_BUILD_SUFFIX)) {
+function cpuMismatch(file, arch = process.arch, machine = os.machine ? os.machine() : '') {
+    if (arch !== 'arm' || !/^armv[1-6]/.test(machine) || !file.endsWith('gnueabihf.node') ||
+        fs.existsSync(file + SOURCE_BUILD_SUFFIX)) {
         return null;
     }
-    return 'the prebuilt addon for 32-bit ARM needs an ARMv7 CPU or newer, and this one is ARMv' + armVersion +
-        ' (Raspberry Pi Zero or 1)';
+    return 'the prebuilt addon for 32-bit ARM needs an ARMv7 CPU or newer, and this one is ' + machine +
+        ' (a Raspberry Pi Zero or 1)';
 }
 
-module.exports = { hostPlatform, cpuMismatch, CRATE_LIB, SOURCE_BUILD_SUFFIX };
+module.exports = { hostPlatform, cpuMismatch, isMusl, SOURCE_BUILD_SUFFIX };
