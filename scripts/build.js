@@ -6,7 +6,7 @@
 //   node scripts/build.js            this machine, release (needs cargo)
 //   node scripts/build.js --debug    this machine, debug
 //   node scripts/build.js --all      every platform the package ships, cross-built
-//                                    with cargo-zigbuild (glibc floor 2.17)
+//                                    with cargo-zigbuild (Linux: glibc floor 2.17)
 //   node scripts/build.js --target linux-arm64-gnu [--target ...]
 //   node scripts/build.js --prepare  npm's "prepare": builds this machine's addon, except
 //                                    under `npm pack` / `npm publish`, where it checks
@@ -31,17 +31,47 @@ const SHIPPED = {
     'linux-arm64-gnu': 'aarch64-unknown-linux-gnu.2.17',
     'linux-arm-gnueabihf': 'armv7-unknown-linux-gnueabihf.2.17',
     'linux-x64-musl': 'x86_64-unknown-linux-musl',
-    'linux-arm64-musl': 'aarch64-unknown-linux-musl'
+    'linux-arm64-musl': 'aarch64-unknown-linux-musl',
+    // A MinGW build, under the name the loader gives the official (MSVC-built) Node:
+    // with napi's dyn-symbols it imports nothing from Node, and it needs no C
+    // runtime that Windows 10 lacks (the MSVC toolchain cannot be fetched here).
+    'win32-x64-msvc': 'x86_64-pc-windows-gnu',
+    'darwin-arm64': 'aarch64-apple-darwin',
+    'darwin-x64': 'x86_64-apple-darwin'
 };
+
+/** Per-platform build environment: the oldest macOS that Node 18+ runs on, per CPU. */
+const TARGET_ENV = {
+    'darwin-arm64': { MACOSX_DEPLOYMENT_TARGET: '11.0' },
+    'darwin-x64': { MACOSX_DEPLOYMENT_TARGET: '10.15' },
+    'win32-x64-msvc': { LIBNODE_PATH: libnodeStub }
+};
+
+/**
+ * napi's build scripts link a windows-gnu addon with -lnode and insist on finding a
+ * libnode.dll, which Node for Windows does not ship. With dyn-symbols nothing is
+ * imported from it, so an empty library (an empty archive) satisfies the link.
+ */
+function libnodeStub() {
+    const dir = path.join(root, 'target', 'libnode-stub');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'libnode.dll'), '');
+    fs.writeFileSync(path.join(dir, 'libnode.a'), '!<arch>\n');
+    return dir;
+}
 
 /**
  * Runs a cargo build and returns the path of the cdylib it produced, as cargo
  * reports it (so target-dir settings from any cargo config are honoured).
  */
-function cargo(args) {
+function cargo(args, extraEnv = {}) {
     const all = [...args, '--lib', '--message-format=json-render-diagnostics'];
-    console.log('> cargo ' + all.join(' '));
-    const r = spawnSync('cargo', all, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 256 << 20 });
+    console.log('> ' + Object.entries(extraEnv).map(([k, v]) => k + '=' + v + ' ').join('') + 'cargo ' + all.join(' '));
+    // cargo-zigbuild and zig, where .ci/setup installed them.
+    const venvBin = path.join(root, '.ci', 'venv', 'bin');
+    const env = { ...process.env, ...extraEnv };
+    if (fs.existsSync(venvBin)) env.PATH = venvBin + path.delimiter + process.env.PATH;
+    const r = spawnSync('cargo', all, { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 256 << 20 });
     if (r.error) {
         throw new Error('cargo: ' + r.error.message + (r.error.code === 'ENOENT' ? ' (not on PATH: install Rust from https://rustup.rs)' : ''));
     }
@@ -89,7 +119,9 @@ function buildCross(platform) {
     if (!target) {
         throw new Error('unknown platform ' + platform + ' (shipped: ' + Object.keys(SHIPPED).join(', ') + ')');
     }
-    install(cargo(['zigbuild', '--release', '--target', target]), platform, false);
+    const env = {};
+    for (const [k, v] of Object.entries(TARGET_ENV[platform] || {})) env[k] = typeof v === 'function' ? v() : v;
+    install(cargo(['zigbuild', '--release', '--target', target], env), platform, false);
 }
 
 /** Newest modification time among the files a binary is built from. */

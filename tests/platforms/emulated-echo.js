@@ -1,10 +1,13 @@
 'use strict';
-// Run by the Node of the platform under test (an ARM Node under qemu-user, or
-// the host's): `node emulated-echo.js <napi platform> [<node version>]`.
+// Run by the Node of the platform under test (an ARM Node under qemu-user, the
+// official Windows node.exe under Wine, or the host's):
+// `node emulated-echo.js <napi platform> [<node version>]`.
 // Loads the addon through the package's own loader, proves which binary that
 // loader picked, then does one WebSocket echo through the addon on loopback:
-// a Listener fed by an http server's `upgrade` exactly as the listener node
-// hands connections over (by descriptor), and a Client from the same addon.
+// a Listener fed by an http server's `upgrade` through the listener node's own
+// code (nodes/websocket.js: acceptUpgrade -> handOver, which hands the
+// connection over by descriptor where there is one, and otherwise -- Windows --
+// carries its bytes through bridge()), and a Client from the same addon.
 // Prints one line "ok: ..." (exit 0) or "error: ..." (exit 1).
 
 const assert = require('assert');
@@ -20,7 +23,13 @@ const STEP_MS = 30000;
 // The addon's session close timeout: a client close that takes this long was
 // not answered by the server, i.e. not clean.
 const CLOSE_TIMEOUT_MS = 2000;
-const ARCH_OF = { 'linux-arm64-gnu': 'arm64', 'linux-arm-gnueabihf': 'arm', 'linux-x64-gnu': 'x64' };
+// The napi platform name -> the process.platform and process.arch its Node must report.
+const RUNS_ON = {
+    'linux-arm64-gnu': ['linux', 'arm64'],
+    'linux-arm-gnueabihf': ['linux', 'arm'],
+    'linux-x64-gnu': ['linux', 'x64'],
+    'win32-x64-msvc': ['win32', 'x64']
+};
 
 const [platform, nodeVersion] = process.argv.slice(2);
 
@@ -82,8 +91,8 @@ function binaryPayload(size) {
 
 /** Checks that the package's loader picked exactly this platform's binary, and returns the addon. */
 function loadAddon() {
-    assert.ok(ARCH_OF[platform], 'unknown platform ' + platform);
-    assert.strictEqual(process.arch, ARCH_OF[platform], 'this Node runs as ' + process.arch);
+    assert.ok(RUNS_ON[platform], 'unknown platform ' + platform);
+    assert.deepStrictEqual([process.platform, process.arch], RUNS_ON[platform], 'this Node runs as ' + process.platform + '-' + process.arch);
     if (nodeVersion) assert.strictEqual(process.version, 'v' + nodeVersion, 'unexpected Node version');
     const addon = require(path.join(ROOT, 'index.js'));
     const want = path.join(ROOT, 'native', 'websocket-rs.' + platform + '.node');
@@ -94,7 +103,27 @@ function loadAddon() {
     // And what the dynamic linker mapped, in case require's cache was bypassed.
     const mapped = process.report.getReport().sharedObjects.filter((f) => /websocket-rs\..*\.node$/.test(f));
     assert.deepStrictEqual(mapped, [want], 'mapped addon files: ' + mapped.join(', '));
-    return { addon, file: path.relative(ROOT, want) };
+    return { addon, file: path.relative(ROOT, want).split(path.sep).join('/') };
+}
+
+/**
+ * A websocket-listener node as nodes/websocket.js defines it, on `native` (the
+ * addon Listener): its own acceptUpgrade/handOver/bridge/startSession run, so
+ * this test takes whichever path the node takes and duplicates none of it.
+ * Node-RED itself is not loaded; the stand-in RED offers what that file uses
+ * while loading and on this path (no verifyClient setting, as by default).
+ */
+function listenerNode(native, warn) {
+    const types = {};
+    const RED = {
+        settings: {},
+        nodes: { registerType: (type, ctor) => { types[type] = ctor; } },
+        _: (key) => key
+    };
+    require(path.join(ROOT, 'nodes', 'websocket.js'))(RED);
+    const node = Object.create(types['websocket-listener'].prototype);
+    Object.assign(node, { native, closing: false, failure: null, warn });
+    return node;
 }
 
 async function echo({ Listener, Client }) {
@@ -103,30 +132,33 @@ async function echo({ Listener, Client }) {
     const L = events('listener');
     const C = events('client');
     const listener = new Listener({}, L.onBatch);
-    let adopted = null;
-    let refused = null;
+    // What the node's code did with the connection, seen through the addon calls it made.
+    const seen = { route: null, adopted: null, bridge: null, refused: null, socket: null, fd: null };
+    const native = {
+        adopt(...args) {
+            seen.route = 'handover';
+            const result = listener.adopt(...args);
+            if (typeof result === 'string') seen.refused = result.split('\r\n')[0];
+            else seen.adopted = result;
+            return result;
+        },
+        bridge(...args) {
+            seen.route = 'bridge';
+            const result = listener.bridge(...args);
+            if (typeof result === 'string') seen.refused = result.split('\r\n')[0];
+            else seen.bridge = result;
+            return result;
+        }
+    };
 
     const server = http.createServer((req, res) => res.writeHead(404).end());
-    upgrade.attach(server);
-    // The same steps as the listener node's handOver (nodes/websocket.js).
-    upgrade.routes.set('/echo', {
-        acceptUpgrade(req, socket, head) {
-            const fd = upgrade.descriptorOf(socket);
-            if (fd < 0) {
-                refused = 'no descriptor to hand over';
-                return upgrade.refuse(socket, 500);
-            }
-            upgrade.stopReading(socket);
-            const result = listener.adopt(fd, upgrade.takeBuffered(socket, head), upgrade.requestInfo(req));
-            if (typeof result === 'string') {
-                refused = result.split('\r\n')[0];
-                socket.once('finish', () => socket.destroy());
-                return socket.end(result);
-            }
-            adopted = result;
-            socket.destroy();
-        }
+    // Only to look at the socket afterwards; it runs before the node's handler.
+    server.on('upgrade', (req, socket) => {
+        seen.socket = socket;
+        seen.fd = upgrade.descriptorOf(socket);
     });
+    upgrade.attach(server);
+    upgrade.routes.set('/echo', listenerNode(native, (text) => { seen.refused = 'node warned: ' + text; }));
     await withTimeout(new Promise((resolve, reject) => {
         server.once('error', reject);
         server.listen(0, '127.0.0.1', resolve);
@@ -136,8 +168,17 @@ async function echo({ Listener, Client }) {
     const client = new Client({ url, reconnectMs: 600000, connectTimeoutMs: STEP_MS }, C.onBatch);
     try {
         const serverOpen = await L.next(KIND.OPEN, 'the client to connect');
-        assert.strictEqual(refused, null, 'handshake refused: ' + refused);
-        assert.strictEqual(serverOpen.session, adopted, 'the open session is not the adopted one');
+        assert.strictEqual(seen.refused, null, 'handshake refused: ' + seen.refused);
+        // Where the node can hand a descriptor over it must, and only there.
+        // (A plain TCP socket has one everywhere but on Windows.)
+        assert.strictEqual(seen.fd >= 0, process.platform !== 'win32', 'descriptorOf the upgraded socket is ' + seen.fd);
+        assert.strictEqual(seen.route, seen.fd >= 0 ? 'handover' : 'bridge', 'the listener node took the ' + seen.route + ' path');
+        if (seen.route === 'handover') {
+            assert.strictEqual(serverOpen.session, seen.adopted, 'the open session is not the adopted one');
+            assert.ok(seen.socket.destroyed, 'the handed-over socket was not let go of in JS');
+        } else {
+            assert.ok(seen.bridge, 'bridge() returned no bridge');
+        }
         await C.next(KIND.OPEN, 'its connection to open');
         const session = serverOpen.session;
 
@@ -159,11 +200,23 @@ async function echo({ Listener, Client }) {
         assert.strictEqual(closed.extra, 1000, 'the server saw close code ' + closed.extra);
         assert.ok(closeMs < CLOSE_TIMEOUT_MS, 'client.close took ' + closeMs + ' ms: the server never answered its close');
         await withTimeout(listener.close(1001), 'listener.close()');
+        // Who carried the server's bytes: Rust alone after a handover (the JS
+        // socket wrote nothing, not even the 101), the JS socket for a bridge.
+        const { bytesRead, bytesWritten } = seen.socket;
+        if (seen.route === 'handover') {
+            assert.strictEqual(bytesWritten, 0, 'the handed-over socket wrote ' + bytesWritten + ' B from JS');
+        } else {
+            assert.ok(bytesRead > binary.length && bytesWritten > binary.length,
+                'the bridged socket carried only ' + bytesRead + ' B in, ' + bytesWritten + ' B out');
+        }
         // The client's own close event races close() dropping its inbox, so it
         // may or may not arrive; when it does, it must be the clean 1000.
         const extra = L.leftovers().concat(C.leftovers().filter((e) => !(e.kind === KIND.CLOSE && e.extra === 1000)));
         assert.strictEqual(extra.length, 0, 'unexpected events: ' + JSON.stringify(extra.map((e) => [e.kind, e.data.toString()])));
-        return 'text ' + Buffer.byteLength(text) + ' B + binary ' + binary.length + ' B echoed byte for byte, close 1000 in ' + closeMs + ' ms';
+        const via = seen.route === 'handover'
+            ? 'listener by descriptor handover'
+            : 'listener by JS bridge (' + bytesRead + ' B in, ' + bytesWritten + ' B out through the socket)';
+        return 'text ' + Buffer.byteLength(text) + ' B + binary ' + binary.length + ' B echoed byte for byte, ' + via + ', close 1000 in ' + closeMs + ' ms';
     } finally {
         await withTimeout(new Promise((resolve) => server.close(resolve)), 'http server close').catch(() => {});
     }
@@ -172,7 +225,7 @@ async function echo({ Listener, Client }) {
 async function main() {
     const { addon, file } = loadAddon();
     const summary = await echo(addon);
-    console.log('ok: ' + process.version + ' ' + process.arch + ', loader picked ' + file + '; ' + summary);
+    console.log('ok: ' + process.version + ' ' + process.platform + '-' + process.arch + ', loader picked ' + file + '; ' + summary);
 }
 
 main().then(() => process.exit(0), (err) => {
