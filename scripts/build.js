@@ -40,7 +40,8 @@ const SHIPPED = {
     'darwin-x64': 'x86_64-apple-darwin'
 };
 
-/** Per-platform build environment: the oldest macOS that Node 18+ runs on, per CPU. */
+/** Per-platform build environment (functions run when that platform is built): the
+ * oldest macOS that Node 18+ runs on, per CPU; the stand-in libnode for Windows. */
 const TARGET_ENV = {
     'darwin-arm64': { MACOSX_DEPLOYMENT_TARGET: '11.0' },
     'darwin-x64': { MACOSX_DEPLOYMENT_TARGET: '10.15' },
