@@ -7,7 +7,7 @@ use crate::listener::napi_or_tokio_spawn;
 use crate::proxy::{self, ProxyOptions};
 use crate::session::{self, SessionConfig, SessionHandle};
 use crate::stream::Prefixed;
-use crate::tls::{self, TlsOptions};
+use crate::tls::{self, DefaultTrust, TlsOptions};
 use base64::Engine;
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -32,6 +32,8 @@ pub struct ClientConfig {
     pub headers: Vec<(String, String)>,
     pub session: SessionConfig,
     pub tls: Option<TlsOptions>,
+    /// What to trust without a `tls-config` CA, for the server and an https:// proxy.
+    pub trust: DefaultTrust,
     pub proxy: ProxyOptions,
     /// Wait after a connection ends (core: 3 s) and after the first failed attempt.
     pub reconnect_delay: Duration,
@@ -49,6 +51,9 @@ struct Target {
     /// Chosen once, on the JS thread: the environment is not read from workers
     /// (a concurrent `setenv` from `process.env` would be a data race).
     proxy: Option<String>,
+    /// TLS to an https:// proxy: always verified against the default trust, as
+    /// core's proxy agent does; a `tls-config` applies to the server only.
+    proxy_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Target {
@@ -90,14 +95,20 @@ impl Target {
             headers.insert(n, v);
         }
         let tls = if secure {
-            Some(tls::client_config(&cfg.tls.clone().unwrap_or(TlsOptions { verify: true, ..Default::default() }))?)
+            Some(tls::client_config(cfg.tls.as_ref().unwrap_or(&TlsOptions::default()), &cfg.trust)?)
         } else {
             None
         };
         let scheme = if secure { "wss" } else { "ws" };
         let env = |k: &str| std::env::var(k).ok();
         let proxy = proxy::proxy_for(scheme, &host, port, &cfg.url, &cfg.proxy, &env);
-        Ok(Target { request, host, port, tls, proxy })
+        let proxy_tls = match &proxy {
+            Some(p) if p.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) => {
+                Some(tls::client_config(&TlsOptions::default(), &cfg.trust)?)
+            }
+            _ => None,
+        };
+        Ok(Target { request, host, port, tls, proxy, proxy_tls })
     }
 
     async fn connect(
@@ -106,7 +117,7 @@ impl Target {
         heard_at: Arc<AtomicU64>,
     ) -> Result<tokio_tungstenite::WebSocketStream<Prefixed<Box<dyn Io>>>> {
         let transport: Box<dyn Io> = match &self.proxy {
-            Some(p) => through_proxy(p, &self.host, self.port).await?,
+            Some(p) => through_proxy(p, self.proxy_tls.clone(), &self.host, self.port).await?,
             None => {
                 let tcp = TcpStream::connect((self.host.as_str(), self.port)).await?;
                 let _ = tcp.set_nodelay(true);
@@ -135,8 +146,13 @@ impl Target {
 }
 
 /// Open a tunnel with HTTP CONNECT, as core's proxy agent does for ws and wss
-/// (over TLS to the proxy itself when its URL is https://).
-async fn through_proxy(proxy_url: &str, host: &str, port: u16) -> Result<Box<dyn Io>> {
+/// (over TLS to the proxy itself when its URL is https://, with `tls`).
+async fn through_proxy(
+    proxy_url: &str,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    host: &str,
+    port: u16,
+) -> Result<Box<dyn Io>> {
     let uri: Uri = proxy_url.parse().map_err(|_| Error::InvalidArgument(format!("invalid proxy URL: {proxy_url}")))?;
     let proxy_host = uri.host().ok_or_else(|| Error::InvalidArgument(format!("proxy URL has no host: {proxy_url}")))?;
     let proxy_host = proxy_host.trim_start_matches('[').trim_end_matches(']');
@@ -145,7 +161,7 @@ async fn through_proxy(proxy_url: &str, host: &str, port: u16) -> Result<Box<dyn
     let tcp = TcpStream::connect((proxy_host, proxy_port)).await?;
     let _ = tcp.set_nodelay(true);
     let mut tcp: Box<dyn Io> = if secure {
-        let config = tls::client_config(&TlsOptions { verify: true, ..Default::default() })?;
+        let config = tls.ok_or_else(|| Error::Tls("no TLS configuration for the https:// proxy".into()))?;
         let name = tls::server_name(proxy_host, &TlsOptions::default())?;
         Box::new(
             tokio_rustls::TlsConnector::from(config)
@@ -322,6 +338,7 @@ mod tests {
             headers: vec![],
             session: SessionConfig::default(),
             tls: None,
+            trust: DefaultTrust::default(),
             proxy: ProxyOptions::default(),
             reconnect_delay: Duration::from_secs(3),
             reconnect_max_delay: Duration::from_secs(30),

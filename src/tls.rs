@@ -1,8 +1,11 @@
 //! TLS for client connections, from the material of a Node-RED `tls-config` node:
-//! CA (replaces the default roots, as in Node), client certificate and key,
-//! "verify server certificate", server name and ALPN.
+//! CA (replaces the default trust, as in Node), client certificate and key or a
+//! PKCS#12 bundle, "verify server certificate", server name and ALPN. Without a CA,
+//! a client trusts what Node.js trusts by default (`DefaultTrust`).
 
 use crate::error::{Error, Result};
+use crate::pfx;
+use parking_lot::Mutex;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -10,19 +13,103 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use std::sync::Arc;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct TlsOptions {
-    /// PEM certificates to trust instead of the built-in roots.
+    /// PEM certificates to trust instead of the default trust.
     pub ca: Option<Vec<u8>>,
     /// PEM client certificate chain.
     pub cert: Option<Vec<u8>>,
     /// PEM private key (unencrypted: JS decrypts a passphrase-protected key first).
     pub key: Option<Vec<u8>>,
+    /// PKCS#12 bundle (DER): client certificate, key and CA chain, used instead of `cert` and `key`.
+    pub pfx: Option<Vec<u8>>,
+    /// The bundle's passphrase.
+    pub passphrase: Option<String>,
     /// Check the server's certificate (on unless the user turns it off).
     pub verify: bool,
     /// Name to send (SNI) and verify instead of the URL's host.
     pub servername: Option<String>,
     pub alpn: Option<String>,
+}
+
+/// Verification is on unless turned off explicitly.
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions {
+            ca: None,
+            cert: None,
+            key: None,
+            pfx: None,
+            passphrase: None,
+            verify: true,
+            servername: None,
+            alpn: None,
+        }
+    }
+}
+
+/// The CAs a client trusts when no `tls-config` CA replaces them: Node's defaults.
+#[derive(Clone, Debug, Default)]
+pub struct DefaultTrust {
+    /// The certificates JS listed as what Node trusts (its bundled Mozilla list or
+    /// not, the system store, NODE_EXTRA_CA_CERTS). None: Mozilla's list (webpki-roots).
+    pub listed: Option<Arc<RootCertStore>>,
+    /// Also OpenSSL's certificate files (SSL_CERT_FILE, SSL_CERT_DIR, else the
+    /// system's), as Node with `--use-openssl-ca`. Read on Linux only.
+    pub openssl_store: bool,
+}
+
+impl DefaultTrust {
+    /// From JS's PEM list. Certificates Node could not load are skipped, as Node skips them.
+    pub fn from_pem(pem: &[u8], openssl_store: bool) -> Self {
+        DefaultTrust { listed: Some(parsed(pem)), openssl_store }
+    }
+
+    /// These CAs and `more`.
+    fn roots(&self, more: &[CertificateDer<'static>]) -> Arc<RootCertStore> {
+        let listed = match &self.listed {
+            Some(roots) => roots.clone(),
+            None => Arc::new(RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() }),
+        };
+        let mut more = more.to_vec();
+        if self.openssl_store {
+            // Read at each start, as Node reads OpenSSL's files for each new context.
+            more.extend(openssl_store());
+        }
+        if more.is_empty() {
+            return listed;
+        }
+        let mut roots = (*listed).clone();
+        roots.add_parsable_certificates(more);
+        Arc::new(roots)
+    }
+}
+
+/// Every client gets the same list from JS (~150 certificates, ~200 KB): it is
+/// parsed once, and a client start only compares it with the last one.
+fn parsed(pem: &[u8]) -> Arc<RootCertStore> {
+    static LAST: Mutex<Option<(Vec<u8>, Arc<RootCertStore>)>> = Mutex::new(None);
+    let mut last = LAST.lock();
+    if let Some((bytes, roots)) = &*last {
+        if bytes.as_slice() == pem {
+            return roots.clone();
+        }
+    }
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(CertificateDer::pem_slice_iter(pem).filter_map(|c| c.ok()));
+    let roots = Arc::new(roots);
+    *last = Some((pem.to_vec(), roots.clone()));
+    roots
+}
+
+#[cfg(target_os = "linux")]
+fn openssl_store() -> Vec<CertificateDer<'static>> {
+    rustls_native_certs::load_native_certs().certs
+}
+
+#[cfg(not(target_os = "linux"))]
+fn openssl_store() -> Vec<CertificateDer<'static>> {
+    Vec::new()
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -39,32 +126,42 @@ fn certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>> {
     Ok(certs)
 }
 
-pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>> {
+pub fn client_config(opts: &TlsOptions, trust: &DefaultTrust) -> Result<Arc<ClientConfig>> {
     let provider = provider();
+    let bundle = match &opts.pfx {
+        Some(der) => Some(pfx::decode(der, opts.passphrase.as_deref().unwrap_or(""))?),
+        None => None,
+    };
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls(e.to_string()))?;
     let builder = if opts.verify {
-        let mut roots = RootCertStore::empty();
-        match &opts.ca {
+        let bundle_cas = bundle.as_ref().map_or(&[][..], |b| b.cas());
+        let roots = match &opts.ca {
             Some(pem) => {
+                let mut roots = RootCertStore::empty();
                 for c in certs(pem, "CA certificate")? {
                     roots.add(c).map_err(|e| Error::Tls(format!("CA certificate: {e}")))?;
                 }
+                roots.add_parsable_certificates(bundle_cas.iter().cloned());
+                Arc::new(roots)
             }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
+            None => trust.roots(bundle_cas),
+        };
         builder.with_root_certificates(roots)
     } else {
         builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
     };
-    let mut config = match (&opts.cert, &opts.key) {
-        (Some(cert), Some(key)) => {
+    let mut config = match (bundle, &opts.cert, &opts.key) {
+        (Some(b), _, _) => {
+            builder.with_client_auth_cert(b.chain, b.key).map_err(|e| Error::Tls(format!("PKCS#12 bundle: {e}")))?
+        }
+        (None, Some(cert), Some(key)) => {
             let chain = certs(cert, "client certificate")?;
             let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| Error::Tls(format!("private key: {e}")))?;
             builder.with_client_auth_cert(chain, key).map_err(|e| Error::Tls(format!("client certificate: {e}")))?
         }
-        (None, None) => builder.with_no_client_auth(),
+        (None, None, None) => builder.with_no_client_auth(),
         _ => return Err(Error::Tls("a client certificate needs both a certificate and a private key".into())),
     };
     if let Some(alpn) = opts.alpn.as_deref().filter(|a| !a.is_empty()) {
@@ -122,17 +219,27 @@ mod tests {
 
     #[test]
     fn bad_material_is_a_clear_error() {
-        let bad = TlsOptions { ca: Some(b"not a pem".to_vec()), verify: true, ..Default::default() };
-        let e = client_config(&bad).unwrap_err();
+        let bad = TlsOptions { ca: Some(b"not a pem".to_vec()), ..Default::default() };
+        let e = client_config(&bad, &DefaultTrust::default()).unwrap_err();
         assert!(e.to_string().contains("CA certificate"), "{e}");
-        let half = TlsOptions { cert: Some(b"x".to_vec()), verify: true, ..Default::default() };
-        assert!(client_config(&half).is_err());
+        let half = TlsOptions { cert: Some(b"x".to_vec()), ..Default::default() };
+        assert!(client_config(&half, &DefaultTrust::default()).is_err());
+    }
+
+    #[test]
+    fn default_trust_is_what_js_lists_else_mozilla() {
+        let mozilla = DefaultTrust::default().roots(&[]);
+        assert_eq!(mozilla.len(), webpki_roots::TLS_SERVER_ROOTS.len());
+        let listed = DefaultTrust::from_pem(b"no certificate here", false);
+        assert!(listed.roots(&[]).is_empty(), "a list from JS replaces Mozilla's, and garbage in it is skipped");
     }
 
     #[test]
     fn defaults_build_and_names_resolve() {
-        assert!(client_config(&TlsOptions { verify: true, ..Default::default() }).is_ok());
-        assert!(client_config(&TlsOptions { verify: false, ..Default::default() }).is_ok());
+        let trust = DefaultTrust::default();
+        assert!(TlsOptions::default().verify, "verification must be the default");
+        assert!(client_config(&TlsOptions::default(), &trust).is_ok());
+        assert!(client_config(&TlsOptions { verify: false, ..Default::default() }, &trust).is_ok());
         assert!(server_name("127.0.0.1", &TlsOptions::default()).is_ok());
         let o = TlsOptions { servername: Some("example.org".into()), ..Default::default() };
         assert_eq!(server_name("127.0.0.1", &o).unwrap().to_str(), "example.org");

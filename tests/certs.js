@@ -43,4 +43,15 @@ function encryptKey(pem, passphrase) {
     return forge.pki.encryptRsaPrivateKey(forge.pki.privateKeyFromPem(pem), passphrase, { algorithm: 'aes256' });
 }
 
-module.exports = { makeCerts, encryptKey };
+/**
+ * A PKCS#12 bundle (Buffer) of `certs.key` with `certs.cert` and then `certs.ca`, as
+ * `openssl pkcs12 -export` makes one; `algorithm`: '3des' (legacy) or 'aes256'.
+ */
+function toPkcs12(certs, passphrase, algorithm = 'aes256') {
+    const key = forge.pki.privateKeyFromPem(certs.key);
+    const chain = [certs.cert, certs.ca].map((pem) => forge.pki.certificateFromPem(pem));
+    const asn1 = forge.pkcs12.toPkcs12Asn1(key, chain, passphrase, { algorithm });
+    return Buffer.from(forge.asn1.toDer(asn1).getBytes(), 'binary');
+}
+
+module.exports = { makeCerts, encryptKey, toPkcs12 };

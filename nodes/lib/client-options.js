@@ -3,6 +3,7 @@
 // tls-config node and Node-RED's settings, the way core reads them.
 
 const crypto = require('crypto');
+const { nodeTrust } = require('./trust');
 
 function text(v) {
     return v === undefined || v === null || v === '' ? undefined : Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
@@ -33,16 +34,16 @@ function tlsOptions(RED, tlsId) {
     const tlsNode = tlsId ? RED.nodes.getNode(tlsId) : null;
     if (!tlsNode) return undefined;
     const o = tlsNode.addTLSOptions({});
-    if (o.pfx) {
-        // Node-RED 5's tls-config can hold a PKCS#12 bundle instead of PEM. The
-        // addon takes PEM only; connecting without the certificate, key and CAs
-        // in the bundle would ignore the configuration silently.
-        throw Object.assign(new Error('TLS configuration: PKCS#12 (.p12/.pfx) certificates are not supported by websocket-rs; use PEM certificate, key and CA files'), { code: 'ERR_WSRS_TLS' });
-    }
+    // Node-RED 5's tls-config can hold a PKCS#12 bundle instead of PEM; the
+    // addon reads it (its passphrase is the bundle's then).
+    const pfx = o.pfx ? Buffer.from(o.pfx) : undefined;
     return {
         ca: text(o.ca),
-        cert: text(o.cert),
-        key: plainKey(o.key, o.passphrase),
+        cert: pfx ? undefined : text(o.cert),
+        key: pfx ? undefined : plainKey(o.key, o.passphrase),
+        pfx,
+        passphrase: pfx && o.passphrase ? String(o.passphrase) : undefined,
+        // As Node: only an explicit false turns verification off.
         verify: o.rejectUnauthorized !== false,
         servername: text(o.servername),
         alpn: Array.isArray(o.ALPNProtocols) ? text(o.ALPNProtocols[0]) : undefined
@@ -72,6 +73,7 @@ function clientOptions(RED, node, n, heartbeatMs, subprotocols) {
         headers: headerPairs(RED, node, n.headers),
         heartbeatMs,
         tls: tlsOptions(RED, n.tls),
+        trust: nodeTrust((text) => node.warn(text)),
         proxy: proxyOptions(RED.settings),
         reconnectMs: number(RED.settings.websocketClientReconnectDelay, 3000),
         reconnectMaxMs: number(RED.settings.websocketClientReconnectMaxDelay, 60000)

@@ -1,22 +1,35 @@
 use super::{close_code, inbox_for, invalid, send_each, session_config, CopiedBuffer};
 use crate::client::{Client, ClientConfig};
 use crate::proxy::ProxyOptions;
-use crate::tls::TlsOptions;
+use crate::tls::{DefaultTrust, TlsOptions};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::time::Duration;
 
 #[napi(object)]
 pub struct ClientTls {
-    /// PEM CA certificates; they replace the built-in roots.
+    /// PEM CA certificates; they replace the default trust (`ClientOptions.trust`).
     pub ca: Option<String>,
     pub cert: Option<String>,
     /// PEM private key, unencrypted.
     pub key: Option<String>,
+    /// PKCS#12 bundle (client certificate, key, CA chain) instead of `cert` and `key`.
+    pub pfx: Option<Buffer>,
+    /// The bundle's passphrase.
+    pub passphrase: Option<String>,
     /// Verify the server certificate. Default true.
     pub verify: Option<bool>,
     pub servername: Option<String>,
     pub alpn: Option<String>,
+}
+
+/// What Node.js trusts by default, used where no `tls-config` CA replaces it.
+#[napi(object)]
+pub struct ClientTrust {
+    /// PEM certificates. Absent: Mozilla's list as built into the addon.
+    pub ca: Option<Buffer>,
+    /// Also trust OpenSSL's certificate files (Node's `--use-openssl-ca`; Linux).
+    pub openssl_store: Option<bool>,
 }
 
 #[napi(object)]
@@ -38,6 +51,7 @@ pub struct ClientOptions {
     /// Ping this often, in milliseconds; no answer before the next ping drops the connection.
     pub heartbeat_ms: Option<u32>,
     pub tls: Option<ClientTls>,
+    pub trust: Option<ClientTrust>,
     pub proxy: Option<ClientProxy>,
     /// Wait before reconnecting, in milliseconds. Default 3000 (as core).
     pub reconnect_ms: Option<u32>,
@@ -74,6 +88,8 @@ impl JsClient {
             ca: t.ca.map(String::into_bytes),
             cert: t.cert.map(String::into_bytes),
             key: t.key.map(String::into_bytes),
+            pfx: t.pfx.map(|b| b.to_vec()),
+            passphrase: t.passphrase,
             verify: t.verify.unwrap_or(true),
             servername: t.servername,
             alpn: t.alpn,
@@ -90,6 +106,12 @@ impl JsClient {
             headers,
             session: session_config(options.heartbeat_ms, options.max_message_bytes, options.max_queue_bytes)?,
             tls,
+            trust: options.trust.map_or_else(DefaultTrust::default, |t| {
+                let openssl_store = t.openssl_store.unwrap_or(false);
+                t.ca.map_or(DefaultTrust { listed: None, openssl_store }, |pem| {
+                    DefaultTrust::from_pem(&pem, openssl_store)
+                })
+            }),
             proxy,
             reconnect_delay: ms(options.reconnect_ms, 3000),
             reconnect_max_delay: ms(options.reconnect_max_ms, 60_000),
