@@ -58,7 +58,17 @@ pub fn validate(req: &UpgradeRequest) -> Result<(), Rejection> {
     if !matches!(req.version.trim(), "13" | "8") {
         return Err(Rejection { status: 426, reason: "Unsupported Sec-WebSocket-Version" });
     }
+    // The chosen protocol is echoed in the 101: only tokens, as `ws` 8 checks, so a
+    // lenient HTTP parser (insecureHTTPParser) cannot get control bytes into our answer.
+    if !req.protocol.split(',').all(|p| p.trim().bytes().all(is_token)) {
+        return Err(Rejection { status: 400, reason: "Invalid Sec-WebSocket-Protocol header" });
+    }
     Ok(())
+}
+
+/// RFC 9110 token characters.
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn is_base64(b: u8) -> bool {
@@ -135,6 +145,17 @@ mod tests {
         let mut r = good();
         r.method = "POST".into();
         assert_eq!(validate(&r).unwrap_err().status, 400);
+        for bad in ["a\u{0}b", "chat, a\u{1}", "a b", "\"q\"", "\u{e9}"] {
+            let r = UpgradeRequest { protocol: bad.into(), ..good() };
+            assert_eq!(
+                validate(&r),
+                Err(Rejection { status: 400, reason: "Invalid Sec-WebSocket-Protocol header" }),
+                "{bad:?}"
+            );
+        }
+        for fine in ["", "chat", " chat , superchat ", "a,,b"] {
+            assert!(validate(&UpgradeRequest { protocol: fine.into(), ..good() }).is_ok(), "{fine:?}");
+        }
     }
 
     #[test]

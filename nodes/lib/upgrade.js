@@ -16,23 +16,20 @@ function attach(server) {
     }
 }
 
-/** The path part of a request target ("/ws/echo?x=1" -> "/ws/echo"). */
+const ABSOLUTE_FORM = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i;
+
+/**
+ * The path of a request target, as core's `url.parse(req.url).pathname` gives it:
+ * query and fragment cut off, the scheme and authority of an absolute-form target
+ * ("http://host:1880/ws/echo") too, and nothing else changed: no dot segment
+ * resolved, no percent-decoding, no case folding (and, unlike core, a backslash
+ * stays one). So only a target naming a deployed listener's path exactly reaches it.
+ */
 function pathOf(url) {
-    let end = url.length;
-    const q = url.indexOf('?');
-    if (q >= 0) end = q;
-    const h = url.indexOf('#');
-    if (h >= 0 && h < end) end = h;
-    let path = url.slice(0, end);
-    if (!path.startsWith('/')) {
-        // absolute-form target: "http://host:1880/ws/echo"
-        try {
-            path = new URL(path).pathname;
-        } catch (err) {
-            return path;
-        }
-    }
-    return path;
+    let path = url.replace(ABSOLUTE_FORM, '');
+    if (path.length !== url.length && !path.startsWith('/')) path = '/' + path;
+    const end = path.search(/[?#]/);
+    return end >= 0 ? path.slice(0, end) : path;
 }
 
 function onUpgrade(req, socket, head) {
