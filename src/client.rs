@@ -88,11 +88,7 @@ impl Target {
             headers.insert("sec-websocket-protocol", list);
         }
         for (name, value) in &cfg.headers {
-            let n = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| Error::InvalidArgument(format!("invalid header name: {name}")))?;
-            let v = HeaderValue::from_str(value)
-                .map_err(|_| Error::InvalidArgument(format!("invalid value for header {name}")))?;
-            headers.insert(n, v);
+            headers.insert(header_name(name)?, header_value(name, value)?);
         }
         let tls = if secure {
             Some(tls::client_config(cfg.tls.as_ref().unwrap_or(&TlsOptions::default()), &cfg.trust)?)
@@ -143,6 +139,28 @@ impl Target {
         .await?;
         Ok(ws)
     }
+}
+
+/// A custom header's name: an HTTP token, so no CR, LF or other byte can end the
+/// line and smuggle in another header. Shown escaped, never raw, in the error.
+fn header_name(name: &str) -> Result<HeaderName> {
+    HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+        Error::InvalidArgument(format!(
+            "header name {name:?} is not allowed: a name is letters, digits and !#$%&'*+-.^_`|~ only"
+        ))
+    })
+}
+
+/// A custom header's value: tab, visible ASCII and Latin-1, one byte each, as
+/// Node.js (core's client) accepts and sends them; no control character, so no
+/// CR or LF. The value may be a secret: the error names the header, not the value.
+fn header_value(name: &str, value: &str) -> Result<HeaderValue> {
+    let latin1: Option<Vec<u8>> = value.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
+    latin1.and_then(|bytes| HeaderValue::from_bytes(&bytes).ok()).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "the value of header {name:?} holds a line break (CR or LF) or another character not allowed in HTTP headers"
+        ))
+    })
 }
 
 /// Open a tunnel with HTTP CONNECT, as core's proxy agent does for ws and wss
@@ -367,6 +385,26 @@ mod tests {
         let mut c = cfg("ws://h/x");
         c.headers = vec![("bad name".into(), "v".into())];
         assert!(Target::parse(&c).is_err());
+    }
+
+    #[test]
+    fn custom_headers_cannot_break_the_request_lines() {
+        let with = |name: &str, value: &str| {
+            let mut c = cfg("ws://h/x");
+            c.headers = vec![(name.into(), value.into())];
+            Target::parse(&c)
+        };
+        for (name, value) in
+            [("X-A", "v\r\nX-Injected: 1"), ("X-A", "v\nX"), ("X-A", "v\rX"), ("X-A", "v\0"), ("X-A", "日本")]
+        {
+            let e = with(name, value).err().unwrap_or_else(|| panic!("{value:?} accepted"));
+            assert_eq!(e.code(), "ERR_WSRS_INVALID_ARGUMENT");
+            assert!(e.to_string().contains("\"X-A\"") && !e.to_string().contains(value), "{e}");
+        }
+        let e = with("X-A\r\nX-Injected", "v").err().expect("a name with CR LF accepted");
+        assert!(e.to_string().contains(r#""X-A\r\nX-Injected""#), "the name is shown escaped: {e}");
+        let latin1 = with("X-Name", "M\u{fc}ller\tok").expect("Latin-1 and tab, as Node sends them");
+        assert_eq!(latin1.request.headers()["x-name"].as_bytes(), b"M\xfcller\tok");
     }
 
     #[test]

@@ -1,13 +1,17 @@
 'use strict';
 //! The security guarantees of the README's Security section, one by one: only a
-//! deployed listener's exact path is answered.
+//! deployed listener's exact path is answered; client headers cannot carry a line
+//! break into the handshake; TLS verification is on unless turned off explicitly.
 
 const assert = require('assert');
 const crypto = require('crypto');
+const https = require('https');
 const net = require('net');
 const helper = require('node-red-node-test-helper');
 const wsNode = require('../nodes/websocket.js');
-const { within } = require('./support');
+const tlsNode = require('@node-red/nodes/core/network/05-tls.js');
+const { WebSocket, until, within } = require('./support');
+const { makeCerts } = require('./certs');
 
 helper.init(require('./node-red-under-test').runtime);
 
@@ -77,5 +81,107 @@ describe('security', function () {
             const head = await upgradeStatus(port, '/ws/proto', 'Sec-WebSocket-Protocol: ' + offer + '\r\n');
             assert.strictEqual(head.split('\r\n')[0], 'HTTP/1.1 400 Bad Request', offer);
         }
+    });
+
+    describe('custom client headers cannot inject lines into the handshake', function () {
+        let server;
+        const requests = [];
+        before(async function () {
+            server = new WebSocket.Server({ host: '127.0.0.1', port: 0 });
+            server.on('connection', (ws, req) => requests.push(req));
+            await new Promise((resolve) => server.once('listening', resolve));
+        });
+        after(() => new Promise((resolve) => {
+            for (const c of server.clients) c.terminate();
+            server.close(() => resolve());
+        }));
+        afterEach(() => { requests.length = 0; });
+
+        function withHeaders(headers) {
+            return [
+                { id: 'client', type: 'websocket-client', path: 'ws://127.0.0.1:' + server.address().port + '/h', tls: '', wholemsg: 'false', hb: '0', subprotocol: '', headers },
+                { id: 'in', type: 'websocket in', server: '', client: 'client', wires: [] }
+            ];
+        }
+
+        const header = (keyValue, valueType, valueValue) => ({ keyType: 'other', keyValue, valueType, valueValue });
+
+        for (const [what, h] of [
+            ['a value with CR LF', header('X-Ok', 'other', 'yes\r\nX-Injected: 1')],
+            ['a value with a bare LF', header('X-Ok', 'other', 'yes\nX-Injected: 1')],
+            ['a value with NUL', header('X-Ok', 'other', 'yes\u0000')],
+            ['a value from an environment variable with CR LF', header('X-Ok', 'env', 'WSRS_TEST_HEADER')],
+            ['a name with CR LF', header('X-Ok\r\nX-Injected', 'other', '1')]
+        ]) {
+            it('refuses ' + what + ' with a node error and sends nothing', async function () {
+                process.env.WSRS_TEST_HEADER = 'yes\r\nX-Injected: 1';
+                try {
+                    await helper.load(wsNode, withHeaders([h]));
+                } finally {
+                    delete process.env.WSRS_TEST_HEADER;
+                }
+                const client = helper.getNode('client');
+                assert.ok(client.failure, 'no failure recorded');
+                assert.strictEqual(client.failure.code, 'ERR_WSRS_INVALID_ARGUMENT');
+                assert.match(client.failure.message, /header (name )?"X-Ok.*(line break|not allowed)/);
+                assert.doesNotMatch(client.failure.message, /\r|\n/, 'the error itself carries the line break into the log');
+                assert.strictEqual(client.native, null, 'a client was started');
+            });
+        }
+
+        it('sends valid headers, Latin-1 included, as Node.js does (the control)', async function () {
+            await helper.load(wsNode, withHeaders([header('X-Ok', 'other', 'yes'), header('X-Name', 'other', 'M\u00fcller')]));
+            await until(() => requests.length === 1, 'the connection');
+            assert.strictEqual(requests[0].headers['x-ok'], 'yes');
+            assert.strictEqual(Buffer.from(requests[0].headers['x-name'], 'latin1').toString('latin1'), 'M\u00fcller');
+            assert.strictEqual(requests[0].headers['x-injected'], undefined);
+        });
+    });
+
+    describe('TLS verification is on unless a tls-config turns it off explicitly', function () {
+        let certs;
+        let srv;
+        const conns = [];
+        before(async function () {
+            certs = makeCerts();
+            srv = https.createServer({ cert: certs.cert, key: certs.key });
+            new WebSocket.Server({ server: srv }).on('connection', (ws) => conns.push(ws));
+            await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+        });
+        after(() => new Promise((resolve) => {
+            for (const ws of conns) ws.terminate();
+            srv.close(() => resolve());
+        }));
+
+        function flow(tlsProps) {
+            const nodes = [
+                { id: 'client', type: 'websocket-client', path: 'wss://localhost:' + srv.address().port + '/', tls: tlsProps ? 'tls' : '', wholemsg: 'false', hb: '0', subprotocol: '', headers: [] },
+                { id: 'in', type: 'websocket in', server: '', client: 'client', wires: [] }
+            ];
+            if (tlsProps) nodes.push({ id: 'tls', type: 'tls-config', name: '', cert: '', key: '', ca: '', servername: '', ...tlsProps });
+            return nodes;
+        }
+
+        const refusedAs = async (what) => {
+            const warned = () => helper.log().args.map((a) => String(a[0].msg)).join('\n');
+            await until(() => /invalid peer certificate: UnknownIssuer/.test(warned()), what + ': the untrusted server to be refused');
+        };
+
+        for (const [what, props] of [
+            ['without a tls-config', null],
+            ['with a tls-config that leaves "verify" unset', {}],
+            ['with a tls-config whose "verify" is the string "false"', { verifyservercert: 'false' }]
+        ]) {
+            it('verifies ' + what, async function () {
+                await helper.load([wsNode, tlsNode], flow(props));
+                await refusedAs(what);
+                assert.strictEqual(conns.length, 0);
+            });
+        }
+
+        it('connects when a tls-config sets "verify" to false (the control)', async function () {
+            await helper.load([wsNode, tlsNode], flow({ verifyservercert: false }));
+            await until(() => conns.length === 1, 'the unverified connection');
+        });
     });
 });
