@@ -17,14 +17,14 @@ pub mod tls;
 mod js;
 
 /// One process-wide runtime with two named workers; napi shuts it down with the
-/// last environment that loaded the module.
+/// last environment that loaded the module. This runs as Node loads the addon, where
+/// a panic would abort Node: if the runtime cannot be built, napi's default one is
+/// used instead.
 #[napi_derive::module_init]
 fn init() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("websocket-rs")
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    napi::bindgen_prelude::create_custom_tokio_runtime(rt);
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("websocket-rs").enable_all().build();
+    if let Ok(rt) = rt {
+        napi::bindgen_prelude::create_custom_tokio_runtime(rt);
+    }
 }

@@ -1,12 +1,15 @@
 'use strict';
 //! The security guarantees of the README's Security section, one by one: only a
 //! deployed listener's exact path is answered; client headers cannot carry a line
-//! break into the handshake; TLS verification is on unless turned off explicitly.
+//! break into the handshake; TLS verification is on unless turned off explicitly;
+//! no Rust panic reaches Node.js.
 
 const assert = require('assert');
 const crypto = require('crypto');
 const https = require('https');
 const net = require('net');
+const path = require('path');
+const { spawn } = require('child_process');
 const helper = require('node-red-node-test-helper');
 const wsNode = require('../nodes/websocket.js');
 const tlsNode = require('@node-red/nodes/core/network/05-tls.js');
@@ -14,6 +17,8 @@ const { WebSocket, until, within } = require('./support');
 const { makeCerts } = require('./certs');
 
 helper.init(require('./node-red-under-test').runtime);
+
+const ROOT = path.join(__dirname, '..');
 
 /** One raw upgrade request for `target`; resolves with the response's head (status line first). */
 function upgradeStatus(port, target, extra = '') {
@@ -182,6 +187,69 @@ describe('security', function () {
         it('connects when a tls-config sets "verify" to false (the control)', async function () {
             await helper.load([wsNode, tlsNode], flow({ verifyservercert: false }));
             await until(() => conns.length === 1, 'the unverified connection');
+        });
+    });
+
+    describe('no Rust panic reaches Node.js', function () {
+        /** Runs `script` in a Node child (only it is signalled, and only after `ms`). */
+        function runNode(script, env, ms = 15000) {
+            return new Promise((resolve) => {
+                const child = spawn(process.execPath, ['-e', script], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+                let out = '';
+                child.stdout.on('data', (d) => { out += d; });
+                child.stderr.on('data', (d) => { out += d; });
+                const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+                child.on('exit', (code, signal) => {
+                    clearTimeout(timer);
+                    resolve({ code, signal, out });
+                });
+            });
+        }
+
+        const SCRIPT = `
+            const binding = require('./native/index.js');
+            const { Client, withCode } = require('./index.js');
+            const { WebSocketServer } = require('ws');
+            const outcome = (f) => { try { f(); return 'returned'; } catch (e) { return 'Error: ' + e.message; } };
+            (async () => {
+                const r = {};
+                r.call = outcome(() => binding.__testPanic('call'));
+                r.task = outcome(() => binding.__testPanic('task'));
+                r.async = await binding.__testPanicAsync().then(() => 'resolved', (e) => 'rejected: ' + e.message);
+                // The runtime still works after the panics: a client connects.
+                const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+                await new Promise((ok) => server.once('listening', ok));
+                const connected = new Promise((ok) => server.once('connection', () => ok('connected')));
+                const client = new Client({ url: 'ws://127.0.0.1:' + server.address().port + '/' }, () => {});
+                r.after = await connected;
+                await client.close();
+                server.close();
+                console.log('RESULT ' + JSON.stringify(r));
+            })();
+        `;
+
+        it('turns a panic in a call, in a task and in an async call into an Error, a contained task and a rejection', async function () {
+            const { code, signal, out } = await runNode(SCRIPT, { WSRS_TEST_PANIC: '1' });
+            assert.deepStrictEqual({ code, signal }, { code: 0, signal: null }, out);
+            const result = JSON.parse(/RESULT (.*)/.exec(out)[1]);
+            assert.match(result.call, /^Error: websocket-rs test panic in a call/);
+            assert.strictEqual(result.task, 'returned');
+            assert.match(result.async, /^rejected: websocket-rs test panic in an async call/);
+            assert.strictEqual(result.after, 'connected');
+            assert.match(out, /websocket-rs test panic in a task/, 'the task\'s panic did happen (the control)');
+        });
+
+        it('keeps the hooks inert without WSRS_TEST_PANIC=1', async function () {
+            const binding = require('../native/index.js');
+            const saved = process.env.WSRS_TEST_PANIC;
+            delete process.env.WSRS_TEST_PANIC;
+            try {
+                assert.throws(() => binding.__testPanic('call'), /WSRS_TEST_PANIC=1/);
+                await assert.rejects(binding.__testPanicAsync(), /WSRS_TEST_PANIC=1/);
+            } finally {
+                if (saved !== undefined) process.env.WSRS_TEST_PANIC = saved;
+            }
+            assert.strictEqual(require('../index.js').__testPanic, undefined, 'exported by the package');
         });
     });
 });

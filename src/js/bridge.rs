@@ -49,18 +49,18 @@ impl JsBridge {
     }
 
     /// The socket ended or closed.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn end(&self) {
         self.inner.end();
     }
 
     /// The socket's write buffer is full; stop output until `resume`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn pause(&self) {
         self.inner.pause();
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn resume(&self) {
         self.inner.resume();
     }

@@ -75,7 +75,7 @@ pub struct JsClient {
 #[napi]
 impl JsClient {
     /// Starts connecting at once; `onEvents(batch)` as for `Listener`.
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(options: ClientOptions, on_events: Function<'_, CopiedBuffer, ()>) -> Result<Self> {
         let mut headers = Vec::new();
         for pair in options.headers.unwrap_or_default() {
@@ -129,7 +129,7 @@ impl JsClient {
     }
 
     /// Stop reconnecting and close with `code` (default 1001); resolves when done.
-    #[napi]
+    #[napi(catch_unwind)]
     pub async fn close(&self, code: Option<u32>) -> Result<()> {
         self.inner.close(close_code(code)?).await;
         Ok(())

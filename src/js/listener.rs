@@ -41,7 +41,7 @@ pub struct JsListener {
 #[napi]
 impl JsListener {
     /// `onEvents(batch)` receives inbound events in batches (layout in src/inbox.rs).
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(options: ListenerOptions, on_events: Function<'_, CopiedBuffer, ()>) -> Result<Self> {
         let session = session_config(options.heartbeat_ms, options.max_message_bytes, options.max_queue_bytes)?;
         let cfg = ListenerConfig { session, protocols: options.subprotocols.unwrap_or_default() };
@@ -92,7 +92,7 @@ impl JsListener {
     }
 
     /// Close every session with `code` (default 1001) and stop; resolves when done.
-    #[napi]
+    #[napi(catch_unwind)]
     pub async fn close(&self, code: Option<u32>) -> Result<()> {
         self.inner.close(close_code(code)?).await;
         Ok(())
