@@ -69,6 +69,7 @@ export interface ClientOptions {
   /** Ping this often, in milliseconds; no answer before the next ping drops the connection. */
   heartbeatMs?: number
   tls?: ClientTls
+  trust?: ClientTrust
   proxy?: ClientProxy
   /** Wait before reconnecting, in milliseconds. Default 3000 (as core). */
   reconnectMs?: number
@@ -89,15 +90,27 @@ export interface ClientProxy {
 }
 
 export interface ClientTls {
-  /** PEM CA certificates; they replace the built-in roots. */
+  /** PEM CA certificates; they replace the default trust (`ClientOptions.trust`). */
   ca?: string
   cert?: string
   /** PEM private key, unencrypted. */
   key?: string
+  /** PKCS#12 bundle (client certificate, key, CA chain) instead of `cert` and `key`. */
+  pfx?: Buffer
+  /** The bundle's passphrase. */
+  passphrase?: string
   /** Verify the server certificate. Default true. */
   verify?: boolean
   servername?: string
   alpn?: string
+}
+
+/** What Node.js trusts by default, used where no `tls-config` CA replaces it. */
+export interface ClientTrust {
+  /** PEM certificates. Absent: Mozilla's list as built into the addon. */
+  ca?: Buffer
+  /** Also trust OpenSSL's certificate files (Node's `--use-openssl-ca`; Linux). */
+  opensslStore?: boolean
 }
 
 export interface ListenerOptions {
