@@ -168,6 +168,9 @@ fn encode(events: &[Event]) -> Vec<u8> {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -14,6 +14,8 @@ pub mod stream;
 pub mod tls;
 
 mod js;
+#[cfg(test)]
+mod props;
 
 /// One process-wide runtime with two named workers; napi shuts it down with the
 /// last environment that loaded the module.
