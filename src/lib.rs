@@ -8,6 +8,7 @@ pub mod error;
 pub mod handshake;
 pub mod inbox;
 pub mod listener;
+pub mod memory;
 pub mod proxy;
 pub mod session;
 pub mod stream;

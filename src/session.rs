@@ -258,6 +258,11 @@ where
         let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
         ended.error = Some(text);
     }
+    let held = shared.queued.load(Ordering::Relaxed);
+    drop(rx);
+    if held >= crate::memory::TRIM_AFTER_BYTES {
+        crate::memory::release_freed();
+    }
     ended
 }
 
