@@ -151,7 +151,7 @@ mod tests {
     use crate::listener::ListenerConfig;
     use std::time::Duration;
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn ending_a_paused_bridge_still_ends_its_output() {
         let listener = Listener::new(ListenerConfig::default(), Inbox::new(Box::new(|_| {})));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

@@ -103,7 +103,7 @@ impl Target {
     async fn connect(
         &self,
         cfg: &ClientConfig,
-        heard_at: Arc<AtomicU64>,
+        heard: Arc<AtomicU64>,
     ) -> Result<tokio_tungstenite::WebSocketStream<Prefixed<Box<dyn Io>>>> {
         let transport: Box<dyn Io> = match &self.proxy {
             Some(p) => through_proxy(p, &self.host, self.port).await?,
@@ -126,7 +126,7 @@ impl Target {
         };
         let (ws, _response) = tokio_tungstenite::client_async_with_config(
             self.request.clone(),
-            Prefixed::new(Bytes::new(), stream, heard_at),
+            Prefixed::new(Bytes::new(), stream, heard),
             Some(cfg.session.websocket_config()),
         )
         .await?;
@@ -261,7 +261,7 @@ async fn supervise(shared: Arc<Shared>, target: Target, mut stop: watch::Receive
         inbox.push(Event::new(Kind::Connecting, id, Bytes::new(), 0));
         let (handle, rx, session_shared) = SessionHandle::new(&cfg.session);
         let attempt = tokio::select! {
-            r = tokio::time::timeout(cfg.connect_timeout, target.connect(cfg, session_shared.heard_at.clone())) => r,
+            r = tokio::time::timeout(cfg.connect_timeout, target.connect(cfg, session_shared.heard.clone())) => r,
             _ = stop.wait_for(|s| *s) => break,
         };
         match attempt {

@@ -120,10 +120,10 @@ impl Listener {
         // SAFETY: `dup` is a fresh descriptor owned by nobody else.
         let std_stream = unsafe { std::net::TcpStream::from_raw_fd(dup) };
         std_stream.set_nonblocking(true)?;
-        Ok(Ok(self.start(req, move |heard_at| {
+        Ok(Ok(self.start(req, move |heard| {
             let tcp = tokio::net::TcpStream::from_std(std_stream)?;
             let _ = tcp.set_nodelay(true);
-            Ok(Prefixed::new(head, tcp, heard_at))
+            Ok(Prefixed::new(head, tcp, heard))
         })))
     }
 
@@ -141,7 +141,7 @@ impl Listener {
         if let Err(r) = handshake::validate(req) {
             return Ok(Err(r));
         }
-        Ok(Ok(self.start(req, move |heard_at| Ok(Prefixed::new(head, stream, heard_at)))))
+        Ok(Ok(self.start(req, move |heard| Ok(Prefixed::new(head, stream, heard)))))
     }
 
     fn check_open(&self) -> Result<()> {
@@ -162,13 +162,13 @@ impl Listener {
         let response = handshake::accept_response(&req.key, protocol.as_deref());
         let id = session::next_id();
         let (handle, rx, session_shared) = SessionHandle::new(&cfg);
-        let heard_at = session_shared.heard_at.clone();
+        let heard = session_shared.heard.clone();
         // Registered before we return: JS may reply to this session at once.
         shared.sessions.write().insert(id, Entry { handle, abort: OnceLock::new() });
         let task_shared = shared.clone();
         let task = napi_or_tokio_spawn(async move {
             let mut departure = Departure { shared: task_shared, id, ended: None, opened: false };
-            let mut stream = match make_stream(heard_at) {
+            let mut stream = match make_stream(heard) {
                 Ok(s) => s,
                 Err(e) => {
                     departure.ended =
