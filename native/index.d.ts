@@ -15,9 +15,8 @@ export declare class Bridge {
   push(data: Uint8Array): boolean
   /** The socket ended or closed. */
   end(): void
-  /** The socket's write buffer is full; stop output until `resume`. */
-  pause(): void
-  resume(): void
+  /** The socket has taken `bytes` of the output (see `bridge::OUT_WINDOW`). */
+  written(bytes: number): void
 }
 export type JsBridge = Bridge
 
@@ -45,7 +44,8 @@ export declare class Listener {
   adopt(fd: number, head: Uint8Array, request: UpgradeInfo): number | string
   /**
    * Run a session over a connection whose bytes JS carries (a TLS socket):
-   * `onOutput(kind, bytes)` gets 1 = write these, 2 = resume reading, 3 = end.
+   * `onOutput(kind, bytes)` gets 1 = write these (and report them with
+   * `written` once the socket took them), 2 = resume reading, 3 = end.
    * Returns the bridge, or the HTTP response to write when refused.
    */
   bridge(head: Uint8Array, request: UpgradeInfo, onOutput: (arg0: number, arg1: CopiedBuffer) => void): Bridge | string
