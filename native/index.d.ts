@@ -70,7 +70,7 @@ export interface ClientOptions {
   heartbeatMs?: number
   tls?: ClientTls
   proxy?: ClientProxy
-  /** Wait before reconnecting, in milliseconds. Default 3000 (as core). */
+  /** Wait before reconnecting, in milliseconds. Default 3000 (as core); at least 100. */
   reconnectMs?: number
   /** Cap of the doubling wait while the server keeps refusing. Default 60000. */
   reconnectMaxMs?: number

@@ -212,15 +212,43 @@ describe('websocket-client', function () {
         }
     });
 
-    it('retries an unreachable server with back-off and shows the error', async function () {
-        const probe = net.createServer();
-        await new Promise((r) => probe.listen(0, '127.0.0.1', r));
-        const port = probe.address().port;
-        await new Promise((r) => probe.close(r));
-        await helper.load(wsNode, clientFlow('ws://127.0.0.1:' + port + '/'));
-        const statuses = statusLog(helper.getNode('in'));
-        await until(() => statuses.filter((x) => x.event === 'error').length >= 2, 'two failed attempts', 5000);
-        assert.strictEqual(statuses.find((x) => x.event === 'error').fill, 'red');
+    it('retries a server that keeps failing with a growing wait, and shows the error', async function () {
+        // An independent TCP listener that drops every connection: each attempt fails
+        // its handshake. Reconnect delay 200 ms, cap 1000 ms (beforeEach): the waits
+        // should be 200, 400, 800, 1000 ms (exactly so in the Rust test of the same
+        // back-off on tokio's paused clock); asserted here only as growth.
+        const attempts = [];
+        const dropper = net.createServer((c) => {
+            attempts.push(Date.now());
+            c.destroy();
+        });
+        await new Promise((r) => dropper.listen(0, '127.0.0.1', r));
+        try {
+            await helper.load(wsNode, clientFlow('ws://127.0.0.1:' + dropper.address().port + '/'));
+            const statuses = statusLog(helper.getNode('in'));
+            await until(() => attempts.length >= 5, 'five attempts (' + attempts.length + ' so far)', 10000);
+            const gaps = attempts.slice(1, 5).map((t, i) => t - attempts[i]);
+            assert.ok(gaps[1] > gaps[0] && gaps[2] > gaps[1], 'the wait did not grow: ' + gaps.join(', ') + ' ms');
+            assert.ok(gaps[2] > 2 * gaps[0], 'the wait did not double twice: ' + gaps.join(', ') + ' ms');
+            const errors = statuses.filter((x) => x.event === 'error');
+            assert.ok(errors.length >= 2, 'errors shown: ' + errors.length);
+            assert.strictEqual(errors[0].fill, 'red');
+        } finally {
+            await helper.unload();
+            await new Promise((r) => dropper.close(r));
+        }
+    });
+
+    it('reads blank reconnect settings as their defaults', function () {
+        const { clientOptions } = require('../nodes/lib/client-options');
+        const RED = { settings: { websocketClientReconnectDelay: '', websocketClientReconnectMaxDelay: ' ' }, nodes: { getNode: () => null } };
+        const o = clientOptions(RED, {}, { path: 'ws://127.0.0.1:1/', headers: [] }, 0, []);
+        assert.strictEqual(o.reconnectMs, 3000);
+        assert.strictEqual(o.reconnectMaxMs, 60000);
+        RED.settings = { websocketClientReconnectDelay: 0, websocketClientReconnectMaxDelay: '250' };
+        const zero = clientOptions(RED, {}, { path: 'ws://127.0.0.1:1/', headers: [] }, 0, []);
+        // 0 reaches the addon, which waits at least 100 ms (src/client.rs MIN_RECONNECT_DELAY).
+        assert.deepStrictEqual([zero.reconnectMs, zero.reconnectMaxMs], [0, 250]);
     });
 
     it('tunnels through an HTTP CONNECT proxy named by ws_proxy', async function () {
