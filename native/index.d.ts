@@ -29,7 +29,10 @@ export declare class Client {
    * Returns how many were queued.
    */
   sendMany(targets: Uint32Array, payloads: Array<string | Uint8Array>): number
-  /** Stop reconnecting and close with `code` (default 1001); resolves when done. */
+  /**
+   * Stop reconnecting and close with `code` (default 1001); resolves when done.
+   * A code that must never be sent rejects with ERR_WSRS_INVALID_ARGUMENT.
+   */
   close(code?: number | undefined | null): Promise<void>
 }
 export type JsClient = Client
@@ -55,7 +58,10 @@ export declare class Listener {
    * Sending happens on the listener's own task; returns how many were taken.
    */
   sendMany(targets: Uint32Array, payloads: Array<string | Uint8Array>): number
-  /** Close every session with `code` (default 1001) and stop; resolves when done. */
+  /**
+   * Close every session with `code` (default 1001) and stop; resolves when done.
+   * A code that must never be sent rejects with ERR_WSRS_INVALID_ARGUMENT.
+   */
   close(code?: number | undefined | null): Promise<void>
 }
 export type JsListener = Listener

@@ -133,6 +133,23 @@ describe('websocket-listener', function () {
         assert.strictEqual(got, 0);
     });
 
+    it('refuses close codes that must never be sent, with a coded error, and stays open', async function () {
+        await helper.load(wsNode, listenerFlow());
+        const a = await client();
+        const { withCode, Client } = require('../index.js');
+        const natives = [helper.getNode('listener').native, new Client({ url: 'ws://127.0.0.1:9/' }, () => {})];
+        for (const native of natives) {
+            for (const code of [0, 999, 1004, 1005, 1006, 1015, 2000, 5000, 65536]) {
+                await assert.rejects(native.close(code).catch((err) => { throw withCode(err); }),
+                    { code: 'ERR_WSRS_INVALID_ARGUMENT', message: new RegExp('close code ' + code + ' ') });
+            }
+        }
+        await natives[1].close(4000); // a valid one is taken
+        const echo = nextMessage(a);
+        helper.getNode('out').receive({ payload: 'still open' });
+        assert.strictEqual((await echo).data.toString(), 'still open');
+    });
+
     it('reports connect and disconnect in the status with _session', async function () {
         await helper.load(wsNode, listenerFlow());
         const inNode = helper.getNode('in');

@@ -107,6 +107,7 @@ impl JsClient {
     }
 
     /// Stop reconnecting and close with `code` (default 1001); resolves when done.
+    /// A code that must never be sent rejects with ERR_WSRS_INVALID_ARGUMENT.
     #[napi]
     pub async fn close(&self, code: Option<u32>) -> Result<()> {
         self.inner.close(close_code(code)?).await;

@@ -93,6 +93,7 @@ impl JsListener {
     }
 
     /// Close every session with `code` (default 1001) and stop; resolves when done.
+    /// A code that must never be sent rejects with ERR_WSRS_INVALID_ARGUMENT.
     #[napi]
     pub async fn close(&self, code: Option<u32>) -> Result<()> {
         self.inner.close(close_code(code)?).await;
