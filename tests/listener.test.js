@@ -54,6 +54,28 @@ describe('websocket-listener', function () {
         assert.deepStrictEqual([...msg.payload], [0, 1, 2, 255]);
     });
 
+    it('copies a small binary payload out of its batch; a large one may stay a view', async function () {
+        await helper.load(wsNode, listenerFlow());
+        const got = received(helper.getNode('sink'), 2);
+        // A batch as the addon makes it (src/inbox.rs): 10 bytes, then 200 KiB.
+        const small = Buffer.from('0123456789');
+        const large = Buffer.alloc(200 * 1024, 7);
+        const header = Buffer.alloc(4 + 2 * 16);
+        header.writeUInt32LE(2, 0);
+        [[3, small.length], [3, large.length]].forEach(([kind, len], i) => {
+            header.writeUInt32LE(kind, 4 + i * 16);
+            header.writeUInt32LE(42, 8 + i * 16);
+            header.writeUInt32LE(len, 12 + i * 16);
+        });
+        const batch = Buffer.concat([header, small, large]);
+        helper.getNode('listener').onBatch(batch);
+        const [a, b] = await got;
+        assert.ok(a.payload.equals(small) && b.payload.equals(large));
+        assert.ok(a.payload.buffer.byteLength <= 8192, 'a 10-byte payload keeps ' + a.payload.buffer.byteLength + ' bytes alive');
+        batch.fill(0);
+        assert.ok(a.payload.equals(small), 'the small payload shares the batch');
+    });
+
     it('replies to the sending session only', async function () {
         const flow = listenerFlow();
         flow[1].wires = [['out']];

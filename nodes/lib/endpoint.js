@@ -3,7 +3,7 @@
 // websocket-client): the in/out nodes that hang off them, status, and turning
 // event batches from the addon into msgs.
 
-const { KIND, forEachEvent } = require('./batch');
+const { KIND, forEachEvent, binaryPayload } = require('./batch');
 const messages = require('./messages');
 
 module.exports = function (RED) {
@@ -62,7 +62,7 @@ module.exports = function (RED) {
                 this.deliver(buf.toString('utf8', start, end), session);
                 break;
             case KIND.BINARY:
-                this.deliver(buf.subarray(start, end), session);
+                this.deliver(binaryPayload(buf, start, end), session);
                 break;
             case KIND.OPEN: {
                 this.lastWarning = null;
