@@ -617,6 +617,38 @@ describe('websocket-listener edge cases', function () {
         });
     });
 
+    describe('warnings about peers', function () {
+        it('logs the first 10 of a flood of protocol errors, and the rest in one line', async function () {
+            this.timeout(20000);
+            await helper.load(wsNode, listenerFlow());
+            const inNode = helper.getNode('in');
+            const status = inNode.status.bind(inNode);
+            let ended = 0;
+            inNode.status = (s) => {
+                if (s.event === 'disconnect') ended++;
+                status(s);
+            };
+            const listener = helper.getNode('listener');
+            const warnings = [];
+            const warn = listener.warn.bind(listener);
+            listener.warn = (m) => {
+                warnings.push(String(m));
+                warn(m);
+            };
+            const N = 25;
+            const bad = await Promise.all(Array.from({ length: N }, () => rawOpen()));
+            await Promise.all(bad.map((c) => c.write(clientFrame(0x1, Buffer.from([0xff, 0xfe])))));
+            // Each session's error reaches the node before its end: once all have
+            // ended, every warning that was going to be logged has been.
+            await until(() => ended === N, 'all ' + N + ' sessions to end (' + ended + ' so far)', 15000);
+            assert.strictEqual(warnings.length, 10, warnings.join('\n'));
+            assert.ok(warnings.every((m) => /UTF-8/.test(m)), warnings.join('\n'));
+            await helper.unload(); // the node reports what it held back as it closes
+            assert.strictEqual(warnings.length, 11, warnings.join('\n'));
+            assert.match(warnings[10], /more-errors|: 15$/);
+        });
+    });
+
     describe('load', function () {
         it('gives each of 100 concurrent clients exactly its own 10 replies, in order', async function () {
             this.timeout(30000);
