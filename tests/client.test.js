@@ -179,8 +179,8 @@ describe('websocket-client', function () {
         await until(() => s.conns.length === 1, 'connection');
         let pings = 0;
         s.conns[0].on('ping', () => pings++);
-        await delay(1000);
-        assert.ok(pings >= 2, 'pings sent: ' + pings);
+        // Four pings span four intervals: a server taken for silent is dropped after two.
+        await until(() => pings >= 4 || s.conns[0].readyState !== WebSocket.OPEN, 'four pings', 5000);
         assert.strictEqual(s.conns.length, 1, 'no reconnection');
         assert.strictEqual(s.conns[0].readyState, WebSocket.OPEN);
     });
@@ -189,11 +189,16 @@ describe('websocket-client', function () {
         const s = await server();
         await helper.load(wsNode, clientFlow('ws://127.0.0.1:' + s.port + '/'));
         await until(() => s.conns.length === 1, 'connection');
-        const closed = new Promise((r) => s.conns[0].once('close', (code) => r(code)));
+        // The control: dropped by the server, the client comes back (after 200 ms).
+        const dropped = Date.now();
+        s.conns[0].terminate();
+        await until(() => s.conns.length === 2, 'the client to reconnect after a drop');
+        const reconnectMs = Date.now() - dropped;
+        const closed = new Promise((r) => s.conns[1].once('close', (code) => r(code)));
         await helper.unload();
         assert.strictEqual(await closed, 1001);
-        await delay(600);
-        assert.strictEqual(s.conns.length, 1);
+        await delay(3 * reconnectMs);
+        assert.strictEqual(s.conns.length, 2, 'reconnected after the flow was stopped');
     });
 
     it('reports a bad URL as a node error and keeps running', async function () {

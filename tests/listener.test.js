@@ -5,7 +5,7 @@
 const assert = require('assert');
 const helper = require('node-red-node-test-helper');
 const wsNode = require('../nodes/websocket.js');
-const { WebSocket, connect, nextMessage, messages, closed, received, wsUrl, delay, until } = require('./support');
+const { WebSocket, connect, nextMessage, messages, closed, received, wsUrl, until } = require('./support');
 
 helper.init(require('./node-red-under-test').runtime);
 
@@ -82,15 +82,18 @@ describe('websocket-listener', function () {
         await helper.load(wsNode, flow);
         const a = await client();
         const b = await client();
-        let bGot = 0;
-        b.on('message', () => bGot++);
+        const bGot = [];
+        b.on('message', (data) => bGot.push(data.toString()));
         const echo = nextMessage(a);
         a.send('ping');
         const m = await echo;
         assert.strictEqual(m.data.toString(), 'ping');
         assert.strictEqual(m.isBinary, false);
-        await delay(50);
-        assert.strictEqual(bGot, 0);
+        // b's own echo comes after anything misrouted to it, on the same connection.
+        const bEcho = nextMessage(b);
+        b.send('b');
+        await bEcho;
+        assert.deepStrictEqual(bGot, ['b']);
     });
 
     it('broadcasts a msg without _session to every client, binary as binary', async function () {
@@ -145,14 +148,17 @@ describe('websocket-listener', function () {
     it('ignores a _session that is gone or not ours', async function () {
         await helper.load(wsNode, listenerFlow());
         const a = await client();
-        let got = 0;
-        a.on('message', () => got++);
+        const got = [];
+        a.on('message', (data) => got.push(data.toString()));
         const out = helper.getNode('out');
         out.receive({ payload: 'x', _session: { type: 'websocket', id: 'ffffffff' } });
         out.receive({ payload: 'x', _session: { type: 'websocket', id: 'zz' } });
         out.receive({ payload: 'x', _session: { type: 'websocket', id: 12 } });
-        await delay(100);
-        assert.strictEqual(got, 0);
+        // Sends go out in order: a broadcast after them arrives after anything they sent.
+        const last = nextMessage(a);
+        out.receive({ payload: 'broadcast' });
+        await last;
+        assert.deepStrictEqual(got, ['broadcast']);
     });
 
     it('refuses close codes that must never be sent, with a coded error, and stays open', async function () {
