@@ -4,6 +4,7 @@
 
 const addon = require('./lib/addon');
 const upgrade = require('./lib/upgrade');
+const bridge = require('./lib/bridge');
 const messages = require('./lib/messages');
 const { clientOptions } = require('./lib/client-options');
 
@@ -116,44 +117,12 @@ module.exports = function (RED) {
 
         /**
          * A TLS socket (Node-RED on HTTPS) cannot be handed over: its bytes are
-         * carried between the socket and the Rust session, with back-pressure
-         * both ways.
+         * carried between the socket and the Rust session (lib/bridge.js).
          */
         bridge(req, socket, head) {
-            let bridge = null;
-            let waitingDrain = false;
-            const onOutput = (kind, chunk) => {
-                try {
-                    if (kind === 1) {
-                        // A gone socket never emits 'drain': do not pause for it.
-                        if (!socket.write(chunk) && !waitingDrain && socket.writable) {
-                            waitingDrain = true;
-                            bridge.pause();
-                            socket.once('drain', () => {
-                                waitingDrain = false;
-                                bridge.resume();
-                            });
-                        }
-                    } else if (kind === 2) {
-                        socket.resume();
-                    } else {
-                        socket.end();
-                    }
-                } catch (err) {
-                    socket.destroy();
-                }
-            };
-            bridge = this.startSession(socket, () => this.native.bridge(upgrade.takeBuffered(socket, head), upgrade.requestInfo(req), onOutput));
-            if (!bridge) return;
-            socket.on('data', (chunk) => {
-                if (!bridge.push(chunk)) socket.pause();
-            });
-            // end() also resumes output, which may be waiting for a 'drain' that a
-            // closed socket never emits.
-            socket.on('end', () => bridge.end());
-            socket.on('close', () => bridge.end());
-            socket.on('error', () => socket.destroy());
-            socket.resume();
+            const data = upgrade.takeBuffered(socket, head);
+            bridge.carry(socket, (onOutput) =>
+                this.startSession(socket, () => this.native.bridge(data, upgrade.requestInfo(req), onOutput)));
         },
 
         shutdown(done) {

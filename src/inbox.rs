@@ -228,7 +228,7 @@ mod tests {
         assert_eq!(u32_at(&inbox.drain(), 0), 1);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn readers_wait_above_the_high_water_mark() {
         let (inbox, _) = counting();
         inbox.push(Event::new(Kind::Binary, 1, vec![0u8; HIGH_WATER_BYTES], 0));

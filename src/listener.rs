@@ -27,7 +27,7 @@ pub struct ListenerConfig {
 }
 
 struct Entry {
-    handle: SessionHandle,
+    handle: Arc<SessionHandle>,
     /// Set right after the task is spawned; used only to stop stragglers at close.
     abort: OnceLock<AbortHandle>,
 }
@@ -36,6 +36,8 @@ struct Shared {
     cfg: ListenerConfig,
     inbox: Arc<Inbox>,
     sessions: RwLock<HashMap<u32, Entry>>,
+    /// Changes whenever a session joins or leaves, so a broadcast can reuse its snapshot.
+    generation: AtomicU64,
     closing: AtomicBool,
     /// Signalled each time a session leaves the table.
     left: Notify,
@@ -66,7 +68,9 @@ struct Departure {
 
 impl Drop for Departure {
     fn drop(&mut self) {
-        self.shared.sessions.write().remove(&self.id);
+        if self.shared.sessions.write().remove(&self.id).is_some() {
+            self.shared.generation.fetch_add(1, Ordering::Release);
+        }
         let ended = self.ended.take().unwrap_or(session::Ended {
             code: session::ABNORMAL_CLOSURE,
             error: Some("session task stopped unexpectedly".into()),
@@ -87,6 +91,7 @@ impl Listener {
             cfg,
             inbox,
             sessions: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
             closing: AtomicBool::new(false),
             left: Notify::new(),
         });
@@ -120,10 +125,10 @@ impl Listener {
         // SAFETY: `dup` is a fresh descriptor owned by nobody else.
         let std_stream = unsafe { std::net::TcpStream::from_raw_fd(dup) };
         std_stream.set_nonblocking(true)?;
-        Ok(Ok(self.start(req, move |heard_at| {
+        Ok(Ok(self.start(req, move |heard| {
             let tcp = tokio::net::TcpStream::from_std(std_stream)?;
             let _ = tcp.set_nodelay(true);
-            Ok(Prefixed::new(head, tcp, heard_at))
+            Ok(Prefixed::new(head, tcp, heard))
         })))
     }
 
@@ -141,7 +146,7 @@ impl Listener {
         if let Err(r) = handshake::validate(req) {
             return Ok(Err(r));
         }
-        Ok(Ok(self.start(req, move |heard_at| Ok(Prefixed::new(head, stream, heard_at)))))
+        Ok(Ok(self.start(req, move |heard| Ok(Prefixed::new(head, stream, heard)))))
     }
 
     fn check_open(&self) -> Result<()> {
@@ -162,13 +167,14 @@ impl Listener {
         let response = handshake::accept_response(&req.key, protocol.as_deref());
         let id = session::next_id();
         let (handle, rx, session_shared) = SessionHandle::new(&cfg);
-        let heard_at = session_shared.heard_at.clone();
+        let heard = session_shared.heard.clone();
         // Registered before we return: JS may reply to this session at once.
-        shared.sessions.write().insert(id, Entry { handle, abort: OnceLock::new() });
+        shared.sessions.write().insert(id, Entry { handle: Arc::new(handle), abort: OnceLock::new() });
+        shared.generation.fetch_add(1, Ordering::Release);
         let task_shared = shared.clone();
         let task = napi_or_tokio_spawn(async move {
             let mut departure = Departure { shared: task_shared, id, ended: None, opened: false };
-            let mut stream = match make_stream(heard_at) {
+            let mut stream = match make_stream(heard) {
                 Ok(s) => s,
                 Err(e) => {
                     departure.ended =
@@ -238,23 +244,47 @@ impl Listener {
     }
 }
 
+/// Session sends between two yields of the dispatcher, so that a huge batch does
+/// not hold a worker thread either.
+const SENDS_PER_YIELD: usize = 1024;
+
+/// Sends without holding the session table: `adopt` takes its write lock on the JS
+/// thread, which must never wait behind a fan-out. A broadcast goes to a snapshot
+/// of the table, reused while no session joins or leaves.
 async fn dispatch(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let mut everyone: Vec<Arc<SessionHandle>> = Vec::new();
+    let mut snapshot_of = None;
     while let Some(command) = commands.recv().await {
-        let sessions = shared.sessions.read();
         match command {
             Command::Send(batch) => {
+                let mut sent = 0;
                 for (target, msg) in batch {
                     if target == 0 {
-                        for e in sessions.values() {
-                            e.handle.send(msg.clone());
+                        let generation = shared.generation.load(Ordering::Acquire);
+                        if snapshot_of != Some(generation) {
+                            everyone.clear();
+                            everyone.extend(shared.sessions.read().values().map(|e| e.handle.clone()));
+                            snapshot_of = Some(generation);
                         }
-                    } else if let Some(e) = sessions.get(&target) {
-                        e.handle.send(msg);
+                        for h in &everyone {
+                            h.send(msg.clone());
+                        }
+                        sent += everyone.len();
+                    } else {
+                        let one = shared.sessions.read().get(&target).map(|e| e.handle.clone());
+                        if let Some(h) = one {
+                            h.send(msg);
+                        }
+                        sent += 1;
+                    }
+                    if sent >= SENDS_PER_YIELD {
+                        sent = 0;
+                        tokio::task::yield_now().await;
                     }
                 }
             }
             Command::Close(code) => {
-                for e in sessions.values() {
+                for e in shared.sessions.read().values() {
                     e.handle.close(code);
                 }
                 return;
@@ -271,5 +301,47 @@ where
     match tokio::runtime::Handle::try_current() {
         Ok(h) => h.spawn(fut),
         Err(_) => napi::bindgen_prelude::spawn(fut),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use tokio::io::{AsyncReadExt, DuplexStream};
+
+    /// A session adopted over an in-memory pipe; returns the client's side once
+    /// past the 101 answer.
+    async fn open(listener: &Listener) -> WebSocketStream<DuplexStream> {
+        let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+        listener.adopt_stream(ours, Vec::new(), &handshake::sample_request()).unwrap().unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(theirs.read_u8().await.unwrap());
+        }
+        WebSocketStream::from_raw_socket(theirs, Role::Client, None).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_adopted_during_a_large_broadcast_batch_is_not_held_up() {
+        let listener = Listener::new(ListenerConfig::default(), Inbox::new(Box::new(|_| {})));
+        let _first = open(&listener).await;
+        let n = 8 * SENDS_PER_YIELD;
+        listener.send_many((0..n).map(|i| (0, Message::text(format!("b{i}")))).collect());
+        tokio::task::yield_now().await; // the dispatcher starts on the batch
+        let mut late = open(&listener).await;
+        listener.send_many(vec![(0, Message::text("end"))]);
+        let mut from_batch = 0;
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(10), late.next()).await.unwrap().unwrap().unwrap();
+            if m.to_text().unwrap() == "end" {
+                break;
+            }
+            from_batch += 1;
+        }
+        // Had the batch held the table until it was through, the late session
+        // would have joined after it and seen only "end".
+        assert!(from_batch > 0 && from_batch < n, "the late session got {from_batch} of the batch");
+        listener.close(1001).await;
     }
 }

@@ -63,17 +63,12 @@ pub enum Outgoing {
     Close(u16),
 }
 
-/// Milliseconds on a process-wide monotonic clock (for liveness stamps).
-pub fn clock_ms() -> u64 {
-    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    BASE.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64 + 1
-}
-
 /// State shared between a session's task and whoever sends to it.
 #[derive(Default)]
 pub struct Shared {
-    /// When the peer last sent any bytes (`clock_ms`), stamped by the stream.
-    pub heard_at: Arc<AtomicU64>,
+    /// Counts reads that brought bytes from the peer; the heartbeat compares it
+    /// between ticks, so liveness follows tokio's clock (paused in tests).
+    pub heard: Arc<AtomicU64>,
     queued: AtomicUsize,
     overflow: AtomicBool,
     /// Signalled when the queue passes its cap; wakes the watchdog even while the
@@ -91,7 +86,7 @@ pub struct SessionHandle {
 impl SessionHandle {
     pub fn new(cfg: &SessionConfig) -> (Self, mpsc::UnboundedReceiver<Outgoing>, Arc<Shared>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared { heard_at: Arc::new(AtomicU64::new(clock_ms())), ..Default::default() });
+        let shared = Arc::new(Shared::default());
         (SessionHandle { tx, shared: shared.clone(), max_queue_bytes: cfg.max_queue_bytes }, rx, shared)
     }
 
@@ -146,7 +141,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut sink, mut stream) = ws.split();
-    let heard_at = &shared.heard_at;
+    let heard = &shared.heard;
     let ping_due = Notify::new();
 
     let reader = async {
@@ -226,19 +221,22 @@ where
             i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             i
         });
+        let (mut last_heard, mut silent_ticks) = (heard.load(Ordering::Relaxed), 0u32);
         loop {
             tokio::select! {
                 _ = shared.overflowed.notified() => {
                     return (Ended { code: ABNORMAL_CLOSURE, error: None }, Some((1008, "peer too slow: send queue full".into())));
                 }
                 _ = async { beat.as_mut().expect("guarded").tick().await }, if beat.is_some() => {
-                    let period = cfg.heartbeat.expect("guarded").as_millis() as u64;
-                    let now = clock_ms();
-                    if inbox.backed_up() {
-                        // Readers wait for the flow, not for the peer: do not judge it.
-                        heard_at.store(now, Ordering::Relaxed);
+                    // Dropped after two whole intervals without a byte from the peer. A
+                    // backed-up inbox means readers wait for the flow, not for the peer.
+                    let now_heard = heard.load(Ordering::Relaxed);
+                    if now_heard != last_heard || inbox.backed_up() {
+                        (last_heard, silent_ticks) = (now_heard, 0);
+                    } else {
+                        silent_ticks += 1;
                     }
-                    if now.saturating_sub(heard_at.load(Ordering::Relaxed)) > 2 * period {
+                    if silent_ticks >= 2 {
                         return (Ended { code: ABNORMAL_CLOSURE, error: Some("heartbeat timeout: no answer to ping".into()) }, None);
                     }
                     ping_due.notify_one();
@@ -323,7 +321,7 @@ mod tests {
         (handle, task, peer)
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn sending_while_the_peer_closes_ends_with_its_code_and_no_error() {
         // A client session: the server closes (1000); after the client's reply the
         // flow sends one more message, then the server drops TCP.
@@ -349,7 +347,7 @@ mod tests {
         assert!(ended.error.is_none(), "{ended:?}");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn an_oversized_message_is_refused_with_1009() {
         let cfg = SessionConfig { max_message_bytes: 1024, ..Default::default() };
         let (ours, peer) = tokio::io::duplex(64 * 1024);
@@ -370,7 +368,7 @@ mod tests {
         assert_eq!(close, Some(1009));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn heartbeat_drops_a_peer_that_stopped_reading_even_mid_write() {
         let cfg = SessionConfig { heartbeat: Some(Duration::from_millis(50)), ..Default::default() };
         let (handle, task, _peer) = stalled(cfg).await;
@@ -379,15 +377,15 @@ mod tests {
         assert!(ended.error.unwrap_or_default().contains("heartbeat"));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_long_frame_still_arriving_counts_as_a_live_peer() {
         use tokio::io::AsyncWriteExt;
-        // Heartbeat 50 ms: silence over 100 ms would drop the peer. It uploads one
-        // 60 000-byte frame in pieces over ~400 ms and never answers a ping.
+        // Heartbeat 50 ms: two silent intervals would drop the peer. It uploads one
+        // 60 000-byte frame in pieces over 400 ms and never answers a ping.
         let cfg = SessionConfig { heartbeat: Some(Duration::from_millis(50)), ..Default::default() };
         let (ours, mut peer) = tokio::io::duplex(256 * 1024);
         let (handle, rx, shared) = SessionHandle::new(&cfg);
-        let wire = crate::stream::Prefixed::new(Bytes::new(), ours, shared.heard_at.clone());
+        let wire = crate::stream::Prefixed::new(Bytes::new(), ours, shared.heard.clone());
         let ws = WebSocketStream::from_raw_socket(wire, Role::Server, Some(cfg.websocket_config())).await;
         let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
         let inbox = Inbox::new(Box::new(move |i| {
@@ -408,11 +406,13 @@ mod tests {
         let batch = inbox.drain();
         assert_eq!(u32::from_le_bytes(batch[4..8].try_into().unwrap()), Kind::Binary as u32);
         assert_eq!(u32::from_le_bytes(batch[12..16].try_into().unwrap()) as usize, len);
+        // The control: the same peer, silent from now on, is dropped.
+        let ended = tokio::time::timeout(Duration::from_secs(2), task).await.expect("dropped in time").unwrap();
+        assert!(ended.error.unwrap_or_default().contains("heartbeat"));
         drop(handle);
-        task.abort();
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn queue_cap_closes_a_peer_that_stopped_reading() {
         let cfg = SessionConfig { max_queue_bytes: 100 * 1024, ..Default::default() };
         let (handle, task, _peer) = stalled(cfg).await;

@@ -27,7 +27,10 @@ describe('Node-RED ' + nodeRed.version + ' specifics', function () {
         certs = makeCerts();
         server = https.createServer({ cert: certs.cert, key: certs.key });
         wss = new WebSocket.Server({ server });
-        wss.on('connection', (ws) => conns.push(ws));
+        wss.on('connection', (ws, req) => {
+            ws.path = req.url; // '/control' for the control clients
+            conns.push(ws);
+        });
         await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
         await helper.startServer();
     });
@@ -47,15 +50,19 @@ describe('Node-RED ' + nodeRed.version + ' specifics', function () {
     const inNode = (extra = {}) => ({ id: 'in', type: 'websocket in', server: '', client: 'client', wires: [['sink']], ...extra });
     const sink = { id: 'sink', type: 'helper' };
     const caCreds = () => ({ tls: { cadata: certs.ca } });
+    /** A client used by an enabled in node, dialling /control: it must connect meanwhile. */
+    const control = (tlsId = 'tls') => [client({ id: 'control', path: url() + 'control', tls: tlsId }), inNode({ id: 'controlIn', client: 'control', wires: [] })];
+    const at = (path) => conns.filter((c) => c.path === path).length;
 
     it(V5 ? 'connects a client only once an enabled in or out node uses it (as 5.0 core)'
         : 'connects a client when deployed, used or not (as 4.1 core)', async function () {
-        await helper.load([wsNode, tlsNode], [client(), tls(), inNode({ d: true })], caCreds());
+        await helper.load([wsNode, tlsNode], [client(), tls(), inNode({ d: true }), ...control()], caCreds());
         if (V5) {
             await delay(500);
-            assert.strictEqual(conns.length, 0, 'a client whose only in node is disabled connected');
+            assert.strictEqual(at('/control'), 1, 'the control client did not connect in the same time');
+            assert.strictEqual(at('/'), 0, 'a client whose only in node is disabled connected');
         } else {
-            await until(() => conns.length === 1, 'the unused client connected');
+            await until(() => at('/') === 1, 'the unused client connected');
         }
         await helper.unload();
         conns.length = 0;
@@ -65,7 +72,8 @@ describe('Node-RED ' + nodeRed.version + ' specifics', function () {
         const got = received(helper.getNode('sink'));
         conns[0].send('used');
         assert.strictEqual((await got).payload, 'used');
-        await delay(200);
+        // Stopped (unload waits for it), the client can make no further connection.
+        await helper.unload();
         assert.strictEqual(conns.length, 1, 'one connection, not one per node');
     });
 
@@ -86,14 +94,15 @@ describe('Node-RED ' + nodeRed.version + ' specifics', function () {
             const key = forge.pki.privateKeyFromPem(certs.key);
             const chain = [forge.pki.certificateFromPem(certs.cert), forge.pki.certificateFromPem(certs.ca)];
             const p12 = forge.asn1.toDer(forge.pkcs12.toPkcs12Asn1(key, chain, 'secret', { algorithm: '3des' })).getBytes();
-            await helper.load([wsNode, tlsNode], [client(), tls({ certType: 'pfx' }), inNode(), sink],
-                { tls: { p12data: Buffer.from(p12, 'binary').toString('base64'), passphrase: 'secret' } });
+            await helper.load([wsNode, tlsNode], [client(), tls({ certType: 'pfx' }), inNode(), sink, tls({ id: 'tls2' }), ...control('tls2')],
+                { tls: { p12data: Buffer.from(p12, 'binary').toString('base64'), passphrase: 'secret' }, tls2: { cadata: certs.ca } });
             const node = helper.getNode('client');
             assert.ok(node.failure, 'no failure recorded');
             assert.strictEqual(node.failure.code, 'ERR_WSRS_TLS');
             assert.match(node.failure.message, /PKCS#12/);
             await delay(500);
-            assert.strictEqual(conns.length, 0, 'connected despite the refused TLS configuration');
+            assert.strictEqual(at('/control'), 1, 'the control client did not connect in the same time');
+            assert.strictEqual(at('/'), 0, 'connected despite the refused TLS configuration');
         });
 
         it('connects with the CA taken from an environment variable', async function () {

@@ -60,7 +60,9 @@ function proxyOptions(settings) {
     };
 }
 
+/** A blank or unusable setting is the default; the addon raises a tiny one to its minimum. */
 function number(v, fallback) {
+    if (v === undefined || v === null || String(v).trim() === '') return fallback;
     const n = Number(v);
     return Number.isFinite(n) && n >= 0 ? Math.round(n) : fallback;
 }

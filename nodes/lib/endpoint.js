@@ -3,8 +3,9 @@
 // websocket-client): the in/out nodes that hang off them, status, and turning
 // event batches from the addon into msgs.
 
-const { KIND, forEachEvent } = require('./batch');
+const { KIND, forEachEvent, binaryPayload } = require('./batch');
 const messages = require('./messages');
+const warnings = require('./warnings');
 
 module.exports = function (RED) {
     /** Sets up the shared state on a freshly created config node. */
@@ -18,6 +19,9 @@ module.exports = function (RED) {
         node.failure = null;
         node.lastStatus = null;
         node.lastWarning = null;
+        node.peerWarnings = warnings.limiter(
+            (text) => node.warn(RED._('websocket.errors.connect-error') + text),
+            (count, seconds) => node.warn(RED._('websocket.errors.more-errors', { count, seconds })));
         // Live sessions: number <-> `_session.id`, so no message parses or formats ids.
         node.keyOf = new Map();
         node.idOf = new Map();
@@ -62,7 +66,7 @@ module.exports = function (RED) {
                 this.deliver(buf.toString('utf8', start, end), session);
                 break;
             case KIND.BINARY:
-                this.deliver(buf.subarray(start, end), session);
+                this.deliver(binaryPayload(buf, start, end), session);
                 break;
             case KIND.OPEN: {
                 this.lastWarning = null;
@@ -87,7 +91,7 @@ module.exports = function (RED) {
                 // not on every attempt; the status shows each one.
                 const text = buf.toString('utf8', start, end);
                 if (this.isListener || text !== this.lastWarning) {
-                    this.warn(RED._('websocket.errors.connect-error') + text);
+                    this.peerWarnings.warn(text);
                 }
                 this.lastWarning = this.isListener ? null : text;
                 break;
@@ -197,6 +201,7 @@ module.exports = function (RED) {
         closeNative(done) {
             this.flushOutbox();
             this.closing = true;
+            this.peerWarnings.close();
             this.inputNodes.clear();
             this.statusNodes.clear();
             const native = this.native;

@@ -39,7 +39,7 @@ pub struct ClientOptions {
     pub heartbeat_ms: Option<u32>,
     pub tls: Option<ClientTls>,
     pub proxy: Option<ClientProxy>,
-    /// Wait before reconnecting, in milliseconds. Default 3000 (as core).
+    /// Wait before reconnecting, in milliseconds. Default 3000 (as core); at least 100.
     pub reconnect_ms: Option<u32>,
     /// Cap of the doubling wait while the server keeps refusing. Default 60000.
     pub reconnect_max_ms: Option<u32>,
@@ -107,6 +107,7 @@ impl JsClient {
     }
 
     /// Stop reconnecting and close with `code` (default 1001); resolves when done.
+    /// A code that must never be sent rejects with ERR_WSRS_INVALID_ARGUMENT.
     #[napi]
     pub async fn close(&self, code: Option<u32>) -> Result<()> {
         self.inner.close(close_code(code)?).await;

@@ -65,7 +65,8 @@ impl JsListener {
     }
 
     /// Run a session over a connection whose bytes JS carries (a TLS socket):
-    /// `onOutput(kind, bytes)` gets 1 = write these, 2 = resume reading, 3 = end.
+    /// `onOutput(kind, bytes)` gets 1 = write these (and report them with
+    /// `written` once the socket took them), 2 = resume reading, 3 = end.
     /// Returns the bridge, or the HTTP response to write when refused.
     #[napi(catch_unwind, ts_return_type = "Bridge | string")]
     pub fn bridge(
@@ -92,6 +93,7 @@ impl JsListener {
     }
 
     /// Close every session with `code` (default 1001) and stop; resolves when done.
+    /// A code that must never be sent rejects with ERR_WSRS_INVALID_ARGUMENT.
     #[napi]
     pub async fn close(&self, code: Option<u32>) -> Result<()> {
         self.inner.close(close_code(code)?).await;
