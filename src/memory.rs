@@ -13,8 +13,9 @@ pub const TRIM_AFTER_BYTES: usize = 8 << 20;
 
 /// Returns freed memory to the system, at most once a second, off the async workers.
 pub fn release_freed() {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     static LAST_MS: AtomicU64 = AtomicU64::new(0);
-    let now = crate::session::clock_ms();
+    let now = BASE.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64 + 1000;
     let last = LAST_MS.load(Ordering::Relaxed);
     if now.saturating_sub(last) < 1000
         || LAST_MS.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
