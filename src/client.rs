@@ -126,7 +126,7 @@ impl Target {
         };
         let (ws, _response) = tokio_tungstenite::client_async_with_config(
             self.request.clone(),
-            Prefixed::new(Bytes::new(), stream, heard_at),
+            Prefixed::client(stream, heard_at),
             Some(cfg.session.websocket_config()),
         )
         .await?;

@@ -12,6 +12,7 @@ pub mod proxy;
 pub mod session;
 pub mod stream;
 pub mod tls;
+pub mod utf8_watch;
 
 mod js;
 

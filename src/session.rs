@@ -129,6 +129,7 @@ pub struct Ended {
 fn classify(e: WsError) -> Option<(u16, String)> {
     use tokio_tungstenite::tungstenite::error::ProtocolError;
     match e {
+        WsError::Io(e) if crate::utf8_watch::InvalidUtf8::is(&e) => Some((1007, e.to_string())),
         WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Io(_) => None,
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake | ProtocolError::SendAfterClosing) => None,
         WsError::Utf8(_) => Some((1007, "invalid UTF-8 in a text message".into())),
@@ -491,6 +492,46 @@ mod tests {
         assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1002);
         let ended = tokio::time::timeout(Duration::from_secs(5), task).await.expect("ended").unwrap();
         assert!(ended.error.unwrap_or_default().contains("protocol error"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn invalid_utf8_fails_while_its_frame_is_still_arriving() {
+        use tokio::io::AsyncWriteExt;
+        let (_handle, task, mut peer, _wakes) = served(SessionConfig::default()).await;
+        // As Autobahn 6.4.3: one text frame in three chops a second apart, the second
+        // making it invalid (f4 90: past U+10FFFF).
+        let good = "κόσμε".as_bytes();
+        let mut bytes = text_frame_header(good.len() + 4 + 6);
+        bytes.extend_from_slice(good);
+        peer.write_all(&bytes).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!task.is_finished(), "a valid start is accepted");
+        peer.write_all(b"\xf4\x90\x80\x80").await.unwrap();
+        let (opcode, payload) = tokio::time::timeout(Duration::from_secs(1), next_frame(&mut peer))
+            .await
+            .expect("closed before the rest of the frame came");
+        assert_eq!(opcode, 8);
+        assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1007);
+        let ended = tokio::time::timeout(Duration::from_secs(5), task).await.expect("ended").unwrap();
+        assert!(ended.error.unwrap_or_default().contains("UTF-8"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_read_with_the_start_of_bad_text_is_still_delivered() {
+        use tokio::io::AsyncWriteExt;
+        let (_handle, task, mut peer, mut wakes) = served(SessionConfig::default()).await;
+        let mut bytes = text_frame_header(2);
+        bytes.extend_from_slice(b"ok");
+        bytes.extend_from_slice(&text_frame_header(10));
+        bytes.extend_from_slice(b"ab\xff");
+        peer.write_all(&bytes).await.unwrap();
+        let batch = wakes.recv().await.unwrap().drain();
+        assert_eq!(u32::from_le_bytes(batch[0..4].try_into().unwrap()), 1);
+        assert_eq!(u32::from_le_bytes(batch[4..8].try_into().unwrap()), Kind::Text as u32);
+        assert_eq!(&batch[batch.len() - 2..], b"ok");
+        let (opcode, payload) = next_frame(&mut peer).await;
+        assert_eq!((opcode, u16::from_be_bytes([payload[0], payload[1]])), (8, 1007));
+        tokio::time::timeout(Duration::from_secs(5), task).await.expect("ended").unwrap();
     }
 
     #[tokio::test]
