@@ -12,15 +12,19 @@ if cmp -s "$dir/requirements.txt" "$here/requirements.txt" && [ -x "$dir/env/bin
     exit 0
 fi
 
-if ! command -v pyenv >/dev/null; then
-    echo "setup: pyenv is needed for CPython 2.7.18 (wstest is Python 2 code)" >&2
-    exit 1
-fi
-if ! pyenv prefix 2.7.18 >/dev/null 2>&1; then
+# pyenv is found on PATH, or where it installs itself by default.
+pyenv_root=${PYENV_ROOT:-$HOME/.pyenv}
+python2=$pyenv_root/versions/2.7.18/bin/python
+if [ ! -x "$python2" ]; then
+    pyenv=$(command -v pyenv || echo "$pyenv_root/bin/pyenv")
+    if [ ! -x "$pyenv" ]; then
+        echo "setup: pyenv is needed for CPython 2.7.18 (wstest is Python 2 code)" >&2
+        exit 1
+    fi
     echo "setup: installing CPython 2.7.18 with pyenv" >&2
-    pyenv install --skip-existing 2.7.18
+    "$pyenv" install --skip-existing 2.7.18
+    python2=$("$pyenv" prefix 2.7.18)/bin/python
 fi
-python2=$(pyenv prefix 2.7.18)/bin/python
 
 echo "setup: installing wstest into $dir (a few minutes, once)" >&2
 rm -rf "$dir"
