@@ -127,7 +127,7 @@ impl Target {
         };
         let (ws, _response) = tokio_tungstenite::client_async_with_config(
             self.request.clone(),
-            Prefixed::new(Bytes::new(), stream, heard),
+            Prefixed::client(stream, heard),
             Some(cfg.session.websocket_config()),
         )
         .await?;

@@ -13,6 +13,7 @@ pub mod proxy;
 pub mod session;
 pub mod stream;
 pub mod tls;
+pub mod utf8_watch;
 
 mod js;
 #[cfg(test)]

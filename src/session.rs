@@ -24,6 +24,10 @@ pub const ABNORMAL_CLOSURE: u16 = 1006;
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Messages written per flush: a burst becomes one write syscall, but stays bounded.
 const FLUSH_EVERY: usize = 64;
+/// After a protocol error from the peer, how long replies still go out before the
+/// close frame: the flow's answer to the messages that came before the bad frame
+/// (Autobahn 3.2, 4.1.x, 5.15...) crosses to JS and back first, a few ms.
+pub const ERROR_GRACE: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
@@ -120,6 +124,7 @@ pub struct Ended {
 fn classify(e: WsError) -> Option<(u16, String)> {
     use tokio_tungstenite::tungstenite::error::ProtocolError;
     match e {
+        WsError::Io(e) if crate::utf8_watch::InvalidUtf8::is(&e) => Some((1007, e.to_string())),
         WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Io(_) => None,
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake | ProtocolError::SendAfterClosing) => None,
         WsError::Utf8(_) => Some((1007, "invalid UTF-8 in a text message".into())),
@@ -143,7 +148,9 @@ where
     let (mut sink, mut stream) = ws.split();
     let heard = &shared.heard;
     let ping_due = Notify::new();
+    let (fault_tx, fault_rx) = tokio::sync::oneshot::channel();
 
+    // A protocol error stops the reading but not the writer: see `grace`.
     let reader = async {
         let mut code = ABNORMAL_CLOSURE;
         while let Some(next) = stream.next().await {
@@ -152,10 +159,28 @@ where
                 Ok(Message::Binary(b)) => inbox.push_data(Event::new(Kind::Binary, id, b, 0)).await,
                 Ok(Message::Close(frame)) => code = frame.map_or(1005, |f| u16::from(f.code)),
                 Ok(_) => {}
-                Err(e) => return (Ended { code, error: None }, classify(e)),
+                Err(e) => match classify(e) {
+                    None => return (Ended { code, error: None }, None),
+                    Some(fault) => {
+                        let _ = fault_tx.send((code, fault));
+                        return std::future::pending().await;
+                    }
+                },
             }
         }
         (Ended { code, error: None }, None)
+    };
+
+    // The replies queued, and those the flow sends within ERROR_GRACE, go out before
+    // the close frame that reports a protocol error.
+    let grace = async {
+        match fault_rx.await {
+            Ok((code, fault)) => {
+                tokio::time::sleep(ERROR_GRACE).await;
+                (Ended { code, error: None }, Some(fault))
+            }
+            Err(_) => std::future::pending().await,
+        }
     };
 
     let writer = async {
@@ -249,6 +274,7 @@ where
         ended = reader => ended,
         ended = writer => ended,
         ended = watchdog => ended,
+        ended = grace => ended,
     };
     if let Some((code, text)) = failure {
         // Tell the peer why before dropping the connection (1007, 1009, 1002, 1008...).
@@ -410,6 +436,107 @@ mod tests {
         let ended = tokio::time::timeout(Duration::from_secs(2), task).await.expect("dropped in time").unwrap();
         assert!(ended.error.unwrap_or_default().contains("heartbeat"));
         drop(handle);
+    }
+
+    /// A server session on a `Prefixed` stream, and the inbox's wake-ups.
+    async fn served(
+        cfg: SessionConfig,
+    ) -> (SessionHandle, tokio::task::JoinHandle<Ended>, tokio::io::DuplexStream, mpsc::UnboundedReceiver<Arc<Inbox>>)
+    {
+        let (ours, peer) = tokio::io::duplex(64 * 1024);
+        let (handle, rx, shared) = SessionHandle::new(&cfg);
+        let wire = crate::stream::Prefixed::new(Bytes::new(), ours, shared.heard.clone());
+        let ws = WebSocketStream::from_raw_socket(wire, Role::Server, Some(cfg.websocket_config())).await;
+        let (tx, wakes) = mpsc::unbounded_channel();
+        let inbox = Inbox::new(Box::new(move |i| {
+            let _ = tx.send(i);
+        }));
+        (handle, tokio::spawn(run(ws, 1, rx, shared, inbox, cfg)), peer, wakes)
+    }
+
+    /// A masked text frame with mask key 0, so the payload goes as it is.
+    fn text_frame_header(len: usize) -> Vec<u8> {
+        assert!(len < 126);
+        vec![0x81, 0x80 | len as u8, 0, 0, 0, 0]
+    }
+
+    /// Reads the next frame the server sent, as (opcode, payload), within 5 s.
+    async fn next_frame(peer: &mut tokio::io::DuplexStream) -> (u8, Vec<u8>) {
+        use tokio::io::AsyncReadExt;
+        let read = async {
+            let mut head = [0u8; 2];
+            peer.read_exact(&mut head).await.unwrap();
+            assert!(head[1] < 126, "short frames only here");
+            let mut payload = vec![0u8; head[1] as usize];
+            peer.read_exact(&mut payload).await.unwrap();
+            (head[0] & 0x0f, payload)
+        };
+        tokio::time::timeout(Duration::from_secs(5), read).await.expect("a frame within 5 s")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_flows_reply_goes_out_before_the_close_that_reports_a_protocol_error() {
+        use tokio::io::AsyncWriteExt;
+        let (handle, task, mut peer, mut wakes) = served(SessionConfig::default()).await;
+        // As Autobahn 3.2: a good message, then a frame with a reserved bit set.
+        let mut bytes = text_frame_header(5);
+        bytes.extend_from_slice(b"hello");
+        bytes.extend_from_slice(&[0xa1, 0x80, 0, 0, 0, 0]);
+        peer.write_all(&bytes).await.unwrap();
+        // The flow answers 10 ms after the message reaches it, and again after the grace.
+        let inbox = wakes.recv().await.unwrap();
+        assert_eq!(u32::from_le_bytes(inbox.drain()[4..8].try_into().unwrap()), Kind::Text as u32);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(handle.send(Message::text("echo")));
+        let (opcode, payload) = next_frame(&mut peer).await;
+        assert_eq!((opcode, payload.as_slice()), (1, &b"echo"[..]), "the reply comes first");
+        tokio::time::sleep(ERROR_GRACE).await;
+        handle.send(Message::text("too late"));
+        let (opcode, payload) = next_frame(&mut peer).await;
+        assert_eq!(opcode, 8, "then the close frame, not the late reply");
+        assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1002);
+        let ended = tokio::time::timeout(Duration::from_secs(5), task).await.expect("ended").unwrap();
+        assert!(ended.error.unwrap_or_default().contains("protocol error"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn invalid_utf8_fails_while_its_frame_is_still_arriving() {
+        use tokio::io::AsyncWriteExt;
+        let (_handle, task, mut peer, _wakes) = served(SessionConfig::default()).await;
+        // As Autobahn 6.4.3: one text frame in three chops a second apart, the second
+        // making it invalid (f4 90: past U+10FFFF).
+        let good = "κόσμε".as_bytes();
+        let mut bytes = text_frame_header(good.len() + 4 + 6);
+        bytes.extend_from_slice(good);
+        peer.write_all(&bytes).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!task.is_finished(), "a valid start is accepted");
+        peer.write_all(b"\xf4\x90\x80\x80").await.unwrap();
+        let (opcode, payload) = tokio::time::timeout(Duration::from_secs(1), next_frame(&mut peer))
+            .await
+            .expect("closed before the rest of the frame came");
+        assert_eq!(opcode, 8);
+        assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1007);
+        let ended = tokio::time::timeout(Duration::from_secs(5), task).await.expect("ended").unwrap();
+        assert!(ended.error.unwrap_or_default().contains("UTF-8"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_read_with_the_start_of_bad_text_is_still_delivered() {
+        use tokio::io::AsyncWriteExt;
+        let (_handle, task, mut peer, mut wakes) = served(SessionConfig::default()).await;
+        let mut bytes = text_frame_header(2);
+        bytes.extend_from_slice(b"ok");
+        bytes.extend_from_slice(&text_frame_header(10));
+        bytes.extend_from_slice(b"ab\xff");
+        peer.write_all(&bytes).await.unwrap();
+        let batch = wakes.recv().await.unwrap().drain();
+        assert_eq!(u32::from_le_bytes(batch[0..4].try_into().unwrap()), 1);
+        assert_eq!(u32::from_le_bytes(batch[4..8].try_into().unwrap()), Kind::Text as u32);
+        assert_eq!(&batch[batch.len() - 2..], b"ok");
+        let (opcode, payload) = next_frame(&mut peer).await;
+        assert_eq!((opcode, u16::from_be_bytes([payload[0], payload[1]])), (8, 1007));
+        tokio::time::timeout(Duration::from_secs(5), task).await.expect("ended").unwrap();
     }
 
     #[tokio::test(start_paused = true)]
