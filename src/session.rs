@@ -16,6 +16,11 @@ use tokio_tungstenite::WebSocketStream;
 
 /// Close code reported when the connection ended without a close frame.
 pub const ABNORMAL_CLOSURE: u16 = 1006;
+/// The code of the idle timeout's close: the server leaves a connection that is
+/// fine but unused, which is what 1001 says; clients reconnect after it as after
+/// a restart. (1000 would claim the conversation was complete; 1008 and 1011 are
+/// faults.) Reported to the flow as a close, not as an error.
+pub const IDLE_CLOSE: u16 = 1001;
 /// tungstenite zero-fills its whole read buffer before every read attempt, so its
 /// 128 KiB default cost a 128 KiB memset per small read (22% of worker time in the
 /// echo benchmark; echo +14% at 4 KiB) and made 128 KiB resident per connection,
@@ -24,11 +29,6 @@ pub const ABNORMAL_CLOSURE: u16 = 1006;
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Messages written per flush: a burst becomes one write syscall, but stays bounded.
 const FLUSH_EVERY: usize = 64;
-/// The code of the idle timeout's close: the server leaves a connection that is
-/// fine but unused, which is what 1001 says; clients reconnect after it as after
-/// a restart. (1000 would claim the conversation was complete; 1008 and 1011 are
-/// faults.) Reported to the flow as a close, not as an error.
-pub const IDLE_CLOSE: u16 = 1001;
 
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
@@ -466,6 +466,16 @@ mod tests {
         drop(handle);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn queue_cap_closes_a_peer_that_stopped_reading() {
+        let cfg = SessionConfig { max_queue_bytes: 100 * 1024, ..Default::default() };
+        let (handle, task, _peer) = stalled(cfg).await;
+        let refused = (0..20).filter(|_| !handle.send(Message::Binary(vec![0u8; 16 * 1024].into()))).count();
+        assert!(refused > 0, "sends past the cap are refused");
+        let ended = tokio::time::timeout(Duration::from_secs(5), task).await.expect("closed in time").unwrap();
+        assert!(ended.error.unwrap_or_default().contains("send queue full"));
+    }
+
     /// A server session over a pipe, with its peer's side as a client stream.
     async fn pair(cfg: SessionConfig) -> (tokio::task::JoinHandle<Ended>, WebSocketStream<tokio::io::DuplexStream>) {
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
@@ -562,15 +572,5 @@ mod tests {
         assert_eq!((word(0), word(4), word(8), word(16)), (1, Kind::Dropped as u32, 7, refused as u32));
         // What was queued before the cap still fits in: room again once the peer reads.
         assert!(shared.queued.load(Ordering::Relaxed) <= cap);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn queue_cap_closes_a_peer_that_stopped_reading() {
-        let cfg = SessionConfig { max_queue_bytes: 100 * 1024, ..Default::default() };
-        let (handle, task, _peer) = stalled(cfg).await;
-        let refused = (0..20).filter(|_| !handle.send(Message::Binary(vec![0u8; 16 * 1024].into()))).count();
-        assert!(refused > 0, "sends past the cap are refused");
-        let ended = tokio::time::timeout(Duration::from_secs(5), task).await.expect("closed in time").unwrap();
-        assert!(ended.error.unwrap_or_default().contains("send queue full"));
     }
 }
