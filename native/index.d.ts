@@ -84,6 +84,10 @@ export interface ClientOptions {
   connectTimeoutMs?: number
   maxMessageBytes?: number
   maxQueueBytes?: number
+  /** "close" (default) or "drop", as for `Listener`. */
+  queuePolicy?: string
+  /** With no heartbeat, close a connection on which the server is silent this long (1001). */
+  idleTimeoutMs?: number
 }
 
 export interface ClientProxy {
@@ -113,8 +117,19 @@ export interface ListenerOptions {
   subprotocols?: Array<string>
   /** Largest message accepted from a client, in bytes. Default 100 MiB (as core's `ws`). */
   maxMessageBytes?: number
-  /** Bytes that may queue for one client before it is closed with 1008. Default 256 MiB. */
+  /** Bytes that may queue for one client before the queue policy applies. Default 256 MiB. */
   maxQueueBytes?: number
+  /**
+   * "close" (default): close a client whose queue is full with 1008; "drop":
+   * drop what does not fit, reported as `Dropped` events.
+   */
+  queuePolicy?: string
+  /** With no heartbeat, close a client silent this long (1001). Absent or 0: never. */
+  idleTimeoutMs?: number
+  /** Refuse connections past this many (503). Absent or 0: no limit. */
+  maxConnections?: number
+  /** Drop a connection whose 101 answer is not written within this. Absent or 0: no limit. */
+  handshakeTimeoutMs?: number
 }
 
 /** The request fields the handshake needs, as Node's HTTP parser saw them. */

@@ -7,6 +7,7 @@ const upgrade = require('./lib/upgrade');
 const bridge = require('./lib/bridge');
 const messages = require('./lib/messages');
 const { clientOptions } = require('./lib/client-options');
+const limits = require('./lib/limits');
 
 const WS_URL = /^wss?:\/\//i;
 
@@ -20,6 +21,13 @@ module.exports = function (RED) {
 
     function splitList(text) {
         return typeof text === 'string' ? text.split(',').map((s) => s.trim()).filter(Boolean) : [];
+    }
+
+    /** Reads the config node's limits; an unusable value is ignored with a warning. */
+    function readLimits(node, n, isListener) {
+        node.limits = limits.limitsOf(n, isListener, (prop, value) =>
+            node.warn(RED._('websocket.errors.bad-limit', { prop, value: String(value) })));
+        return node.limits;
     }
 
     function withCode(err) {
@@ -41,6 +49,7 @@ module.exports = function (RED) {
         if (WS_URL.test(this.path || '')) {
             // Core treats a listener whose path is a ws:// URL as a client.
             Object.assign(this, clientMethods);
+            readLimits(this, n, false);
             this.startClient(n);
             return;
         }
@@ -56,10 +65,17 @@ module.exports = function (RED) {
         // client gets an HTTP error rather than silence.
         upgrade.routes.set(this.fullPath, this);
         upgrade.attach(RED.server);
+        const lim = readLimits(this, n, true);
         try {
             this.native = new (addon.load().Listener)({
                 heartbeatMs: heartbeatMs(n.hb),
-                subprotocols: splitList(n.subprotocol)
+                subprotocols: splitList(n.subprotocol),
+                maxMessageBytes: lim.maxMessageBytes,
+                maxQueueBytes: lim.maxQueueBytes,
+                queuePolicy: lim.queuePolicy,
+                idleTimeoutMs: lim.idleTimeoutMs,
+                maxConnections: lim.maxConnections,
+                handshakeTimeoutMs: lim.handshakeMs
             }, this.onBatch);
         } catch (err) {
             this.fail(withCode(err));
@@ -68,8 +84,17 @@ module.exports = function (RED) {
 
     Object.assign(WebSocketListenerNode.prototype, endpoint.methods, {
         acceptUpgrade(req, socket, head) {
+            const origin = upgrade.originOf(req);
+            if (!limits.originAllowed(this.limits.origins, origin)) {
+                this.peerWarnings.warn(RED._('websocket.errors.origin-refused', { origin: String(origin) }));
+                return upgrade.refuse(socket, 403, 'Origin not allowed');
+            }
+            const timeoutMs = this.limits.handshakeMs;
             upgrade.verify(RED.settings.webSocketNodeVerifyClient, req, socket,
-                () => this.handOver(req, socket, head));
+                () => this.handOver(req, socket, head), {
+                    timeoutMs,
+                    onTimeout: () => this.peerWarnings.warn(RED._('websocket.errors.verify-timeout', { seconds: timeoutMs / 1000 }))
+                });
         },
 
         /** Gives the connection to Rust: by descriptor for plain TCP. */
@@ -108,6 +133,10 @@ module.exports = function (RED) {
                 return null;
             }
             if (typeof result === 'string') {
+                if (result.startsWith('HTTP/1.1 503 ')) {
+                    // The only 503 the addon answers: the connection limit.
+                    this.peerWarnings.warn(RED._('websocket.errors.too-many', { max: this.limits.maxConnections }));
+                }
                 socket.once('finish', () => socket.destroy());
                 socket.end(result);
                 return null;
@@ -151,7 +180,7 @@ module.exports = function (RED) {
                 return;
             }
             try {
-                const options = clientOptions(RED, this, n, heartbeatMs(n.hb), splitList(n.subprotocol));
+                const options = clientOptions(RED, this, n, heartbeatMs(n.hb), splitList(n.subprotocol), this.limits);
                 this.native = new (addon.load().Client)(options, this.onBatch);
             } catch (err) {
                 this.fail(withCode(err));
@@ -176,6 +205,7 @@ module.exports = function (RED) {
         endpoint.init(this, n);
         this.path = n.path;
         this.on('close', (removed, done) => this.shutdown(done));
+        readLimits(this, n, false);
         this.startClient(n);
     }
 

@@ -272,6 +272,7 @@ where
         let id = session::next_id();
         inbox.push(Event::new(Kind::Connecting, id, Bytes::new(), 0));
         let (handle, rx, session_shared) = SessionHandle::new(&cfg.session);
+        let handle = handle.reporting_drops(inbox.clone(), id);
         let attempt = tokio::select! {
             r = tokio::time::timeout(cfg.connect_timeout, dial(session_shared.heard.clone())) => r,
             _ = stop.wait_for(|s| *s) => break,

@@ -24,7 +24,14 @@ pub struct ListenerConfig {
     pub session: SessionConfig,
     /// Subprotocols this listener speaks; empty means "answer the client's first".
     pub protocols: Vec<String>,
+    /// Open sessions (those still closing included) past which new ones get 503.
+    pub max_connections: Option<usize>,
+    /// How long writing the 101 answer may take before the connection is dropped.
+    pub handshake_timeout: Option<Duration>,
 }
+
+/// What a listener at its connection limit answers.
+const FULL: Rejection = Rejection { status: 503, reason: "Too many connections to this WebSocket listener" };
 
 struct Entry {
     handle: Arc<SessionHandle>,
@@ -125,11 +132,13 @@ impl Listener {
         // SAFETY: `dup` is a fresh descriptor owned by nobody else.
         let std_stream = unsafe { std::net::TcpStream::from_raw_fd(dup) };
         std_stream.set_nonblocking(true)?;
-        Ok(Ok(self.start(req, move |heard| {
+        // Refused past the connection limit: the duplicate is dropped unused, which
+        // closes only our descriptor; JS answers on its own.
+        Ok(self.start(req, move |heard| {
             let tcp = tokio::net::TcpStream::from_std(std_stream)?;
             let _ = tcp.set_nodelay(true);
             Ok(Prefixed::new(head, tcp, heard))
-        })))
+        }))
     }
 
     /// Take over a connection given as any byte stream (the HTTPS bridge, tests).
@@ -146,7 +155,7 @@ impl Listener {
         if let Err(r) = handshake::validate(req) {
             return Ok(Err(r));
         }
-        Ok(Ok(self.start(req, move |heard| Ok(Prefixed::new(head, stream, heard)))))
+        Ok(self.start(req, move |heard| Ok(Prefixed::new(head, stream, heard))))
     }
 
     fn check_open(&self) -> Result<()> {
@@ -156,7 +165,9 @@ impl Listener {
         Ok(())
     }
 
-    fn start<S, F>(&self, req: &UpgradeRequest, make_stream: F) -> u32
+    /// Registers the session and starts its task, or refuses it at the connection
+    /// limit. The count is the session table's, checked and raised under one lock.
+    fn start<S, F>(&self, req: &UpgradeRequest, make_stream: F) -> std::result::Result<u32, Rejection>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         F: FnOnce(Arc<AtomicU64>) -> std::io::Result<S> + Send + 'static,
@@ -168,9 +179,17 @@ impl Listener {
         let id = session::next_id();
         let (handle, rx, session_shared) = SessionHandle::new(&cfg);
         let heard = session_shared.heard.clone();
-        // Registered before we return: JS may reply to this session at once.
-        shared.sessions.write().insert(id, Entry { handle: Arc::new(handle), abort: OnceLock::new() });
+        let handle = handle.reporting_drops(shared.inbox.clone(), id);
+        {
+            // Registered before we return: JS may reply to this session at once.
+            let mut sessions = shared.sessions.write();
+            if shared.cfg.max_connections.is_some_and(|max| sessions.len() >= max) {
+                return Err(FULL);
+            }
+            sessions.insert(id, Entry { handle: Arc::new(handle), abort: OnceLock::new() });
+        }
         shared.generation.fetch_add(1, Ordering::Release);
+        let handshake_timeout = shared.cfg.handshake_timeout;
         let task_shared = shared.clone();
         let task = napi_or_tokio_spawn(async move {
             let mut departure = Departure { shared: task_shared, id, ended: None, opened: false };
@@ -182,10 +201,22 @@ impl Listener {
                     return;
                 }
             };
-            if stream.write_all(&response).await.is_err() {
-                // The client left during the handshake: nothing to report (as core).
-                departure.ended = Some(session::Ended { code: session::ABNORMAL_CLOSURE, error: None });
-                return;
+            let answered = match handshake_timeout {
+                Some(limit) => tokio::time::timeout(limit, stream.write_all(&response)).await.map_err(|_| limit),
+                None => Ok(stream.write_all(&response).await),
+            };
+            match answered {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    // The client left during the handshake: nothing to report (as core).
+                    departure.ended = Some(session::Ended { code: session::ABNORMAL_CLOSURE, error: None });
+                    return;
+                }
+                Err(limit) => {
+                    let error = format!("handshake not completed within {limit:?}: the client does not read");
+                    departure.ended = Some(session::Ended { code: session::ABNORMAL_CLOSURE, error: Some(error) });
+                    return;
+                }
             }
             let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(cfg.websocket_config())).await;
             departure.opened = true;
@@ -196,7 +227,7 @@ impl Listener {
         if let Some(entry) = shared.sessions.read().get(&id) {
             let _ = entry.abort.set(task.abort_handle());
         }
-        id
+        Ok(id)
     }
 
     /// Queue messages, in order: to one session (silently nothing if it is gone,
@@ -320,6 +351,57 @@ mod tests {
             head.push(theirs.read_u8().await.unwrap());
         }
         WebSocketStream::from_raw_socket(theirs, Role::Client, None).await
+    }
+
+    fn adopt_pipe(listener: &Listener, capacity: usize) -> (std::result::Result<u32, Rejection>, DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(capacity);
+        (listener.adopt_stream(ours, Vec::new(), &handshake::sample_request()).unwrap(), theirs)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_connection_limit_refuses_with_503_until_a_session_has_left() {
+        let cfg = ListenerConfig { max_connections: Some(2), ..Default::default() };
+        let listener = Listener::new(cfg, Inbox::new(Box::new(|_| {})));
+        let mut first = open(&listener).await;
+        let _second = open(&listener).await;
+        let (refused, _) = adopt_pipe(&listener, 1024);
+        let rejection = refused.expect_err("a third session was admitted");
+        assert_eq!(rejection.status, 503);
+        assert!(rejection.http_response().starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+        first.close(None).await.unwrap();
+        while first.next().await.is_some() {}
+        drop(first);
+        let admitted = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let (Ok(_), pipe) = adopt_pipe(&listener, 1024) {
+                    return pipe;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        admitted.await.expect("admitted once the first session left");
+        listener.close(1001).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_does_not_take_the_101_is_dropped_at_the_handshake_timeout() {
+        let (tx, mut wakes) = tokio::sync::mpsc::unbounded_channel();
+        let inbox = Inbox::new(Box::new(move |i| {
+            let _ = tx.send(i);
+        }));
+        let cfg = ListenerConfig { handshake_timeout: Some(Duration::from_millis(500)), ..Default::default() };
+        let listener = Listener::new(cfg, inbox);
+        // A pipe that holds 16 bytes, never read: the 101 cannot be written.
+        let (adopted, _stuck) = adopt_pipe(&listener, 16);
+        adopted.unwrap();
+        let batch = tokio::time::timeout(Duration::from_secs(5), wakes.recv()).await.expect("dropped in time").unwrap();
+        let batch = batch.drain();
+        let text = String::from_utf8_lossy(&batch);
+        assert_eq!(u32::from_le_bytes(batch[4..8].try_into().unwrap()), Kind::Error as u32, "{text:?}");
+        assert!(text.contains("handshake not completed"), "{text:?}");
+        // The control: a client that reads is answered under the same limit.
+        let _fine = open(&listener).await;
+        listener.close(1001).await;
     }
 
     #[tokio::test(start_paused = true)]

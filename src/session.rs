@@ -16,6 +16,11 @@ use tokio_tungstenite::WebSocketStream;
 
 /// Close code reported when the connection ended without a close frame.
 pub const ABNORMAL_CLOSURE: u16 = 1006;
+/// The code of the idle timeout's close: the server leaves a connection that is
+/// fine but unused, which is what 1001 says; clients reconnect after it as after
+/// a restart. (1000 would claim the conversation was complete; 1008 and 1011 are
+/// faults.) Reported to the flow as a close, not as an error.
+pub const IDLE_CLOSE: u16 = 1001;
 /// tungstenite zero-fills its whole read buffer before every read attempt, so its
 /// 128 KiB default cost a 128 KiB memset per small read (22% of worker time in the
 /// echo benchmark; echo +14% at 4 KiB) and made 128 KiB resident per connection,
@@ -33,8 +38,12 @@ pub const ERROR_GRACE: Duration = Duration::from_millis(200);
 pub struct SessionConfig {
     /// Ping every this often; a peer that sent nothing since the last ping is dropped.
     pub heartbeat: Option<Duration>,
+    /// With no heartbeat: a peer that sends nothing for this long is closed (1001).
+    pub idle: Option<Duration>,
     /// Bytes that may wait in one session's send queue before it is closed with 1008.
     pub max_queue_bytes: usize,
+    /// Past the queue cap, drop (and count) what does not fit instead of closing.
+    pub drop_when_full: bool,
     /// Largest message (and frame) accepted from the peer.
     pub max_message_bytes: usize,
     /// How long a close handshake may take before the socket is dropped.
@@ -45,7 +54,9 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             heartbeat: None,
+            idle: None,
             max_queue_bytes: 256 << 20,
+            drop_when_full: false,
             // The `ws` package core uses accepts up to 100 MiB.
             max_message_bytes: 100 << 20,
             close_timeout: Duration::from_secs(2),
@@ -74,6 +85,8 @@ pub struct Shared {
     /// between ticks, so liveness follows tokio's clock (paused in tests).
     pub heard: Arc<AtomicU64>,
     queued: AtomicUsize,
+    /// Messages dropped because the queue was full (drop policy).
+    pub dropped: AtomicU64,
     overflow: AtomicBool,
     /// Signalled when the queue passes its cap; wakes the watchdog even while the
     /// writer is stuck on a peer that does not read.
@@ -85,19 +98,45 @@ pub struct SessionHandle {
     tx: mpsc::UnboundedSender<Outgoing>,
     shared: Arc<Shared>,
     max_queue_bytes: usize,
+    drop_when_full: bool,
+    /// Where drops are tallied for the flow: the config node's inbox and this session's id.
+    drops_to: Option<(Arc<Inbox>, u32)>,
 }
 
 impl SessionHandle {
     pub fn new(cfg: &SessionConfig) -> (Self, mpsc::UnboundedReceiver<Outgoing>, Arc<Shared>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::default());
-        (SessionHandle { tx, shared: shared.clone(), max_queue_bytes: cfg.max_queue_bytes }, rx, shared)
+        let handle = SessionHandle {
+            tx,
+            shared: shared.clone(),
+            max_queue_bytes: cfg.max_queue_bytes,
+            drop_when_full: cfg.drop_when_full,
+            drops_to: None,
+        };
+        (handle, rx, shared)
     }
 
-    /// Queue a message; false if the session is gone or its queue overflowed.
+    /// Report dropped messages to `inbox` as session `id` (drop policy).
+    pub fn reporting_drops(mut self, inbox: Arc<Inbox>, id: u32) -> Self {
+        self.drops_to = Some((inbox, id));
+        self
+    }
+
+    /// Queue a message; false if the session is gone, its queue overflowed, or the
+    /// message was dropped because the queue is full.
     pub fn send(&self, msg: Message) -> bool {
         let len = msg.len();
         let queued = self.shared.queued.fetch_add(len, Ordering::Relaxed) + len;
+        if queued > self.max_queue_bytes && self.drop_when_full {
+            // Only one task sends to a session, so taking it back is exact.
+            self.shared.queued.fetch_sub(len, Ordering::Relaxed);
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            if let Some((inbox, id)) = &self.drops_to {
+                inbox.count_drop(*id);
+            }
+            return false;
+        }
         if queued > self.max_queue_bytes {
             if !self.shared.overflow.swap(true, Ordering::Relaxed) {
                 self.shared.overflowed.notify_one();
@@ -247,10 +286,23 @@ where
             i
         });
         let (mut last_heard, mut silent_ticks) = (heard.load(Ordering::Relaxed), 0u32);
+        // The idle timeout, checked four times per period: a silent peer is closed
+        // after one to one and a quarter periods. The heartbeat, when on, rules.
+        let idle = cfg.idle.filter(|_| cfg.heartbeat.is_none());
+        let mut idle_check = idle.map(|d| tokio::time::interval((d / 4).max(Duration::from_millis(1))));
+        let (mut idle_heard, mut quiet_since) = (heard.load(Ordering::Relaxed), tokio::time::Instant::now());
         loop {
             tokio::select! {
                 _ = shared.overflowed.notified() => {
                     return (Ended { code: ABNORMAL_CLOSURE, error: None }, Some((1008, "peer too slow: send queue full".into())));
+                }
+                _ = async { idle_check.as_mut().expect("guarded").tick().await }, if idle_check.is_some() => {
+                    let now_heard = heard.load(Ordering::Relaxed);
+                    if now_heard != idle_heard || inbox.backed_up() {
+                        (idle_heard, quiet_since) = (now_heard, tokio::time::Instant::now());
+                    } else if idle.is_some_and(|d| quiet_since.elapsed() >= d) {
+                        return (Ended { code: IDLE_CLOSE, error: None }, Some((IDLE_CLOSE, "idle timeout".into())));
+                    }
                 }
                 _ = async { beat.as_mut().expect("guarded").tick().await }, if beat.is_some() => {
                     // Dropped after two whole intervals without a byte from the peer. A
@@ -280,7 +332,9 @@ where
         // Tell the peer why before dropping the connection (1007, 1009, 1002, 1008...).
         let frame = CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from(truncate(&text, 120)) };
         let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
-        ended.error = Some(text);
+        if code != IDLE_CLOSE {
+            ended.error = Some(text);
+        }
     }
     let held = shared.queued.load(Ordering::Relaxed);
     drop(rx);
@@ -547,5 +601,103 @@ mod tests {
         assert!(refused > 0, "sends past the cap are refused");
         let ended = tokio::time::timeout(Duration::from_secs(5), task).await.expect("closed in time").unwrap();
         assert!(ended.error.unwrap_or_default().contains("send queue full"));
+    }
+
+    /// A server session over a pipe, with its peer's side as a client stream.
+    async fn pair(cfg: SessionConfig) -> (tokio::task::JoinHandle<Ended>, WebSocketStream<tokio::io::DuplexStream>) {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let (handle, rx, shared) = SessionHandle::new(&cfg);
+        let wire = crate::stream::Prefixed::new(Bytes::new(), ours, shared.heard.clone());
+        let ws = WebSocketStream::from_raw_socket(wire, Role::Server, Some(cfg.websocket_config())).await;
+        let task = tokio::spawn(async move {
+            let _keep = handle;
+            run(ws, 1, rx, shared, inbox(), cfg).await
+        });
+        (task, WebSocketStream::from_raw_socket(theirs, Role::Client, None).await)
+    }
+
+    async fn close_frame(peer: &mut WebSocketStream<tokio::io::DuplexStream>) -> Option<(u16, String)> {
+        loop {
+            match peer.next().await {
+                Some(Ok(Message::Close(f))) => return f.map(|f| (u16::from(f.code), f.reason.to_string())),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_timeout_closes_a_silent_peer_with_1001_and_spares_a_talking_one() {
+        let cfg = SessionConfig { idle: Some(Duration::from_millis(100)), ..Default::default() };
+        let (silent_task, mut silent) = pair(cfg.clone()).await;
+        let (talking_task, mut talking) = pair(cfg).await;
+        let talker = tokio::spawn(async move {
+            for i in 0..25 {
+                talking.send(Message::text(format!("{i}"))).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+            talking
+        });
+        let ended = tokio::time::timeout(Duration::from_secs(1), silent_task).await.expect("closed in time").unwrap();
+        assert_eq!(ended.code, IDLE_CLOSE);
+        assert!(ended.error.is_none(), "an idle close is not an error: {ended:?}");
+        assert_eq!(close_frame(&mut silent).await, Some((1001, "idle timeout".into())));
+        // The control: the peer that kept talking for the whole second is still there.
+        let _talking = talker.await.unwrap();
+        assert!(!talking_task.is_finished(), "a peer that talks was closed");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_the_heartbeat_on_the_idle_timeout_gives_way_to_it() {
+        let cfg = SessionConfig {
+            heartbeat: Some(Duration::from_millis(100)),
+            idle: Some(Duration::from_millis(10)),
+            ..Default::default()
+        };
+        // This peer sends nothing of its own, but reads, so it answers pings.
+        let (answering_task, mut answering) = pair(cfg.clone()).await;
+        let reader = tokio::spawn(async move { while let Some(Ok(_)) = answering.next().await {} });
+        let (_handle, mute_task, _mute) = stalled(cfg).await;
+        let ended = tokio::time::timeout(Duration::from_secs(2), mute_task).await.expect("dropped in time").unwrap();
+        assert!(
+            ended.error.unwrap_or_default().contains("heartbeat"),
+            "the heartbeat, not the idle timeout, drops the mute peer"
+        );
+        assert!(!answering_task.is_finished(), "a peer answering pings was closed as idle");
+        reader.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_drop_policy_keeps_a_peer_that_stopped_reading_and_counts_the_drops() {
+        let cap = 100 * 1024;
+        let (tx, mut wakes) = tokio::sync::mpsc::unbounded_channel();
+        let inbox = Inbox::new(Box::new(move |i| {
+            let _ = tx.send(i);
+        }));
+        let dropping = SessionConfig { max_queue_bytes: cap, drop_when_full: true, ..Default::default() };
+        let (ours, _peer) = tokio::io::duplex(1024);
+        let ws = WebSocketStream::from_raw_socket(ours, Role::Server, Some(dropping.websocket_config())).await;
+        let (handle, rx, shared) = SessionHandle::new(&dropping);
+        let handle = handle.reporting_drops(inbox.clone(), 7);
+        let task = tokio::spawn(run(ws, 7, rx, shared.clone(), inbox, dropping));
+        // The control: the same stalled peer under the close policy is closed.
+        let (closing, closing_task, _closing_peer) =
+            stalled(SessionConfig { max_queue_bytes: cap, ..Default::default() }).await;
+        let chunk = Message::Binary(vec![0u8; 16 * 1024].into());
+        let refused = (0..20).filter(|_| !handle.send(chunk.clone())).count();
+        assert!(refused > 0, "sends past the cap are dropped");
+        for _ in 0..20 {
+            let _ = closing.send(chunk.clone());
+        }
+        let closed = tokio::time::timeout(Duration::from_secs(5), closing_task).await.expect("closed in time").unwrap();
+        assert!(closed.error.unwrap_or_default().contains("send queue full"));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!task.is_finished(), "the drop policy closed the session");
+        assert_eq!(shared.dropped.load(Ordering::Relaxed), refused as u64);
+        let batch = wakes.recv().await.unwrap().drain();
+        let word = |i: usize| u32::from_le_bytes(batch[i..i + 4].try_into().unwrap());
+        assert_eq!((word(0), word(4), word(8), word(16)), (1, Kind::Dropped as u32, 7, refused as u32));
+        // What was queued before the cap still fits in: room again once the peer reads.
+        assert!(shared.queued.load(Ordering::Relaxed) <= cap);
     }
 }

@@ -85,4 +85,14 @@ describe('plain TCP through the bridge (no descriptor)', function () {
         await helper.load(wsNode, FLOW);
         await assert.rejects(connect(wsUrl(helper, '/ws/nofd')), { statusCode: 403 });
     });
+
+    it('refuses past the connection limit with 503, as the handover does', async function () {
+        await helper.load(wsNode, FLOW.map((n) => (n.id === 'listener' ? { ...n, limConns: '1' } : n)));
+        const ws = await connect(wsUrl(helper, '/ws/nofd'));
+        clients.push(ws);
+        await assert.rejects(connect(wsUrl(helper, '/ws/nofd')), { statusCode: 503 });
+        const got = nextMessage(ws, { ms: 5000 });
+        ws.send('the first still echoes');
+        assert.strictEqual((await got).data.toString(), 'the first still echoes');
+    });
 });

@@ -3,6 +3,7 @@
 // tls-config node and Node-RED's settings, the way core reads them.
 
 const crypto = require('crypto');
+const { limitsOf } = require('./limits');
 
 function text(v) {
     return v === undefined || v === null || v === '' ? undefined : Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
@@ -67,7 +68,8 @@ function number(v, fallback) {
     return Number.isFinite(n) && n >= 0 ? Math.round(n) : fallback;
 }
 
-function clientOptions(RED, node, n, heartbeatMs, subprotocols) {
+/** `limits` as read by lib/limits.js (by default from `n`, bad values ignored). */
+function clientOptions(RED, node, n, heartbeatMs, subprotocols, limits = limitsOf(n, false, () => {})) {
     return {
         url: n.path,
         subprotocols,
@@ -76,7 +78,12 @@ function clientOptions(RED, node, n, heartbeatMs, subprotocols) {
         tls: tlsOptions(RED, n.tls),
         proxy: proxyOptions(RED.settings),
         reconnectMs: number(RED.settings.websocketClientReconnectDelay, 3000),
-        reconnectMaxMs: number(RED.settings.websocketClientReconnectMaxDelay, 60000)
+        reconnectMaxMs: number(RED.settings.websocketClientReconnectMaxDelay, 60000),
+        connectTimeoutMs: limits.handshakeMs,
+        idleTimeoutMs: limits.idleTimeoutMs,
+        maxMessageBytes: limits.maxMessageBytes,
+        maxQueueBytes: limits.maxQueueBytes,
+        queuePolicy: limits.queuePolicy
     };
 }
 

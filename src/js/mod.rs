@@ -67,17 +67,29 @@ pub fn bytes_option(v: Option<f64>, default: usize, name: &str) -> Result<usize>
     }
 }
 
-/// Session settings shared by listeners and clients.
-pub fn session_config(
-    heartbeat_ms: Option<u32>,
-    max_message_bytes: Option<f64>,
-    max_queue_bytes: Option<f64>,
-) -> Result<crate::session::SessionConfig> {
+/// Session settings shared by listeners and clients, as JS gives them.
+pub struct SessionOptions {
+    pub heartbeat_ms: Option<u32>,
+    pub idle_timeout_ms: Option<u32>,
+    pub max_message_bytes: Option<f64>,
+    pub max_queue_bytes: Option<f64>,
+    pub queue_policy: Option<String>,
+}
+
+pub fn session_config(o: SessionOptions) -> Result<crate::session::SessionConfig> {
     let defaults = crate::session::SessionConfig::default();
+    let millis = |ms: Option<u32>| ms.filter(|&ms| ms > 0).map(|ms| std::time::Duration::from_millis(ms.into()));
+    let drop_when_full = match o.queue_policy.as_deref() {
+        None | Some("" | "close") => false,
+        Some("drop") => true,
+        Some(other) => return Err(invalid(format!("queuePolicy must be \"close\" or \"drop\", got {other:?}"))),
+    };
     Ok(crate::session::SessionConfig {
-        heartbeat: heartbeat_ms.filter(|&ms| ms > 0).map(|ms| std::time::Duration::from_millis(ms.into())),
-        max_message_bytes: bytes_option(max_message_bytes, defaults.max_message_bytes, "maxMessageBytes")?,
-        max_queue_bytes: bytes_option(max_queue_bytes, defaults.max_queue_bytes, "maxQueueBytes")?,
+        heartbeat: millis(o.heartbeat_ms),
+        idle: millis(o.idle_timeout_ms),
+        max_message_bytes: bytes_option(o.max_message_bytes, defaults.max_message_bytes, "maxMessageBytes")?,
+        max_queue_bytes: bytes_option(o.max_queue_bytes, defaults.max_queue_bytes, "maxQueueBytes")?,
+        drop_when_full,
         ..defaults
     })
 }

@@ -26,6 +26,10 @@ function echo(z, id, wsPath, extra = {}) {
     ];
 }
 
+/** The per-client queue cap of /ws/feed: small, so a slow reader reaches it in seconds. */
+const FEED_CAP_MIB = 32;
+
+/** `feed`: false, or the queue policy of /ws/feed ('close' or 'drop'). */
 function flows({ generation = 0, feed = false } = {}) {
     const tab = (id, label) => ({ id, type: 'tab', label, disabled: false, info: '', env: [] });
     const all = [
@@ -38,11 +42,12 @@ function flows({ generation = 0, feed = false } = {}) {
         ...echo(TAB_B, 'fa17b00000000s', '/ws/steady')
     ];
     if (feed) {
-        // 100 broadcasts of 100 KiB a second: 10 MB/s to every client of /ws/feed.
+        // 100 broadcasts of 100 KiB a second: 10 MB/s to every client of /ws/feed,
+        // each numbered in its first 4 bytes.
         all.push(tab(TAB_FEED, 'feed'),
-            { id: 'fa17c0000000fl', type: 'websocket-listener', path: '/ws/feed', wholemsg: 'false' },
+            { id: 'fa17c0000000fl', type: 'websocket-listener', path: '/ws/feed', wholemsg: 'false', limQueue: String(FEED_CAP_MIB), limPolicy: feed },
             { id: 'fa17c0000000ti', type: 'inject', z: TAB_FEED, name: '', props: [{ p: 'payload' }], repeat: '0.01', crontab: '', once: true, onceDelay: 0.1, topic: '', payload: '', payloadType: 'date', x: 100, y: 100, wires: [['fa17c0000000fn']] },
-            { id: 'fa17c0000000fn', type: 'function', z: TAB_FEED, name: '', func: 'msg.payload = Buffer.alloc(102400, msg.payload % 256);\nreturn msg;', outputs: 1, timeout: 0, noerr: 0, initialize: '', finalize: '', libs: [], x: 250, y: 100, wires: [['fa17c0000000fo']] },
+            { id: 'fa17c0000000fn', type: 'function', z: TAB_FEED, name: '', func: 'const n = context.get(\'n\') || 0;\ncontext.set(\'n\', n + 1);\nmsg.payload = Buffer.alloc(102400, n % 256);\nmsg.payload.writeUInt32BE(n, 0);\nreturn msg;', outputs: 1, timeout: 0, noerr: 0, initialize: '', finalize: '', libs: [], x: 250, y: 100, wires: [['fa17c0000000fo']] },
             { id: 'fa17c0000000fo', type: 'websocket out', z: TAB_FEED, name: '', server: 'fa17c0000000fl', client: '', x: 400, y: 100, wires: [] });
     }
     return all;
@@ -69,14 +74,22 @@ describe('faults: a real Node-RED with this package, under damage', function () 
     /** A raw TCP connection to Node-RED that has completed the WebSocket handshake. */
     async function rawOpen(urlPath) {
         const socket = net.connect(nr.port, '127.0.0.1');
-        let data = Buffer.alloc(0);
-        socket.on('data', (d) => { data = Buffer.concat([data, d]); });
+        // Chunks joined on demand: a slow reader catching up reads tens of MiB.
+        const chunks = [];
+        let length = 0;
+        let joined = null;
+        socket.on('data', (d) => {
+            chunks.push(d);
+            length += d.length;
+            joined = null;
+        });
         socket.on('error', () => {});
-        const raw = { socket, data: () => data, closed: new Promise((resolve) => socket.once('close', resolve)) };
+        const data = () => joined || (joined = Buffer.concat(chunks));
+        const raw = { socket, data, length: () => length, closed: new Promise((resolve) => socket.once('close', resolve)) };
         await within(new Promise((resolve) => socket.once('connect', resolve)), 5000, 'TCP connect');
         socket.write(upgradeRequest(host(), urlPath));
-        await until(() => data.indexOf('\r\n\r\n') > 0, '101 on ' + urlPath, 5000);
-        assert.match(data.toString('latin1', 0, 20), /^HTTP\/1\.1 101/);
+        await until(() => data().indexOf('\r\n\r\n') > 0, '101 on ' + urlPath, 5000);
+        assert.match(data().toString('latin1', 0, 20), /^HTTP\/1\.1 101/);
         return raw;
     }
 
@@ -286,39 +299,94 @@ describe('faults: a real Node-RED with this package, under damage', function () 
         await settled('10 redeploys under load');
     });
 
-    it('a client that stops reading while the flow broadcasts 10 MB/s: memory bounded by the queue cap, that client alone closed', async function () {
-        const CAP = 256 << 20; // the per-client queue cap (default)
-        await nr.deploy(flows({ feed: true }), 'flows');
+    /**
+     * A client of /ws/feed that reads: {bytes(), closed(), gaps()}, `gaps` listing
+     * every place its numbered messages were not consecutive.
+     */
+    async function feedReader() {
+        const ws = await pool.connect('/ws/feed');
+        const r = { bytes: 0, closed: false, last: -1, gaps: [] };
+        ws.on('message', (d) => {
+            r.bytes += d.length;
+            const n = d.readUInt32BE(0);
+            if (r.last >= 0 && n !== r.last + 1) r.gaps.push(r.last + ' then ' + n);
+            r.last = n;
+        });
+        ws.on('close', () => { r.closed = true; });
+        return r;
+    }
+
+    /** Peak RSS of Node-RED (KiB) while `run` runs, sampled every 100 ms. */
+    async function peakRss(run) {
+        let peak = 0;
+        const sampler = setInterval(() => { peak = Math.max(peak, sample(pid()).rssKiB); }, 100);
         try {
-            const fast = await pool.connect('/ws/feed');
-            let fastBytes = 0;
-            let fastClosed = false;
-            fast.on('message', (d) => { fastBytes += d.length; });
-            fast.on('close', () => { fastClosed = true; });
+            await run();
+        } finally {
+            clearInterval(sampler);
+        }
+        return peak;
+    }
+
+    function reportPeak(peak, fast) {
+        const over = peak * 1024 - base.rssKiB * 1024;
+        console.log('      peak RSS ' + Math.round(peak / 1024) + ' MiB, ' + Math.round(over / 1048576) + ' MiB over the baseline, cap ' + FEED_CAP_MIB + ' MiB; fast client got ' + Math.round(fast.bytes / 1048576) + ' MiB');
+        assert.ok(over < (FEED_CAP_MIB << 20) + (128 << 20), 'RSS grew by ' + Math.round(over / 1048576) + ' MiB');
+    }
+
+    it('a client that stops reading while the flow broadcasts 10 MB/s: memory bounded by the queue cap (' + FEED_CAP_MIB + ' MiB), that client alone closed', async function () {
+        await nr.deploy(flows({ feed: 'close' }), 'flows');
+        try {
+            const fast = await feedReader();
             const slow = await rawOpen('/ws/feed');
             slow.socket.pause(); // stops reading: the kernel buffers fill, then our queue
             // A socket that does not read does not see the server's FIN either: watch the
             // server's descriptors for the slow session going away, then read to confirm.
             const withSlow = sample(pid()).fds;
-            let peak = 0;
-            const sampler = setInterval(() => { peak = Math.max(peak, sample(pid()).rssKiB); }, 100);
-            try {
-                await until(() => sample(pid()).fds < withSlow, 'the slow reader to be dropped at the cap', 90000);
-            } finally {
-                clearInterval(sampler);
-            }
+            const peak = await peakRss(() => until(() => sample(pid()).fds < withSlow, 'the slow reader to be dropped at the cap', 90000));
             slow.socket.resume();
             await within(slow.closed, 30000, 'the slow reader to see its connection end');
-            const peakOver = peak * 1024 - base.rssKiB * 1024;
-            console.log('      peak RSS ' + Math.round(peak / 1024) + ' MiB, ' + Math.round(peakOver / 1048576) + ' MiB over the baseline, cap ' + CAP / 1048576 + ' MiB; fast client got ' + Math.round(fastBytes / 1048576) + ' MiB');
-            assert.ok(peakOver < CAP + (128 << 20), 'RSS grew by ' + Math.round(peakOver / 1048576) + ' MiB');
-            assert.strictEqual(fastClosed, false, 'the client that reads was closed too');
-            const before = fastBytes;
-            await until(() => fastBytes > before + (10 << 20), 'the fast client to keep receiving', 10000);
+            reportPeak(peak, fast);
+            assert.strictEqual(fast.closed, false, 'the client that reads was closed too');
+            const before = fast.bytes;
+            await until(() => fast.bytes > before + (10 << 20), 'the fast client to keep receiving', 10000);
+            assert.deepStrictEqual(fast.gaps, [], 'the fast client missed messages');
         } finally {
             await nr.deploy(flows(), 'flows');
         }
         await pool.closeAll();
         await settled('the slow reader');
+    });
+
+    it('the same with the queue policy "drop": the slow client stays connected, its drops are counted and warned, memory stays bounded, the fast client gets everything', async function () {
+        await nr.deploy(flows({ feed: 'drop' }), 'flows');
+        try {
+            const fast = await feedReader();
+            const slow = await rawOpen('/ws/feed');
+            slow.socket.pause();
+            const withSlow = sample(pid()).fds;
+            const warned = () => /messages dropped so far/.test(nr.output());
+            const peak = await peakRss(async () => {
+                await until(warned, 'a warning about dropped messages', 90000);
+                await delay(10000); // dropping at 10 MB/s meanwhile
+            });
+            reportPeak(peak, fast);
+            const counts = [...nr.output().matchAll(/full \(32 MiB\): (\d+) messages dropped so far/g)].map((m) => Number(m[1]));
+            console.log('      drops warned: ' + counts.join(', '));
+            assert.ok(counts.length >= 1 && counts[counts.length - 1] >= 1, nr.output().slice(-2000));
+            assert.ok(sample(pid()).fds >= withSlow, 'the slow client was disconnected');
+            // Still connected: reading again, it gets data frames and no close.
+            const had = slow.length();
+            slow.socket.resume();
+            await until(() => slow.length() > had + ((FEED_CAP_MIB + 8) << 20), 'the slow client to read its queue and more', 30000);
+            assert.strictEqual(closeCodeIn(slow.data()), null, 'the slow client got a close frame');
+            assert.strictEqual(fast.closed, false, 'the client that reads was closed');
+            assert.deepStrictEqual(fast.gaps, [], 'the fast client missed messages');
+            assert.ok(fast.bytes > 64 << 20, 'the fast client got ' + fast.bytes + ' bytes');
+        } finally {
+            await nr.deploy(flows(), 'flows');
+        }
+        await pool.closeAll();
+        await settled('the slow reader under "drop"');
     });
 });
