@@ -15,9 +15,8 @@ export declare class Bridge {
   push(data: Uint8Array): boolean
   /** The socket ended or closed. */
   end(): void
-  /** The socket's write buffer is full; stop output until `resume`. */
-  pause(): void
-  resume(): void
+  /** The socket has taken `bytes` of the output (see `bridge::OUT_WINDOW`). */
+  written(bytes: number): void
 }
 export type JsBridge = Bridge
 
@@ -30,7 +29,10 @@ export declare class Client {
    * Returns how many were queued.
    */
   sendMany(targets: Uint32Array, payloads: Array<string | Uint8Array>): number
-  /** Stop reconnecting and close with `code` (default 1001); resolves when done. */
+  /**
+   * Stop reconnecting and close with `code` (default 1001); resolves when done.
+   * A code that must never be sent rejects with ERR_WSRS_INVALID_ARGUMENT.
+   */
   close(code?: number | undefined | null): Promise<void>
 }
 export type JsClient = Client
@@ -45,7 +47,8 @@ export declare class Listener {
   adopt(fd: number, head: Uint8Array, request: UpgradeInfo): number | string
   /**
    * Run a session over a connection whose bytes JS carries (a TLS socket):
-   * `onOutput(kind, bytes)` gets 1 = write these, 2 = resume reading, 3 = end.
+   * `onOutput(kind, bytes)` gets 1 = write these (and report them with
+   * `written` once the socket took them), 2 = resume reading, 3 = end.
    * Returns the bridge, or the HTTP response to write when refused.
    */
   bridge(head: Uint8Array, request: UpgradeInfo, onOutput: (arg0: number, arg1: CopiedBuffer) => void): Bridge | string
@@ -55,7 +58,10 @@ export declare class Listener {
    * Sending happens on the listener's own task; returns how many were taken.
    */
   sendMany(targets: Uint32Array, payloads: Array<string | Uint8Array>): number
-  /** Close every session with `code` (default 1001) and stop; resolves when done. */
+  /**
+   * Close every session with `code` (default 1001) and stop; resolves when done.
+   * A code that must never be sent rejects with ERR_WSRS_INVALID_ARGUMENT.
+   */
   close(code?: number | undefined | null): Promise<void>
 }
 export type JsListener = Listener
@@ -71,7 +77,7 @@ export interface ClientOptions {
   tls?: ClientTls
   trust?: ClientTrust
   proxy?: ClientProxy
-  /** Wait before reconnecting, in milliseconds. Default 3000 (as core). */
+  /** Wait before reconnecting, in milliseconds. Default 3000 (as core); at least 100. */
   reconnectMs?: number
   /** Cap of the doubling wait while the server keeps refusing. Default 60000. */
   reconnectMaxMs?: number
@@ -79,6 +85,10 @@ export interface ClientOptions {
   connectTimeoutMs?: number
   maxMessageBytes?: number
   maxQueueBytes?: number
+  /** "close" (default) or "drop", as for `Listener`. */
+  queuePolicy?: string
+  /** With no heartbeat, close a connection on which the server is silent this long (1001). */
+  idleTimeoutMs?: number
 }
 
 export interface ClientProxy {
@@ -120,8 +130,19 @@ export interface ListenerOptions {
   subprotocols?: Array<string>
   /** Largest message accepted from a client, in bytes. Default 100 MiB (as core's `ws`). */
   maxMessageBytes?: number
-  /** Bytes that may queue for one client before it is closed with 1008. Default 256 MiB. */
+  /** Bytes that may queue for one client before the queue policy applies. Default 256 MiB. */
   maxQueueBytes?: number
+  /**
+   * "close" (default): close a client whose queue is full with 1008; "drop":
+   * drop what does not fit, reported as `Dropped` events.
+   */
+  queuePolicy?: string
+  /** With no heartbeat, close a client silent this long (1001). Absent or 0: never. */
+  idleTimeoutMs?: number
+  /** Refuse connections past this many (503). Absent or 0: no limit. */
+  maxConnections?: number
+  /** Drop a connection whose 101 answer is not written within this. Absent or 0: no limit. */
+  handshakeTimeoutMs?: number
 }
 
 /** The request fields the handshake needs, as Node's HTTP parser saw them. */

@@ -4,8 +4,10 @@
 
 const addon = require('./lib/addon');
 const upgrade = require('./lib/upgrade');
+const bridge = require('./lib/bridge');
 const messages = require('./lib/messages');
 const { clientOptions } = require('./lib/client-options');
+const limits = require('./lib/limits');
 
 const WS_URL = /^wss?:\/\//i;
 
@@ -19,6 +21,13 @@ module.exports = function (RED) {
 
     function splitList(text) {
         return typeof text === 'string' ? text.split(',').map((s) => s.trim()).filter(Boolean) : [];
+    }
+
+    /** Reads the config node's limits; an unusable value is ignored with a warning. */
+    function readLimits(node, n, isListener) {
+        node.limits = limits.limitsOf(n, isListener, (prop, value) =>
+            node.warn(RED._('websocket.errors.bad-limit', { prop, value: String(value) })));
+        return node.limits;
     }
 
     function withCode(err) {
@@ -40,6 +49,7 @@ module.exports = function (RED) {
         if (WS_URL.test(this.path || '')) {
             // Core treats a listener whose path is a ws:// URL as a client.
             Object.assign(this, clientMethods);
+            readLimits(this, n, false);
             this.startClient(n);
             return;
         }
@@ -55,10 +65,17 @@ module.exports = function (RED) {
         // client gets an HTTP error rather than silence.
         upgrade.routes.set(this.fullPath, this);
         upgrade.attach(RED.server);
+        const lim = readLimits(this, n, true);
         try {
             this.native = new (addon.load().Listener)({
                 heartbeatMs: heartbeatMs(n.hb),
-                subprotocols: splitList(n.subprotocol)
+                subprotocols: splitList(n.subprotocol),
+                maxMessageBytes: lim.maxMessageBytes,
+                maxQueueBytes: lim.maxQueueBytes,
+                queuePolicy: lim.queuePolicy,
+                idleTimeoutMs: lim.idleTimeoutMs,
+                maxConnections: lim.maxConnections,
+                handshakeTimeoutMs: lim.handshakeMs
             }, this.onBatch);
         } catch (err) {
             this.fail(withCode(err));
@@ -67,8 +84,17 @@ module.exports = function (RED) {
 
     Object.assign(WebSocketListenerNode.prototype, endpoint.methods, {
         acceptUpgrade(req, socket, head) {
+            const origin = upgrade.originOf(req);
+            if (!limits.originAllowed(this.limits.origins, origin)) {
+                this.peerWarnings.warn(RED._('websocket.errors.origin-refused', { origin: String(origin) }));
+                return upgrade.refuse(socket, 403, 'Origin not allowed');
+            }
+            const timeoutMs = this.limits.handshakeMs;
             upgrade.verify(RED.settings.webSocketNodeVerifyClient, req, socket,
-                () => this.handOver(req, socket, head));
+                () => this.handOver(req, socket, head), {
+                    timeoutMs,
+                    onTimeout: () => this.peerWarnings.warn(RED._('websocket.errors.verify-timeout', { seconds: timeoutMs / 1000 }))
+                });
         },
 
         /** Gives the connection to Rust: by descriptor for plain TCP. */
@@ -107,6 +133,10 @@ module.exports = function (RED) {
                 return null;
             }
             if (typeof result === 'string') {
+                if (result.startsWith('HTTP/1.1 503 ')) {
+                    // The only 503 the addon answers: the connection limit.
+                    this.peerWarnings.warn(RED._('websocket.errors.too-many', { max: this.limits.maxConnections }));
+                }
                 socket.once('finish', () => socket.destroy());
                 socket.end(result);
                 return null;
@@ -116,44 +146,12 @@ module.exports = function (RED) {
 
         /**
          * A TLS socket (Node-RED on HTTPS) cannot be handed over: its bytes are
-         * carried between the socket and the Rust session, with back-pressure
-         * both ways.
+         * carried between the socket and the Rust session (lib/bridge.js).
          */
         bridge(req, socket, head) {
-            let bridge = null;
-            let waitingDrain = false;
-            const onOutput = (kind, chunk) => {
-                try {
-                    if (kind === 1) {
-                        // A gone socket never emits 'drain': do not pause for it.
-                        if (!socket.write(chunk) && !waitingDrain && socket.writable) {
-                            waitingDrain = true;
-                            bridge.pause();
-                            socket.once('drain', () => {
-                                waitingDrain = false;
-                                bridge.resume();
-                            });
-                        }
-                    } else if (kind === 2) {
-                        socket.resume();
-                    } else {
-                        socket.end();
-                    }
-                } catch (err) {
-                    socket.destroy();
-                }
-            };
-            bridge = this.startSession(socket, () => this.native.bridge(upgrade.takeBuffered(socket, head), upgrade.requestInfo(req), onOutput));
-            if (!bridge) return;
-            socket.on('data', (chunk) => {
-                if (!bridge.push(chunk)) socket.pause();
-            });
-            // end() also resumes output, which may be waiting for a 'drain' that a
-            // closed socket never emits.
-            socket.on('end', () => bridge.end());
-            socket.on('close', () => bridge.end());
-            socket.on('error', () => socket.destroy());
-            socket.resume();
+            const data = upgrade.takeBuffered(socket, head);
+            bridge.carry(socket, (onOutput) =>
+                this.startSession(socket, () => this.native.bridge(data, upgrade.requestInfo(req), onOutput)));
         },
 
         shutdown(done) {
@@ -182,7 +180,7 @@ module.exports = function (RED) {
                 return;
             }
             try {
-                const options = clientOptions(RED, this, n, heartbeatMs(n.hb), splitList(n.subprotocol));
+                const options = clientOptions(RED, this, n, heartbeatMs(n.hb), splitList(n.subprotocol), this.limits);
                 this.native = new (addon.load().Client)(options, this.onBatch);
             } catch (err) {
                 this.fail(withCode(err));
@@ -207,6 +205,7 @@ module.exports = function (RED) {
         endpoint.init(this, n);
         this.path = n.path;
         this.on('close', (removed, done) => this.shutdown(done));
+        readLimits(this, n, false);
         this.startClient(n);
     }
 

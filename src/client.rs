@@ -35,7 +35,8 @@ pub struct ClientConfig {
     /// What to trust without a `tls-config` CA, for the server and an https:// proxy.
     pub trust: DefaultTrust,
     pub proxy: ProxyOptions,
-    /// Wait after a connection ends (core: 3 s) and after the first failed attempt.
+    /// Wait after a connection ends (core: 3 s) and after the first failed attempt;
+    /// never less than `MIN_RECONNECT_DELAY`.
     pub reconnect_delay: Duration,
     /// Failed attempts in a row double the wait up to this.
     pub reconnect_max_delay: Duration,
@@ -110,7 +111,7 @@ impl Target {
     async fn connect(
         &self,
         cfg: &ClientConfig,
-        heard_at: Arc<AtomicU64>,
+        heard: Arc<AtomicU64>,
     ) -> Result<tokio_tungstenite::WebSocketStream<Prefixed<Box<dyn Io>>>> {
         let transport: Box<dyn Io> = match &self.proxy {
             Some(p) => through_proxy(p, self.proxy_tls.clone(), &self.host, self.port).await?,
@@ -133,7 +134,7 @@ impl Target {
         };
         let (ws, _response) = tokio_tungstenite::client_async_with_config(
             self.request.clone(),
-            Prefixed::new(Bytes::new(), stream, heard_at),
+            Prefixed::client(stream, heard),
             Some(cfg.session.websocket_config()),
         )
         .await?;
@@ -252,11 +253,16 @@ impl Client {
     /// Check the configuration and start connecting; errors here are the user's
     /// to fix (bad URL, bad TLS material) and are not retried.
     pub fn start(cfg: ClientConfig, inbox: Arc<Inbox>) -> Result<Self> {
-        let target = Target::parse(&cfg)?;
+        let target = Arc::new(Target::parse(&cfg)?);
         // The supervisor's receiver exists before close() can send, so no stop is lost.
         let (stop, stopped) = watch::channel(false);
         let shared = Arc::new(Shared { cfg, inbox, current: Mutex::new(None), stop });
-        let task = napi_or_tokio_spawn(supervise(shared.clone(), target, stopped));
+        let s = shared.clone();
+        let dial = move |heard| {
+            let (target, shared) = (target.clone(), s.clone());
+            async move { target.connect(&shared.cfg, heard).await }
+        };
+        let task = napi_or_tokio_spawn(supervise(shared.clone(), dial, stopped));
         Ok(Client { shared, task: Mutex::new(Some(task)) })
     }
 
@@ -286,7 +292,13 @@ impl Client {
     }
 }
 
-async fn supervise(shared: Arc<Shared>, target: Target, mut stop: watch::Receiver<bool>) {
+/// Dials (through `dial`), runs each connection, and waits between attempts.
+async fn supervise<D, F, S>(shared: Arc<Shared>, dial: D, mut stop: watch::Receiver<bool>)
+where
+    D: Fn(Arc<AtomicU64>) -> F,
+    F: std::future::Future<Output = Result<tokio_tungstenite::WebSocketStream<S>>>,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let cfg = &shared.cfg;
     let inbox = &shared.inbox;
     let mut failures: u32 = 0;
@@ -294,8 +306,9 @@ async fn supervise(shared: Arc<Shared>, target: Target, mut stop: watch::Receive
         let id = session::next_id();
         inbox.push(Event::new(Kind::Connecting, id, Bytes::new(), 0));
         let (handle, rx, session_shared) = SessionHandle::new(&cfg.session);
+        let handle = handle.reporting_drops(inbox.clone(), id);
         let attempt = tokio::select! {
-            r = tokio::time::timeout(cfg.connect_timeout, target.connect(cfg, session_shared.heard_at.clone())) => r,
+            r = tokio::time::timeout(cfg.connect_timeout, dial(session_shared.heard.clone())) => r,
             _ = stop.wait_for(|s| *s) => break,
         };
         match attempt {
@@ -338,9 +351,14 @@ async fn supervise(shared: Arc<Shared>, target: Target, mut stop: watch::Receive
     }
 }
 
+/// The shortest wait between attempts, whatever the settings say: a delay of 0
+/// would redial in a tight loop.
+pub const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(100);
+
 /// The wait before the next attempt: the base delay after a connection or the
 /// first failure, doubling with each further failure, capped.
 pub fn backoff(base: Duration, max: Duration, failures: u32) -> Duration {
+    let base = base.max(MIN_RECONNECT_DELAY);
     let doublings = failures.saturating_sub(1).min(16);
     base.saturating_mul(1 << doublings).min(max.max(base))
 }
@@ -372,6 +390,42 @@ mod tests {
         assert_eq!(backoff(b, m, 2), Duration::from_secs(6));
         assert_eq!(backoff(b, m, 4), Duration::from_secs(24));
         assert_eq!(backoff(b, m, 40), m);
+        assert_eq!(backoff(Duration::ZERO, Duration::ZERO, 3), MIN_RECONNECT_DELAY);
+    }
+
+    /// The times at which the supervisor dials a server that always refuses, on
+    /// tokio's paused clock, until `attempts` have been made.
+    async fn attempt_times(delay_ms: u64, max_ms: u64, attempts: usize) -> Vec<u64> {
+        let mut c = cfg("ws://127.0.0.1:9/");
+        (c.reconnect_delay, c.reconnect_max_delay) = (Duration::from_millis(delay_ms), Duration::from_millis(max_ms));
+        let (stop, stopped) = watch::channel(false);
+        let shared = Arc::new(Shared { cfg: c, inbox: Inbox::new(Box::new(|_| {})), current: Mutex::new(None), stop });
+        let start = tokio::time::Instant::now();
+        let times = Arc::new(Mutex::new(Vec::new()));
+        let (s, t) = (shared.clone(), times.clone());
+        let dial = move |_| {
+            let mut times = t.lock();
+            times.push((tokio::time::Instant::now() - start).as_millis() as u64);
+            if times.len() == attempts {
+                s.stop.send_replace(true);
+            }
+            let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+            async move { Err::<tokio_tungstenite::WebSocketStream<tokio::io::DuplexStream>, _>(refused.into()) }
+        };
+        tokio::time::timeout(Duration::from_secs(600), supervise(shared, dial, stopped)).await.unwrap();
+        let times = times.lock().clone();
+        times
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusing_server_is_redialled_with_a_doubling_wait_up_to_the_cap() {
+        assert_eq!(attempt_times(200, 1000, 6).await, [0, 200, 600, 1400, 2400, 3400]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_delay_still_waits_the_minimum_between_attempts() {
+        let step = MIN_RECONNECT_DELAY.as_millis() as u64;
+        assert_eq!(attempt_times(0, 0, 4).await, [0, step, 2 * step, 3 * step]);
     }
 
     #[test]

@@ -45,14 +45,16 @@ impl Rejection {
 }
 
 pub fn validate(req: &UpgradeRequest) -> Result<(), Rejection> {
-    if !req.method.eq_ignore_ascii_case("GET") {
+    // Methods are case-sensitive (RFC 7230 §3.1.1); Node's parser already refuses "get".
+    if req.method != "GET" {
         return Err(Rejection { status: 400, reason: "WebSocket upgrade needs a GET request" });
     }
     if !req.upgrade.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")) {
         return Err(Rejection { status: 400, reason: "Upgrade header must be \"websocket\"" });
     }
-    let key = req.key.trim();
-    if key.len() != 24 || !key.ends_with("==") || !key.bytes().all(is_base64) {
+    // The base64 of 16 bytes: 22 chars of the alphabet, then "==" (as `ws` checks it).
+    let key = req.key.trim().as_bytes();
+    if key.len() != 24 || !key[..22].iter().all(|&b| is_base64(b)) || &key[22..] != b"==" {
         return Err(Rejection { status: 400, reason: "Missing or invalid Sec-WebSocket-Key" });
     }
     if !matches!(req.version.trim(), "13" | "8") {
@@ -72,7 +74,7 @@ fn is_token(b: u8) -> bool {
 }
 
 fn is_base64(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='
+    b.is_ascii_alphanumeric() || b == b'+' || b == b'/'
 }
 
 /// Pick the subprotocol to answer with. With none configured we answer the client's
@@ -111,6 +113,9 @@ pub fn sample_request() -> UpgradeRequest {
         protocol: String::new(),
     }
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {
@@ -156,6 +161,13 @@ mod tests {
         for fine in ["", "chat", " chat , superchat ", "a,,b"] {
             assert!(validate(&UpgradeRequest { protocol: fine.into(), ..good() }).is_ok(), "{fine:?}");
         }
+        // Found by the property tests: 24 chars ending in "==" are not enough.
+        let mut r = good();
+        r.key = "=AAAAAAAAAAAAAAAAAAAAA==".into();
+        assert_eq!(validate(&r).unwrap_err().status, 400);
+        let mut r = good();
+        r.method = "get".into();
+        assert_eq!(validate(&r).unwrap_err().status, 400);
     }
 
     #[test]

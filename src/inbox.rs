@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -23,6 +23,9 @@ pub enum Kind {
     Error = 5,
     /// Client mode: a connection attempt started (status "connecting").
     Connecting = 6,
+    /// Messages for the session were dropped because its send queue was full
+    /// (drop policy); `extra` is how many since the last batch.
+    Dropped = 7,
 }
 
 #[derive(Debug)]
@@ -51,6 +54,8 @@ type Wake = Box<dyn Fn(Arc<Inbox>) + Send + Sync>;
 struct State {
     queue: VecDeque<Event>,
     bytes: usize,
+    /// Drops per session since the last batch: one event each, however many drops.
+    drops: HashMap<u32, u32>,
     /// A wake-up is on its way to the JS thread; do not send another.
     scheduled: bool,
     closed: bool,
@@ -74,8 +79,31 @@ impl Inbox {
             if s.closed {
                 return;
             }
+            if ev.kind == Kind::Close && !s.drops.is_empty() {
+                // A session's drops reach JS before its end.
+                if let Some(count) = s.drops.remove(&ev.session) {
+                    s.queue.push_back(Event::new(Kind::Dropped, ev.session, Bytes::new(), count));
+                }
+            }
             s.bytes += ev.data.len();
             s.queue.push_back(ev);
+            !std::mem::replace(&mut s.scheduled, true)
+        };
+        if wake_now {
+            self.wake();
+        }
+    }
+
+    /// Count a message dropped for `session`; it reaches JS as one `Dropped`
+    /// event per session and batch, so a flood of drops costs JS nothing more.
+    pub fn count_drop(self: &Arc<Self>, session: u32) {
+        let wake_now = {
+            let mut s = self.state.lock();
+            if s.closed {
+                return;
+            }
+            let n = s.drops.entry(session).or_insert(0);
+            *n = n.saturating_add(1);
             !std::mem::replace(&mut s.scheduled, true)
         };
         if wake_now {
@@ -127,7 +155,15 @@ impl Inbox {
                 events.push(s.queue.pop_front().expect("front exists"));
             }
             s.bytes -= bytes;
-            let more = !s.queue.is_empty();
+            if !s.drops.is_empty() {
+                let room = BATCH_MAX_EVENTS.saturating_sub(events.len());
+                let tallied: Vec<(u32, u32)> = s.drops.iter().take(room).map(|(&k, &v)| (k, v)).collect();
+                for (session, count) in tallied {
+                    s.drops.remove(&session);
+                    events.push(Event::new(Kind::Dropped, session, Bytes::new(), count));
+                }
+            }
+            let more = !s.queue.is_empty() || !s.drops.is_empty();
             s.scheduled = more;
             (events, more)
         };
@@ -144,6 +180,7 @@ impl Inbox {
             let mut s = self.state.lock();
             s.closed = true;
             s.queue.clear();
+            s.drops.clear();
             s.bytes = 0;
         }
         self.space.notify_waiters();
@@ -166,6 +203,9 @@ fn encode(events: &[Event]) -> Vec<u8> {
     }
     out
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {
@@ -225,7 +265,33 @@ mod tests {
         assert_eq!(u32_at(&inbox.drain(), 0), 1);
     }
 
-    #[tokio::test]
+    #[test]
+    fn drops_are_tallied_into_one_event_per_session_after_the_queued_events() {
+        let (inbox, wakes) = counting();
+        inbox.push(Event::new(Kind::Text, 1, "m", 0));
+        for _ in 0..1000 {
+            inbox.count_drop(9);
+        }
+        inbox.count_drop(4);
+        assert_eq!(wakes.load(Ordering::SeqCst), 1);
+        let b = inbox.drain();
+        assert_eq!(u32_at(&b, 0), 3);
+        assert_eq!(u32_at(&b, 4), Kind::Text as u32);
+        let mut drops: Vec<_> =
+            (1..3).map(|i| (u32_at(&b, 4 + 16 * i), u32_at(&b, 8 + 16 * i), u32_at(&b, 16 + 16 * i))).collect();
+        drops.sort();
+        assert_eq!(drops, [(Kind::Dropped as u32, 4, 1), (Kind::Dropped as u32, 9, 1000)]);
+        inbox.count_drop(9);
+        assert_eq!(wakes.load(Ordering::SeqCst), 2, "a drop after the drain wakes JS again");
+        inbox.count_drop(9);
+        inbox.push(Event::new(Kind::Close, 9, Bytes::new(), 1000));
+        let b = inbox.drain();
+        assert_eq!(u32_at(&b, 0), 2, "the drops come before the close, and only there");
+        assert_eq!((u32_at(&b, 4), u32_at(&b, 16)), (Kind::Dropped as u32, 2));
+        assert_eq!(u32_at(&b, 20), Kind::Close as u32);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn readers_wait_above_the_high_water_mark() {
         let (inbox, _) = counting();
         inbox.push(Event::new(Kind::Binary, 1, vec![0u8; HIGH_WATER_BYTES], 0));

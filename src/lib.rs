@@ -8,13 +8,17 @@ pub mod error;
 pub mod handshake;
 pub mod inbox;
 pub mod listener;
+pub mod memory;
 pub mod pfx;
 pub mod proxy;
 pub mod session;
 pub mod stream;
 pub mod tls;
+pub mod utf8_watch;
 
 mod js;
+#[cfg(test)]
+mod props;
 
 /// One process-wide runtime with two named workers; napi shuts it down with the
 /// last environment that loaded the module. This runs as Node loads the addon, where

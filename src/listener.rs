@@ -24,10 +24,17 @@ pub struct ListenerConfig {
     pub session: SessionConfig,
     /// Subprotocols this listener speaks; empty means "answer the client's first".
     pub protocols: Vec<String>,
+    /// Open sessions (those still closing included) past which new ones get 503.
+    pub max_connections: Option<usize>,
+    /// How long writing the 101 answer may take before the connection is dropped.
+    pub handshake_timeout: Option<Duration>,
 }
 
+/// What a listener at its connection limit answers.
+const FULL: Rejection = Rejection { status: 503, reason: "Too many connections to this WebSocket listener" };
+
 struct Entry {
-    handle: SessionHandle,
+    handle: Arc<SessionHandle>,
     /// Set right after the task is spawned; used only to stop stragglers at close.
     abort: OnceLock<AbortHandle>,
 }
@@ -36,6 +43,8 @@ struct Shared {
     cfg: ListenerConfig,
     inbox: Arc<Inbox>,
     sessions: RwLock<HashMap<u32, Entry>>,
+    /// Changes whenever a session joins or leaves, so a broadcast can reuse its snapshot.
+    generation: AtomicU64,
     closing: AtomicBool,
     /// Signalled each time a session leaves the table.
     left: Notify,
@@ -66,7 +75,9 @@ struct Departure {
 
 impl Drop for Departure {
     fn drop(&mut self) {
-        self.shared.sessions.write().remove(&self.id);
+        if self.shared.sessions.write().remove(&self.id).is_some() {
+            self.shared.generation.fetch_add(1, Ordering::Release);
+        }
         let ended = self.ended.take().unwrap_or(session::Ended {
             code: session::ABNORMAL_CLOSURE,
             error: Some("session task stopped unexpectedly".into()),
@@ -87,6 +98,7 @@ impl Listener {
             cfg,
             inbox,
             sessions: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
             closing: AtomicBool::new(false),
             left: Notify::new(),
         });
@@ -120,11 +132,13 @@ impl Listener {
         // SAFETY: `dup` is a fresh descriptor owned by nobody else.
         let std_stream = unsafe { std::net::TcpStream::from_raw_fd(dup) };
         std_stream.set_nonblocking(true)?;
-        Ok(Ok(self.start(req, move |heard_at| {
+        // Refused past the connection limit: the duplicate is dropped unused, which
+        // closes only our descriptor; JS answers on its own.
+        Ok(self.start(req, move |heard| {
             let tcp = tokio::net::TcpStream::from_std(std_stream)?;
             let _ = tcp.set_nodelay(true);
-            Ok(Prefixed::new(head, tcp, heard_at))
-        })))
+            Ok(Prefixed::new(head, tcp, heard))
+        }))
     }
 
     /// Take over a connection given as any byte stream (the HTTPS bridge, tests).
@@ -141,7 +155,7 @@ impl Listener {
         if let Err(r) = handshake::validate(req) {
             return Ok(Err(r));
         }
-        Ok(Ok(self.start(req, move |heard_at| Ok(Prefixed::new(head, stream, heard_at)))))
+        Ok(self.start(req, move |heard| Ok(Prefixed::new(head, stream, heard))))
     }
 
     fn check_open(&self) -> Result<()> {
@@ -151,7 +165,9 @@ impl Listener {
         Ok(())
     }
 
-    fn start<S, F>(&self, req: &UpgradeRequest, make_stream: F) -> u32
+    /// Registers the session and starts its task, or refuses it at the connection
+    /// limit. The count is the session table's, checked and raised under one lock.
+    fn start<S, F>(&self, req: &UpgradeRequest, make_stream: F) -> std::result::Result<u32, Rejection>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         F: FnOnce(Arc<AtomicU64>) -> std::io::Result<S> + Send + 'static,
@@ -162,13 +178,22 @@ impl Listener {
         let response = handshake::accept_response(&req.key, protocol.as_deref());
         let id = session::next_id();
         let (handle, rx, session_shared) = SessionHandle::new(&cfg);
-        let heard_at = session_shared.heard_at.clone();
-        // Registered before we return: JS may reply to this session at once.
-        shared.sessions.write().insert(id, Entry { handle, abort: OnceLock::new() });
+        let heard = session_shared.heard.clone();
+        let handle = handle.reporting_drops(shared.inbox.clone(), id);
+        {
+            // Registered before we return: JS may reply to this session at once.
+            let mut sessions = shared.sessions.write();
+            if shared.cfg.max_connections.is_some_and(|max| sessions.len() >= max) {
+                return Err(FULL);
+            }
+            sessions.insert(id, Entry { handle: Arc::new(handle), abort: OnceLock::new() });
+        }
+        shared.generation.fetch_add(1, Ordering::Release);
+        let handshake_timeout = shared.cfg.handshake_timeout;
         let task_shared = shared.clone();
         let task = napi_or_tokio_spawn(async move {
             let mut departure = Departure { shared: task_shared, id, ended: None, opened: false };
-            let mut stream = match make_stream(heard_at) {
+            let mut stream = match make_stream(heard) {
                 Ok(s) => s,
                 Err(e) => {
                     departure.ended =
@@ -176,10 +201,22 @@ impl Listener {
                     return;
                 }
             };
-            if stream.write_all(&response).await.is_err() {
-                // The client left during the handshake: nothing to report (as core).
-                departure.ended = Some(session::Ended { code: session::ABNORMAL_CLOSURE, error: None });
-                return;
+            let answered = match handshake_timeout {
+                Some(limit) => tokio::time::timeout(limit, stream.write_all(&response)).await.map_err(|_| limit),
+                None => Ok(stream.write_all(&response).await),
+            };
+            match answered {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    // The client left during the handshake: nothing to report (as core).
+                    departure.ended = Some(session::Ended { code: session::ABNORMAL_CLOSURE, error: None });
+                    return;
+                }
+                Err(limit) => {
+                    let error = format!("handshake not completed within {limit:?}: the client does not read");
+                    departure.ended = Some(session::Ended { code: session::ABNORMAL_CLOSURE, error: Some(error) });
+                    return;
+                }
             }
             let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(cfg.websocket_config())).await;
             departure.opened = true;
@@ -190,7 +227,7 @@ impl Listener {
         if let Some(entry) = shared.sessions.read().get(&id) {
             let _ = entry.abort.set(task.abort_handle());
         }
-        id
+        Ok(id)
     }
 
     /// Queue messages, in order: to one session (silently nothing if it is gone,
@@ -238,23 +275,47 @@ impl Listener {
     }
 }
 
+/// Session sends between two yields of the dispatcher, so that a huge batch does
+/// not hold a worker thread either.
+const SENDS_PER_YIELD: usize = 1024;
+
+/// Sends without holding the session table: `adopt` takes its write lock on the JS
+/// thread, which must never wait behind a fan-out. A broadcast goes to a snapshot
+/// of the table, reused while no session joins or leaves.
 async fn dispatch(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let mut everyone: Vec<Arc<SessionHandle>> = Vec::new();
+    let mut snapshot_of = None;
     while let Some(command) = commands.recv().await {
-        let sessions = shared.sessions.read();
         match command {
             Command::Send(batch) => {
+                let mut sent = 0;
                 for (target, msg) in batch {
                     if target == 0 {
-                        for e in sessions.values() {
-                            e.handle.send(msg.clone());
+                        let generation = shared.generation.load(Ordering::Acquire);
+                        if snapshot_of != Some(generation) {
+                            everyone.clear();
+                            everyone.extend(shared.sessions.read().values().map(|e| e.handle.clone()));
+                            snapshot_of = Some(generation);
                         }
-                    } else if let Some(e) = sessions.get(&target) {
-                        e.handle.send(msg);
+                        for h in &everyone {
+                            h.send(msg.clone());
+                        }
+                        sent += everyone.len();
+                    } else {
+                        let one = shared.sessions.read().get(&target).map(|e| e.handle.clone());
+                        if let Some(h) = one {
+                            h.send(msg);
+                        }
+                        sent += 1;
+                    }
+                    if sent >= SENDS_PER_YIELD {
+                        sent = 0;
+                        tokio::task::yield_now().await;
                     }
                 }
             }
             Command::Close(code) => {
-                for e in sessions.values() {
+                for e in shared.sessions.read().values() {
                     e.handle.close(code);
                 }
                 return;
@@ -271,5 +332,98 @@ where
     match tokio::runtime::Handle::try_current() {
         Ok(h) => h.spawn(fut),
         Err(_) => napi::bindgen_prelude::spawn(fut),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use tokio::io::{AsyncReadExt, DuplexStream};
+
+    /// A session adopted over an in-memory pipe; returns the client's side once
+    /// past the 101 answer.
+    async fn open(listener: &Listener) -> WebSocketStream<DuplexStream> {
+        let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+        listener.adopt_stream(ours, Vec::new(), &handshake::sample_request()).unwrap().unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(theirs.read_u8().await.unwrap());
+        }
+        WebSocketStream::from_raw_socket(theirs, Role::Client, None).await
+    }
+
+    fn adopt_pipe(listener: &Listener, capacity: usize) -> (std::result::Result<u32, Rejection>, DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(capacity);
+        (listener.adopt_stream(ours, Vec::new(), &handshake::sample_request()).unwrap(), theirs)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_connection_limit_refuses_with_503_until_a_session_has_left() {
+        let cfg = ListenerConfig { max_connections: Some(2), ..Default::default() };
+        let listener = Listener::new(cfg, Inbox::new(Box::new(|_| {})));
+        let mut first = open(&listener).await;
+        let _second = open(&listener).await;
+        let (refused, _) = adopt_pipe(&listener, 1024);
+        let rejection = refused.expect_err("a third session was admitted");
+        assert_eq!(rejection.status, 503);
+        assert!(rejection.http_response().starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+        first.close(None).await.unwrap();
+        while first.next().await.is_some() {}
+        drop(first);
+        let admitted = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let (Ok(_), pipe) = adopt_pipe(&listener, 1024) {
+                    return pipe;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        admitted.await.expect("admitted once the first session left");
+        listener.close(1001).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_does_not_take_the_101_is_dropped_at_the_handshake_timeout() {
+        let (tx, mut wakes) = tokio::sync::mpsc::unbounded_channel();
+        let inbox = Inbox::new(Box::new(move |i| {
+            let _ = tx.send(i);
+        }));
+        let cfg = ListenerConfig { handshake_timeout: Some(Duration::from_millis(500)), ..Default::default() };
+        let listener = Listener::new(cfg, inbox);
+        // A pipe that holds 16 bytes, never read: the 101 cannot be written.
+        let (adopted, _stuck) = adopt_pipe(&listener, 16);
+        adopted.unwrap();
+        let batch = tokio::time::timeout(Duration::from_secs(5), wakes.recv()).await.expect("dropped in time").unwrap();
+        let batch = batch.drain();
+        let text = String::from_utf8_lossy(&batch);
+        assert_eq!(u32::from_le_bytes(batch[4..8].try_into().unwrap()), Kind::Error as u32, "{text:?}");
+        assert!(text.contains("handshake not completed"), "{text:?}");
+        // The control: a client that reads is answered under the same limit.
+        let _fine = open(&listener).await;
+        listener.close(1001).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_adopted_during_a_large_broadcast_batch_is_not_held_up() {
+        let listener = Listener::new(ListenerConfig::default(), Inbox::new(Box::new(|_| {})));
+        let _first = open(&listener).await;
+        let n = 8 * SENDS_PER_YIELD;
+        listener.send_many((0..n).map(|i| (0, Message::text(format!("b{i}")))).collect());
+        tokio::task::yield_now().await; // the dispatcher starts on the batch
+        let mut late = open(&listener).await;
+        listener.send_many(vec![(0, Message::text("end"))]);
+        let mut from_batch = 0;
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(10), late.next()).await.unwrap().unwrap().unwrap();
+            if m.to_text().unwrap() == "end" {
+                break;
+            }
+            from_batch += 1;
+        }
+        // Had the batch held the table until it was through, the late session
+        // would have joined after it and seen only "end".
+        assert!(from_batch > 0 && from_batch < n, "the late session got {from_batch} of the batch");
+        listener.close(1001).await;
     }
 }

@@ -1,8 +1,9 @@
 //! `Prefixed`: a session's byte stream. It first yields bytes already read by
 //! someone else (the `head` of an upgrade request), then reads from the socket
 //! (instead of tungstenite's `from_partially_read`, whose zero-capacity read buffer
-//! made every frame a malloc: TRANSPORT-NOTES §2). It also stamps when bytes last
-//! arrived, so the heartbeat counts a long frame still arriving as a live peer.
+//! made every frame a malloc: TRANSPORT-NOTES §2). It also counts reads that bring
+//! bytes, so the heartbeat counts a long frame still arriving as a live peer, and
+//! has `Utf8Watch` follow the bytes, so invalid text fails as it arrives.
 
 use bytes::{Buf, Bytes};
 use std::io;
@@ -12,31 +13,53 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::utf8_watch::{InvalidUtf8, Utf8Watch};
+
 pub struct Prefixed<S> {
     prefix: Bytes,
     inner: S,
-    /// When bytes last arrived, on `session::clock_ms()`.
-    heard_at: Arc<AtomicU64>,
+    /// Counts reads that brought bytes (see `session::Shared::heard`).
+    heard: Arc<AtomicU64>,
+    watch: Utf8Watch,
+    /// Set once the peer's text is known invalid: the next read fails with it.
+    invalid: bool,
 }
 
 impl<S> Prefixed<S> {
-    pub fn new(prefix: impl Into<Bytes>, inner: S, heard_at: Arc<AtomicU64>) -> Self {
-        Prefixed { prefix: prefix.into(), inner, heard_at }
+    /// A server's session stream: frames from the first byte.
+    pub fn new(prefix: impl Into<Bytes>, inner: S, heard: Arc<AtomicU64>) -> Self {
+        Prefixed { prefix: prefix.into(), inner, heard, watch: Utf8Watch::frames(), invalid: false }
+    }
+
+    /// A client's stream: the server's HTTP response comes before the frames.
+    pub fn client(inner: S, heard: Arc<AtomicU64>) -> Self {
+        Prefixed { watch: Utf8Watch::after_http_head(), ..Self::new(Bytes::new(), inner, heard) }
     }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if self.prefix.has_remaining() {
+        // The read that found bad text was still passed on, so the complete messages
+        // in it are delivered; the bad frame in it is incomplete (a complete one is
+        // tungstenite's to check), so tungstenite reads again and gets this.
+        if self.invalid {
+            return Poll::Ready(Err(InvalidUtf8::io_error()));
+        }
+        let before = buf.filled().len();
+        let polled = if self.prefix.has_remaining() {
             let n = self.prefix.len().min(buf.remaining());
             buf.put_slice(&self.prefix[..n]);
             self.prefix.advance(n);
-            return Poll::Ready(Ok(()));
-        }
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.heard_at.store(crate::session::clock_ms(), Ordering::Relaxed);
+            Poll::Ready(Ok(()))
+        } else {
+            let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+            if buf.filled().len() > before {
+                self.heard.fetch_add(1, Ordering::Relaxed);
+            }
+            polled
+        };
+        if !self.watch.feed(&buf.filled()[before..]) {
+            self.invalid = true;
         }
         polled
     }
@@ -75,11 +98,10 @@ mod tests {
         tokio::io::AsyncWriteExt::write_all(&mut a, b"world").await.unwrap();
         drop(a);
         let heard = Arc::new(AtomicU64::new(0));
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         let mut p = Prefixed::new(&b"hello "[..], b, heard.clone());
         let mut s = String::new();
         p.read_to_string(&mut s).await.unwrap();
         assert_eq!(s, "hello world");
-        assert!(heard.load(Ordering::Relaxed) > 0, "reading stamps the time");
+        assert!(heard.load(Ordering::Relaxed) > 0, "a read from the stream counts as hearing the peer");
     }
 }

@@ -44,13 +44,24 @@ describe('plain TCP through the bridge (no descriptor)', function () {
         helper._settings = saved; // settings() merges; only this restores the original
     });
 
+    /** Loads the flow, counting the listener's handovers and bridges; echoes `text`. */
     async function echoes(text) {
         await helper.load(wsNode, FLOW);
+        const native = helper.getNode('listener').native;
+        const calls = { adopt: 0, bridge: 0 };
+        for (const name of Object.keys(calls)) {
+            const real = native[name];
+            native[name] = function (...args) {
+                calls[name]++;
+                return real.apply(native, args);
+            };
+        }
         const ws = await connect(wsUrl(helper, '/ws/nofd'));
         clients.push(ws);
         const got = nextMessage(ws, { ms: 5000 });
         ws.send(text);
         assert.strictEqual((await got).data.toString(), text);
+        assert.deepStrictEqual(calls, { adopt: 0, bridge: 1 }, 'the connection did not take the bridge');
     }
 
     it('echoes', async function () {
@@ -58,7 +69,30 @@ describe('plain TCP through the bridge (no descriptor)', function () {
     });
 
     it('echoes after an asynchronous verifier accepted', async function () {
-        helper.settings({ webSocketNodeVerifyClient: (info, done) => setTimeout(() => done(true), 30) });
+        const verified = [];
+        helper.settings({
+            webSocketNodeVerifyClient: (info, done) => {
+                verified.push(info.req.url);
+                setTimeout(() => done(true), 30);
+            }
+        });
         await echoes('bridged after async verification');
+        assert.deepStrictEqual(verified, ['/ws/nofd'], 'the asynchronous verifier did not run once');
+    });
+
+    it('refuses when an asynchronous verifier says no', async function () {
+        helper.settings({ webSocketNodeVerifyClient: (info, done) => setTimeout(() => done(false, 403), 30) });
+        await helper.load(wsNode, FLOW);
+        await assert.rejects(connect(wsUrl(helper, '/ws/nofd')), { statusCode: 403 });
+    });
+
+    it('refuses past the connection limit with 503, as the handover does', async function () {
+        await helper.load(wsNode, FLOW.map((n) => (n.id === 'listener' ? { ...n, limConns: '1' } : n)));
+        const ws = await connect(wsUrl(helper, '/ws/nofd'));
+        clients.push(ws);
+        await assert.rejects(connect(wsUrl(helper, '/ws/nofd')), { statusCode: 503 });
+        const got = nextMessage(ws, { ms: 5000 });
+        ws.send('the first still echoes');
+        assert.strictEqual((await got).data.toString(), 'the first still echoes');
     });
 });

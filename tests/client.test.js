@@ -179,8 +179,8 @@ describe('websocket-client', function () {
         await until(() => s.conns.length === 1, 'connection');
         let pings = 0;
         s.conns[0].on('ping', () => pings++);
-        await delay(1000);
-        assert.ok(pings >= 2, 'pings sent: ' + pings);
+        // Four pings span four intervals: a server taken for silent is dropped after two.
+        await until(() => pings >= 4 || s.conns[0].readyState !== WebSocket.OPEN, 'four pings', 5000);
         assert.strictEqual(s.conns.length, 1, 'no reconnection');
         assert.strictEqual(s.conns[0].readyState, WebSocket.OPEN);
     });
@@ -189,11 +189,16 @@ describe('websocket-client', function () {
         const s = await server();
         await helper.load(wsNode, clientFlow('ws://127.0.0.1:' + s.port + '/'));
         await until(() => s.conns.length === 1, 'connection');
-        const closed = new Promise((r) => s.conns[0].once('close', (code) => r(code)));
+        // The control: dropped by the server, the client comes back (after 200 ms).
+        const dropped = Date.now();
+        s.conns[0].terminate();
+        await until(() => s.conns.length === 2, 'the client to reconnect after a drop');
+        const reconnectMs = Date.now() - dropped;
+        const closed = new Promise((r) => s.conns[1].once('close', (code) => r(code)));
         await helper.unload();
         assert.strictEqual(await closed, 1001);
-        await delay(600);
-        assert.strictEqual(s.conns.length, 1);
+        await delay(3 * reconnectMs);
+        assert.strictEqual(s.conns.length, 2, 'reconnected after the flow was stopped');
     });
 
     it('reports a bad URL as a node error and keeps running', async function () {
@@ -212,15 +217,43 @@ describe('websocket-client', function () {
         }
     });
 
-    it('retries an unreachable server with back-off and shows the error', async function () {
-        const probe = net.createServer();
-        await new Promise((r) => probe.listen(0, '127.0.0.1', r));
-        const port = probe.address().port;
-        await new Promise((r) => probe.close(r));
-        await helper.load(wsNode, clientFlow('ws://127.0.0.1:' + port + '/'));
-        const statuses = statusLog(helper.getNode('in'));
-        await until(() => statuses.filter((x) => x.event === 'error').length >= 2, 'two failed attempts', 5000);
-        assert.strictEqual(statuses.find((x) => x.event === 'error').fill, 'red');
+    it('retries a server that keeps failing with a growing wait, and shows the error', async function () {
+        // An independent TCP listener that drops every connection: each attempt fails
+        // its handshake. Reconnect delay 200 ms, cap 1000 ms (beforeEach): the waits
+        // should be 200, 400, 800, 1000 ms (exactly so in the Rust test of the same
+        // back-off on tokio's paused clock); asserted here only as growth.
+        const attempts = [];
+        const dropper = net.createServer((c) => {
+            attempts.push(Date.now());
+            c.destroy();
+        });
+        await new Promise((r) => dropper.listen(0, '127.0.0.1', r));
+        try {
+            await helper.load(wsNode, clientFlow('ws://127.0.0.1:' + dropper.address().port + '/'));
+            const statuses = statusLog(helper.getNode('in'));
+            await until(() => attempts.length >= 5, 'five attempts (' + attempts.length + ' so far)', 10000);
+            const gaps = attempts.slice(1, 5).map((t, i) => t - attempts[i]);
+            assert.ok(gaps[1] > gaps[0] && gaps[2] > gaps[1], 'the wait did not grow: ' + gaps.join(', ') + ' ms');
+            assert.ok(gaps[2] > 2 * gaps[0], 'the wait did not double twice: ' + gaps.join(', ') + ' ms');
+            const errors = statuses.filter((x) => x.event === 'error');
+            assert.ok(errors.length >= 2, 'errors shown: ' + errors.length);
+            assert.strictEqual(errors[0].fill, 'red');
+        } finally {
+            await helper.unload();
+            await new Promise((r) => dropper.close(r));
+        }
+    });
+
+    it('reads blank reconnect settings as their defaults', function () {
+        const { clientOptions } = require('../nodes/lib/client-options');
+        const RED = { settings: { websocketClientReconnectDelay: '', websocketClientReconnectMaxDelay: ' ' }, nodes: { getNode: () => null } };
+        const o = clientOptions(RED, {}, { path: 'ws://127.0.0.1:1/', headers: [] }, 0, []);
+        assert.strictEqual(o.reconnectMs, 3000);
+        assert.strictEqual(o.reconnectMaxMs, 60000);
+        RED.settings = { websocketClientReconnectDelay: 0, websocketClientReconnectMaxDelay: '250' };
+        const zero = clientOptions(RED, {}, { path: 'ws://127.0.0.1:1/', headers: [] }, 0, []);
+        // 0 reaches the addon, which waits at least 100 ms (src/client.rs MIN_RECONNECT_DELAY).
+        assert.deepStrictEqual([zero.reconnectMs, zero.reconnectMaxMs], [0, 250]);
     });
 
     it('tunnels through an HTTP CONNECT proxy named by ws_proxy', async function () {

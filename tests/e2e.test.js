@@ -7,7 +7,7 @@
 const assert = require('assert');
 const { WebSocket, nextMessage, closed, delay, until, within, clientPool } = require('./support');
 const { startNodeRed } = require('./nodered');
-const { seedFlow, withComment, withTwoTabs, crashLines } = require('./flows');
+const { ECHO_FLOW, seedFlow, withComment, withTwoTabs, crashLines } = require('./flows');
 const { defineEchoSuite, WAIT } = require('./echo-suite');
 const nodeRed = require('./node-red-under-test');
 
@@ -109,14 +109,15 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
             await deploy(withComment('after'), 'nodes');
             const flows = (await api('GET', '/flows')).json();
             assert.ok(flows.some((n) => n.id === 'e2ecomment000001' && n.name === 'after'), 'the change was deployed');
-            await delay(300);
-            assert.strictEqual(closes, 0, 'a client was closed by a deploy that did not touch the listener');
+            // An echo on each connection after the deploy: a close the deploy caused
+            // would have come first on that connection.
             for (const [i, ws] of clients.entries()) {
-                assert.strictEqual(ws.readyState, WebSocket.OPEN, 'client ' + i);
                 const m = nextMessage(ws, { ms: WAIT });
                 ws.send('still here ' + i);
                 assert.strictEqual((await m).data.toString(), 'still here ' + i);
+                assert.strictEqual(ws.readyState, WebSocket.OPEN, 'client ' + i);
             }
+            assert.strictEqual(closes, 0, 'a client was closed by a deploy that did not touch the listener');
             const fresh = await connect();
             const m = nextMessage(fresh, { ms: WAIT });
             fresh.send('fresh');
@@ -139,23 +140,30 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
         it(V5 ? 'stays idle until then, then connects once (as 5.0 core)' : 'connects at the first deploy and keeps that one connection (as 4.1 core)', async function () {
             wss = new WebSocket.Server({ host: '127.0.0.1', port: 0 });
             await new Promise((resolve) => wss.once('listening', resolve));
-            wss.on('connection', (ws) => conns.push(ws));
-            const flow = (disabled) => [
-                { id: 'e2elazytab000001', type: 'tab', label: 'lazy', disabled: false, info: '', env: [] },
-                { id: 'e2elazyclient001', type: 'websocket-client', path: 'ws://127.0.0.1:' + wss.address().port + '/', tls: '', wholemsg: 'false', hb: '0', subprotocol: '', headers: [] },
-                { id: 'e2elazyin0000001', type: 'websocket in', z: 'e2elazytab000001', name: '', server: '', client: 'e2elazyclient001', d: disabled, x: 100, y: 100, wires: [] }
-            ];
+            const controls = [];
+            wss.on('connection', (ws, req) => (req.url === '/control' ? controls : conns).push(ws));
+            const url = 'ws://127.0.0.1:' + wss.address().port + '/';
+            const client = (id, path) => ({ id, type: 'websocket-client', path: url + path, tls: '', wholemsg: 'false', hb: '0', subprotocol: '', headers: [] });
+            const inNode = (id, clientId, d) => ({ id, type: 'websocket in', z: 'e2elazytab000001', name: '', server: '', client: clientId, d, x: 100, y: 100, wires: [] });
+            const tab = { id: 'e2elazytab000001', type: 'tab', label: 'lazy', disabled: false, info: '', env: [] };
+            // A control client used by an enabled in node, deployed with the lazy one.
+            const control = [client('e2elazycontrol01', 'control'), inNode('e2elazyctlin0001', 'e2elazycontrol01', false)];
+            const flow = (disabled) => [tab, client('e2elazyclient001', ''), inNode('e2elazyin0000001', 'e2elazyclient001', disabled), ...control];
             await deploy(flow(true));
             if (V5) {
                 await delay(500);
+                assert.strictEqual(controls.length, 1, 'the control client did not connect in the same time');
                 assert.strictEqual(conns.length, 0, 'a client with only a disabled in node connected');
             } else {
                 await until(() => conns.length === 1, 'the client connected at deploy', WAIT);
             }
             await deploy(flow(false), 'nodes');
             await until(() => conns.length === 1, 'the client connected', WAIT);
-            await delay(300);
-            assert.strictEqual(conns.filter((c) => c.readyState === WebSocket.OPEN).length, 1, 'one open connection');
+            // Removing the client stops it (the deploy answers once it has): any
+            // second connection it was going to make would be there by then.
+            const closing = closed(conns[0], { ms: WAIT });
+            await deploy([tab]);
+            assert.strictEqual((await closing).code, 1001);
             assert.strictEqual(conns.length, 1, 'no second connection');
         });
     });
@@ -191,14 +199,20 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
         it('leaves an unknown path to Node-RED (no handshake from us)', async function () {
             // Nothing in Node-RED answers an upgrade on a path no one serves; the
             // point is that our handler does not accept it.
-            const ws = track(new WebSocket(nr.wsUrl + '/ws/nobody-here'));
-            const outcome = await within(new Promise((resolve) => {
-                ws.once('open', () => resolve('open'));
-                ws.once('unexpected-response', () => resolve('refused'));
-                ws.once('error', () => resolve('error'));
-                setTimeout(() => resolve('no answer'), 500);
-            }), 2000, 'an outcome');
-            assert.notStrictEqual(outcome, 'open');
+            const outcome = (path) => {
+                const ws = track(new WebSocket(nr.wsUrl + path));
+                return within(new Promise((resolve) => {
+                    ws.once('open', () => resolve('open'));
+                    ws.once('unexpected-response', () => resolve('refused'));
+                    ws.once('error', () => resolve('error'));
+                    setTimeout(() => resolve('no answer'), 500);
+                }), 2000, 'an outcome');
+            };
+            await deploy(ECHO_FLOW);
+            // The control: a path we serve opens within the same wait.
+            const [unknown, served] = await Promise.all([outcome('/ws/nobody-here'), outcome('/ws/echo')]);
+            assert.strictEqual(served, 'open', 'the control path did not open');
+            assert.notStrictEqual(unknown, 'open');
         });
     });
 

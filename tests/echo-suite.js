@@ -5,7 +5,7 @@
 //! top-level `describe`, whose `afterEach` closes the clients made here.
 
 const assert = require('assert');
-const { WebSocket, nextMessage, messages, closed, delay, until, within } = require('./support');
+const { WebSocket, nextMessage, messages, closed, until, within } = require('./support');
 const { ECHO_FLOW, withChange, withComment } = require('./flows');
 
 /** How long any single wait for a message, a close or a connection may take. */
@@ -102,7 +102,11 @@ function defineEchoSuite({ label, pool, deploy, output }) {
                     const short = got.map((g, i) => [i, g.length]).filter(([, n]) => n < PER);
                     throw new Error(err.message + '; clients short of replies [index, count]: ' + JSON.stringify(short.slice(0, 10)));
                 });
-            await delay(200); // nothing extra may arrive
+            // Nothing extra may arrive: anything misrouted to a client comes before its
+            // own last echo, on the same connection.
+            clients.forEach((ws, i) => ws.send('c' + i + ':end'));
+            await until(() => got.every((g, i) => g.includes('c' + i + ':end')), 'the last echoes', 15000);
+            got.forEach((g) => g.pop());
             got.forEach((g, i) => {
                 assert.deepStrictEqual(g, Array.from({ length: PER }, (_, j) => 'c' + i + ':' + j), 'client ' + i);
             });
@@ -110,14 +114,18 @@ function defineEchoSuite({ label, pool, deploy, output }) {
 
         it('replies only to the sender', async function () {
             const [a, b, c] = await Promise.all([connect(), connect(), connect()]);
-            let others = 0;
-            b.on('message', () => others++);
-            c.on('message', () => others++);
+            const others = [];
+            b.on('message', (d) => others.push(d.toString()));
+            c.on('message', (d) => others.push(d.toString()));
             const m = nextMessage(a, { ms: WAIT });
             a.send('just for a');
             assert.strictEqual((await m).data.toString(), 'just for a');
-            await delay(200);
-            assert.strictEqual(others, 0, 'a reply reached other clients');
+            // b's and c's own echoes come after anything misrouted to them.
+            const own = [nextMessage(b, { ms: WAIT }), nextMessage(c, { ms: WAIT })];
+            b.send('b');
+            c.send('c');
+            await Promise.all(own);
+            assert.deepStrictEqual(others.sort(), ['b', 'c'], 'a reply reached other clients');
         });
 
         it('echoes a 4 MiB burst (64 × 64 KiB sent without waiting) completely and in order', async function () {
@@ -196,8 +204,14 @@ function defineEchoSuite({ label, pool, deploy, output }) {
             const ml = nextMessage(live, { ms: WAIT });
             live.send('z');
             assert.strictEqual((await ml).data.toString(), 'z');
-            await delay(300);
-            const lines = output().slice(mark).split('\n').filter((l) => /\[(warn|error)\]/.test(l));
+            // The control: a client that does misbehave (invalid UTF-8) is logged, and
+            // after the two that just went away.
+            const bad = await connect();
+            const badClosed = closed(bad, { ms: WAIT });
+            bad._socket.write(Buffer.from([0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe])); // masked text frame, key 0
+            assert.strictEqual((await badClosed).code, 1007);
+            await until(() => /\[warn\].*UTF-8/.test(output().slice(mark)), 'the control\'s warning in the log', WAIT);
+            const lines = output().slice(mark).split('\n').filter((l) => /\[(warn|error)\]/.test(l) && !/UTF-8/.test(l));
             assert.deepStrictEqual(lines, [], 'Node-RED logged warnings/errors for clients that just went away');
         });
     });

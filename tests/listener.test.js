@@ -5,7 +5,7 @@
 const assert = require('assert');
 const helper = require('node-red-node-test-helper');
 const wsNode = require('../nodes/websocket.js');
-const { WebSocket, connect, nextMessage, messages, closed, received, wsUrl, delay, until } = require('./support');
+const { WebSocket, connect, nextMessage, messages, closed, received, wsUrl, until } = require('./support');
 
 helper.init(require('./node-red-under-test').runtime);
 
@@ -54,21 +54,46 @@ describe('websocket-listener', function () {
         assert.deepStrictEqual([...msg.payload], [0, 1, 2, 255]);
     });
 
+    it('copies a small binary payload out of its batch; a large one may stay a view', async function () {
+        await helper.load(wsNode, listenerFlow());
+        const got = received(helper.getNode('sink'), 2);
+        // A batch as the addon makes it (src/inbox.rs): 10 bytes, then 200 KiB.
+        const small = Buffer.from('0123456789');
+        const large = Buffer.alloc(200 * 1024, 7);
+        const header = Buffer.alloc(4 + 2 * 16);
+        header.writeUInt32LE(2, 0);
+        [[3, small.length], [3, large.length]].forEach(([kind, len], i) => {
+            header.writeUInt32LE(kind, 4 + i * 16);
+            header.writeUInt32LE(42, 8 + i * 16);
+            header.writeUInt32LE(len, 12 + i * 16);
+        });
+        const batch = Buffer.concat([header, small, large]);
+        helper.getNode('listener').onBatch(batch);
+        const [a, b] = await got;
+        assert.ok(a.payload.equals(small) && b.payload.equals(large));
+        assert.ok(a.payload.buffer.byteLength <= 8192, 'a 10-byte payload keeps ' + a.payload.buffer.byteLength + ' bytes alive');
+        batch.fill(0);
+        assert.ok(a.payload.equals(small), 'the small payload shares the batch');
+    });
+
     it('replies to the sending session only', async function () {
         const flow = listenerFlow();
         flow[1].wires = [['out']];
         await helper.load(wsNode, flow);
         const a = await client();
         const b = await client();
-        let bGot = 0;
-        b.on('message', () => bGot++);
+        const bGot = [];
+        b.on('message', (data) => bGot.push(data.toString()));
         const echo = nextMessage(a);
         a.send('ping');
         const m = await echo;
         assert.strictEqual(m.data.toString(), 'ping');
         assert.strictEqual(m.isBinary, false);
-        await delay(50);
-        assert.strictEqual(bGot, 0);
+        // b's own echo comes after anything misrouted to it, on the same connection.
+        const bEcho = nextMessage(b);
+        b.send('b');
+        await bEcho;
+        assert.deepStrictEqual(bGot, ['b']);
     });
 
     it('broadcasts a msg without _session to every client, binary as binary', async function () {
@@ -123,14 +148,34 @@ describe('websocket-listener', function () {
     it('ignores a _session that is gone or not ours', async function () {
         await helper.load(wsNode, listenerFlow());
         const a = await client();
-        let got = 0;
-        a.on('message', () => got++);
+        const got = [];
+        a.on('message', (data) => got.push(data.toString()));
         const out = helper.getNode('out');
         out.receive({ payload: 'x', _session: { type: 'websocket', id: 'ffffffff' } });
         out.receive({ payload: 'x', _session: { type: 'websocket', id: 'zz' } });
         out.receive({ payload: 'x', _session: { type: 'websocket', id: 12 } });
-        await delay(100);
-        assert.strictEqual(got, 0);
+        // Sends go out in order: a broadcast after them arrives after anything they sent.
+        const last = nextMessage(a);
+        out.receive({ payload: 'broadcast' });
+        await last;
+        assert.deepStrictEqual(got, ['broadcast']);
+    });
+
+    it('refuses close codes that must never be sent, with a coded error, and stays open', async function () {
+        await helper.load(wsNode, listenerFlow());
+        const a = await client();
+        const { withCode, Client } = require('../index.js');
+        const natives = [helper.getNode('listener').native, new Client({ url: 'ws://127.0.0.1:9/' }, () => {})];
+        for (const native of natives) {
+            for (const code of [0, 999, 1004, 1005, 1006, 1015, 2000, 5000, 65536]) {
+                await assert.rejects(native.close(code).catch((err) => { throw withCode(err); }),
+                    { code: 'ERR_WSRS_INVALID_ARGUMENT', message: new RegExp('close code ' + code + ' ') });
+            }
+        }
+        await natives[1].close(4000); // a valid one is taken
+        const echo = nextMessage(a);
+        helper.getNode('out').receive({ payload: 'still open' });
+        assert.strictEqual((await echo).data.toString(), 'still open');
     });
 
     it('reports connect and disconnect in the status with _session', async function () {

@@ -41,7 +41,10 @@ describe('Node-RED ' + nodeRed.version + ' specifics', function () {
         certs = makeCerts();
         server = https.createServer({ cert: certs.cert, key: certs.key });
         wss = new WebSocket.Server({ server });
-        wss.on('connection', (ws) => conns.push(ws));
+        wss.on('connection', (ws, req) => {
+            ws.path = req.url; // '/control' for the control clients
+            conns.push(ws);
+        });
         await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
         await helper.startServer();
     });
@@ -61,15 +64,19 @@ describe('Node-RED ' + nodeRed.version + ' specifics', function () {
     const inNode = (extra = {}) => ({ id: 'in', type: 'websocket in', server: '', client: 'client', wires: [['sink']], ...extra });
     const sink = { id: 'sink', type: 'helper' };
     const caCreds = () => ({ tls: { cadata: certs.ca } });
+    /** A client used by an enabled in node, dialling /control: it must connect meanwhile. */
+    const control = (tlsId = 'tls') => [client({ id: 'control', path: url() + 'control', tls: tlsId }), inNode({ id: 'controlIn', client: 'control', wires: [] })];
+    const at = (path) => conns.filter((c) => c.path === path).length;
 
     it(V5 ? 'connects a client only once an enabled in or out node uses it (as 5.0 core)'
         : 'connects a client when deployed, used or not (as 4.1 core)', async function () {
-        await helper.load([wsNode, tlsNode], [client(), tls(), inNode({ d: true })], caCreds());
+        await helper.load([wsNode, tlsNode], [client(), tls(), inNode({ d: true }), ...control()], caCreds());
         if (V5) {
             await delay(500);
-            assert.strictEqual(conns.length, 0, 'a client whose only in node is disabled connected');
+            assert.strictEqual(at('/control'), 1, 'the control client did not connect in the same time');
+            assert.strictEqual(at('/'), 0, 'a client whose only in node is disabled connected');
         } else {
-            await until(() => conns.length === 1, 'the unused client connected');
+            await until(() => at('/') === 1, 'the unused client connected');
         }
         await helper.unload();
         conns.length = 0;
@@ -79,7 +86,8 @@ describe('Node-RED ' + nodeRed.version + ' specifics', function () {
         const got = received(helper.getNode('sink'));
         conns[0].send('used');
         assert.strictEqual((await got).payload, 'used');
-        await delay(200);
+        // Stopped (unload waits for it), the client can make no further connection.
+        await helper.unload();
         assert.strictEqual(conns.length, 1, 'one connection, not one per node');
     });
 
@@ -154,7 +162,6 @@ describe('Node-RED ' + nodeRed.version + ' specifics', function () {
         beforeEach(function () {
             if (!V5) this.skip(); // 4.1's tls-config has only PEM files and text
         });
-
 
         it('connects with the CA taken from an environment variable', async function () {
             process.env.WSRS_TEST_CA = certs.ca;

@@ -3,6 +3,7 @@
 // tls-config node and Node-RED's settings, the way core reads them.
 
 const crypto = require('crypto');
+const { limitsOf } = require('./limits');
 const { nodeTrust } = require('./trust');
 
 function text(v) {
@@ -61,12 +62,15 @@ function proxyOptions(settings) {
     };
 }
 
+/** A blank or unusable setting is the default; the addon raises a tiny one to its minimum. */
 function number(v, fallback) {
+    if (v === undefined || v === null || String(v).trim() === '') return fallback;
     const n = Number(v);
     return Number.isFinite(n) && n >= 0 ? Math.round(n) : fallback;
 }
 
-function clientOptions(RED, node, n, heartbeatMs, subprotocols) {
+/** `limits` as read by lib/limits.js (by default from `n`, bad values ignored). */
+function clientOptions(RED, node, n, heartbeatMs, subprotocols, limits = limitsOf(n, false, () => {})) {
     return {
         url: n.path,
         subprotocols,
@@ -76,7 +80,12 @@ function clientOptions(RED, node, n, heartbeatMs, subprotocols) {
         trust: nodeTrust((text) => node.warn(text)),
         proxy: proxyOptions(RED.settings),
         reconnectMs: number(RED.settings.websocketClientReconnectDelay, 3000),
-        reconnectMaxMs: number(RED.settings.websocketClientReconnectMaxDelay, 60000)
+        reconnectMaxMs: number(RED.settings.websocketClientReconnectMaxDelay, 60000),
+        connectTimeoutMs: limits.handshakeMs,
+        idleTimeoutMs: limits.idleTimeoutMs,
+        maxMessageBytes: limits.maxMessageBytes,
+        maxQueueBytes: limits.maxQueueBytes,
+        queuePolicy: limits.queuePolicy
     };
 }
 

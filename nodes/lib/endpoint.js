@@ -3,8 +3,13 @@
 // websocket-client): the in/out nodes that hang off them, status, and turning
 // event batches from the addon into msgs.
 
-const { KIND, forEachEvent } = require('./batch');
+const { KIND, forEachEvent, binaryPayload } = require('./batch');
 const messages = require('./messages');
+const warnings = require('./warnings');
+const { formatSize } = require('./limits');
+
+/** A client whose messages are being dropped is reported at most this often. */
+const DROP_REPORT_MS = 10 * 1000;
 
 module.exports = function (RED) {
     /** Sets up the shared state on a freshly created config node. */
@@ -18,6 +23,13 @@ module.exports = function (RED) {
         node.failure = null;
         node.lastStatus = null;
         node.lastWarning = null;
+        node.peerWarnings = warnings.limiter(
+            (text) => node.warn(RED._('websocket.errors.connect-error') + text),
+            (count, seconds) => node.warn(RED._('websocket.errors.more-errors', { count, seconds })));
+        // Messages dropped by the queue policy "drop": in all (for counters), and
+        // per live session {total, reported, at} for the warnings.
+        node.dropped = 0;
+        node.drops = new Map();
         // Live sessions: number <-> `_session.id`, so no message parses or formats ids.
         node.keyOf = new Map();
         node.idOf = new Map();
@@ -62,7 +74,7 @@ module.exports = function (RED) {
                 this.deliver(buf.toString('utf8', start, end), session);
                 break;
             case KIND.BINARY:
-                this.deliver(buf.subarray(start, end), session);
+                this.deliver(binaryPayload(buf, start, end), session);
                 break;
             case KIND.OPEN: {
                 this.lastWarning = null;
@@ -78,8 +90,13 @@ module.exports = function (RED) {
                 this.setStatus(this.count > 0 && this.isListener
                     ? connectedStatus(this, 'disconnect', session)
                     : { fill: 'red', shape: 'ring', text: 'common.status.disconnected', event: 'disconnect', _session: sessionOf(session) });
+                this.reportDrops(session, true);
                 this.idOf.delete(this.keyOf.get(session));
                 this.keyOf.delete(session);
+                break;
+            case KIND.DROPPED:
+                this.dropped += extra;
+                this.noteDrops(session, extra);
                 break;
             case KIND.ERROR: {
                 this.setStatus({ fill: 'red', shape: 'ring', text: 'common.status.error', event: 'error', _session: sessionOf(session) });
@@ -87,7 +104,7 @@ module.exports = function (RED) {
                 // not on every attempt; the status shows each one.
                 const text = buf.toString('utf8', start, end);
                 if (this.isListener || text !== this.lastWarning) {
-                    this.warn(RED._('websocket.errors.connect-error') + text);
+                    this.peerWarnings.warn(text);
                 }
                 this.lastWarning = this.isListener ? null : text;
                 break;
@@ -150,6 +167,31 @@ module.exports = function (RED) {
             }
         },
 
+        noteDrops(session, count) {
+            if (!this.keyOf.has(session)) return; // the addon reports drops before a close
+            const d = this.drops.get(session) || { total: 0, reported: 0, at: -Infinity };
+            d.total += count;
+            this.drops.set(session, d);
+            if (Date.now() - d.at >= DROP_REPORT_MS) {
+                this.reportDrops(session, false);
+            }
+        },
+
+        /** Warns of a session's drops not reported yet; `ended`: it closed, forget it. */
+        reportDrops(session, ended) {
+            const d = this.drops.get(session);
+            if (!d) return;
+            if (ended) this.drops.delete(session);
+            if (d.total === d.reported) return;
+            d.reported = d.total;
+            d.at = Date.now();
+            this.peerWarnings.warn(RED._('websocket.errors.dropped', {
+                count: d.total,
+                session: this.keyOf.get(session) || messages.sessionKey(session),
+                cap: formatSize(this.limits.maxQueueBytes)
+            }));
+        },
+
         setStatus(status) {
             this.lastStatus = status;
             for (const n of this.statusNodes) {
@@ -197,6 +239,7 @@ module.exports = function (RED) {
         closeNative(done) {
             this.flushOutbox();
             this.closing = true;
+            this.peerWarnings.close();
             this.inputNodes.clear();
             this.statusNodes.clear();
             const native = this.native;

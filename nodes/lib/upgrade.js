@@ -56,21 +56,42 @@ function refuse(socket, code, message, headers) {
  * Applies settings.webSocketNodeVerifyClient (same signature as `ws`'s
  * verifyClient, as core uses it), then calls `proceed()` or refuses. While an
  * asynchronous verifier runs, the socket stops reading so that no byte the
- * client sends meanwhile lands in JS and is lost to the handover.
+ * client sends meanwhile lands in JS and is lost to the handover. With
+ * `timeoutMs`, a verifier that has not answered by then is not waited for: the
+ * client gets 503 (the server could not decide in time, which is not the
+ * client's fault, as 408 would say) and `onTimeout()` is called.
  */
-function verify(verifyClient, req, socket, proceed) {
+function verify(verifyClient, req, socket, proceed, { timeoutMs = 0, onTimeout } = {}) {
     if (typeof verifyClient !== 'function') {
         return proceed();
     }
-    const version = +req.headers['sec-websocket-version'];
     const info = {
-        origin: req.headers[version === 8 ? 'sec-websocket-origin' : 'origin'],
+        origin: originOf(req),
         secure: !!(req.socket.authorized || req.socket.encrypted),
         req
     };
     if (verifyClient.length === 2) {
         stopReading(socket);
+        let timer = null;
+        let settled = false;
+        const settle = () => {
+            if (settled) return false;
+            settled = true;
+            clearTimeout(timer);
+            socket.off('close', settle);
+            return true;
+        };
+        // Gone meanwhile (the client left, or Node-RED's inboundWebSocketTimeout).
+        socket.once('close', settle);
+        if (timeoutMs > 0) {
+            timer = setTimeout(() => {
+                if (!settle()) return;
+                if (onTimeout) onTimeout();
+                refuse(socket, 503, 'The WebSocket handshake could not be completed in time');
+            }, timeoutMs);
+        }
         verifyClient(info, (ok, code, message, headers) => {
+            if (!settle()) return;
             if (ok) proceed();
             else refuse(socket, code || 401, message, headers);
         });
@@ -78,6 +99,12 @@ function verify(verifyClient, req, socket, proceed) {
     }
     if (verifyClient(info)) proceed();
     else refuse(socket, 401);
+}
+
+/** The Origin a browser sent (`Sec-WebSocket-Origin` in protocol version 8); undefined if none. */
+function originOf(req) {
+    const version = +req.headers['sec-websocket-version'];
+    return req.headers[version === 8 ? 'sec-websocket-origin' : 'origin'];
 }
 
 /**
@@ -128,4 +155,4 @@ function requestInfo(req) {
     };
 }
 
-module.exports = { routes, attach, pathOf, verify, refuse, stopReading, descriptorOf, takeBuffered, requestInfo };
+module.exports = { routes, attach, pathOf, verify, originOf, refuse, stopReading, descriptorOf, takeBuffered, requestInfo };

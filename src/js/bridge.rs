@@ -54,14 +54,11 @@ impl JsBridge {
         self.inner.end();
     }
 
-    /// The socket's write buffer is full; stop output until `resume`.
+    /// The socket has taken `bytes` of the output (see `bridge::OUT_WINDOW`).
     #[napi(catch_unwind)]
-    pub fn pause(&self) {
-        self.inner.pause();
-    }
-
-    #[napi(catch_unwind)]
-    pub fn resume(&self) {
-        self.inner.resume();
+    pub fn written(&self, bytes: f64) {
+        if bytes.is_finite() && bytes > 0.0 {
+            self.inner.written(bytes as usize);
+        }
     }
 }

@@ -1,4 +1,4 @@
-use super::{close_code, inbox_for, invalid, send_each, session_config, CopiedBuffer};
+use super::{close_code, inbox_for, invalid, send_each, session_config, CopiedBuffer, SessionOptions};
 use crate::client::{Client, ClientConfig};
 use crate::proxy::ProxyOptions;
 use crate::tls::{DefaultTrust, TlsOptions};
@@ -53,7 +53,7 @@ pub struct ClientOptions {
     pub tls: Option<ClientTls>,
     pub trust: Option<ClientTrust>,
     pub proxy: Option<ClientProxy>,
-    /// Wait before reconnecting, in milliseconds. Default 3000 (as core).
+    /// Wait before reconnecting, in milliseconds. Default 3000 (as core); at least 100.
     pub reconnect_ms: Option<u32>,
     /// Cap of the doubling wait while the server keeps refusing. Default 60000.
     pub reconnect_max_ms: Option<u32>,
@@ -61,6 +61,10 @@ pub struct ClientOptions {
     pub connect_timeout_ms: Option<u32>,
     pub max_message_bytes: Option<f64>,
     pub max_queue_bytes: Option<f64>,
+    /// "close" (default) or "drop", as for `Listener`.
+    pub queue_policy: Option<String>,
+    /// With no heartbeat, close a connection on which the server is silent this long (1001).
+    pub idle_timeout_ms: Option<u32>,
 }
 
 fn ms(v: Option<u32>, default: u64) -> Duration {
@@ -104,7 +108,13 @@ impl JsClient {
             url: options.url,
             protocols: options.subprotocols.unwrap_or_default(),
             headers,
-            session: session_config(options.heartbeat_ms, options.max_message_bytes, options.max_queue_bytes)?,
+            session: session_config(SessionOptions {
+                heartbeat_ms: options.heartbeat_ms,
+                idle_timeout_ms: options.idle_timeout_ms,
+                max_message_bytes: options.max_message_bytes,
+                max_queue_bytes: options.max_queue_bytes,
+                queue_policy: options.queue_policy,
+            })?,
             tls,
             trust: options.trust.map_or_else(DefaultTrust::default, |t| {
                 let openssl_store = t.openssl_store.unwrap_or(false);
@@ -115,7 +125,7 @@ impl JsClient {
             proxy,
             reconnect_delay: ms(options.reconnect_ms, 3000),
             reconnect_max_delay: ms(options.reconnect_max_ms, 60_000),
-            connect_timeout: ms(options.connect_timeout_ms, 30_000),
+            connect_timeout: ms(options.connect_timeout_ms.filter(|&v| v > 0), 30_000),
         };
         Ok(JsClient { inner: Client::start(cfg, inbox_for(on_events)?)? })
     }
@@ -129,6 +139,7 @@ impl JsClient {
     }
 
     /// Stop reconnecting and close with `code` (default 1001); resolves when done.
+    /// A code that must never be sent rejects with ERR_WSRS_INVALID_ARGUMENT.
     #[napi(catch_unwind)]
     pub async fn close(&self, code: Option<u32>) -> Result<()> {
         self.inner.close(close_code(code)?).await;

@@ -1,9 +1,10 @@
 use super::bridge::JsBridge;
-use super::{close_code, inbox_for, send_each, session_config, CopiedBuffer};
+use super::{close_code, inbox_for, send_each, session_config, CopiedBuffer, SessionOptions};
 use crate::handshake::UpgradeRequest;
 use crate::listener::{Listener, ListenerConfig};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use std::time::Duration;
 
 #[napi(object)]
 pub struct ListenerOptions {
@@ -13,8 +14,17 @@ pub struct ListenerOptions {
     pub subprotocols: Option<Vec<String>>,
     /// Largest message accepted from a client, in bytes. Default 100 MiB (as core's `ws`).
     pub max_message_bytes: Option<f64>,
-    /// Bytes that may queue for one client before it is closed with 1008. Default 256 MiB.
+    /// Bytes that may queue for one client before the queue policy applies. Default 256 MiB.
     pub max_queue_bytes: Option<f64>,
+    /// "close" (default): close a client whose queue is full with 1008; "drop":
+    /// drop what does not fit, reported as `Dropped` events.
+    pub queue_policy: Option<String>,
+    /// With no heartbeat, close a client silent this long (1001). Absent or 0: never.
+    pub idle_timeout_ms: Option<u32>,
+    /// Refuse connections past this many (503). Absent or 0: no limit.
+    pub max_connections: Option<u32>,
+    /// Drop a connection whose 101 answer is not written within this. Absent or 0: no limit.
+    pub handshake_timeout_ms: Option<u32>,
 }
 
 /// The request fields the handshake needs, as Node's HTTP parser saw them.
@@ -43,8 +53,22 @@ impl JsListener {
     /// `onEvents(batch)` receives inbound events in batches (layout in src/inbox.rs).
     #[napi(constructor, catch_unwind)]
     pub fn new(options: ListenerOptions, on_events: Function<'_, CopiedBuffer, ()>) -> Result<Self> {
-        let session = session_config(options.heartbeat_ms, options.max_message_bytes, options.max_queue_bytes)?;
-        let cfg = ListenerConfig { session, protocols: options.subprotocols.unwrap_or_default() };
+        let session = session_config(SessionOptions {
+            heartbeat_ms: options.heartbeat_ms,
+            idle_timeout_ms: options.idle_timeout_ms,
+            max_message_bytes: options.max_message_bytes,
+            max_queue_bytes: options.max_queue_bytes,
+            queue_policy: options.queue_policy,
+        })?;
+        let cfg = ListenerConfig {
+            session,
+            protocols: options.subprotocols.unwrap_or_default(),
+            max_connections: options.max_connections.filter(|&n| n > 0).map(|n| n as usize),
+            handshake_timeout: options
+                .handshake_timeout_ms
+                .filter(|&ms| ms > 0)
+                .map(|ms| Duration::from_millis(ms.into())),
+        };
         Ok(JsListener { inner: Listener::new(cfg, inbox_for(on_events)?) })
     }
 
@@ -65,7 +89,8 @@ impl JsListener {
     }
 
     /// Run a session over a connection whose bytes JS carries (a TLS socket):
-    /// `onOutput(kind, bytes)` gets 1 = write these, 2 = resume reading, 3 = end.
+    /// `onOutput(kind, bytes)` gets 1 = write these (and report them with
+    /// `written` once the socket took them), 2 = resume reading, 3 = end.
     /// Returns the bridge, or the HTTP response to write when refused.
     #[napi(catch_unwind, ts_return_type = "Bridge | string")]
     pub fn bridge(
@@ -92,6 +117,7 @@ impl JsListener {
     }
 
     /// Close every session with `code` (default 1001) and stop; resolves when done.
+    /// A code that must never be sent rejects with ERR_WSRS_INVALID_ARGUMENT.
     #[napi(catch_unwind)]
     pub async fn close(&self, code: Option<u32>) -> Result<()> {
         self.inner.close(close_code(code)?).await;

@@ -68,17 +68,29 @@ pub fn bytes_option(v: Option<f64>, default: usize, name: &str) -> Result<usize>
     }
 }
 
-/// Session settings shared by listeners and clients.
-pub fn session_config(
-    heartbeat_ms: Option<u32>,
-    max_message_bytes: Option<f64>,
-    max_queue_bytes: Option<f64>,
-) -> Result<crate::session::SessionConfig> {
+/// Session settings shared by listeners and clients, as JS gives them.
+pub struct SessionOptions {
+    pub heartbeat_ms: Option<u32>,
+    pub idle_timeout_ms: Option<u32>,
+    pub max_message_bytes: Option<f64>,
+    pub max_queue_bytes: Option<f64>,
+    pub queue_policy: Option<String>,
+}
+
+pub fn session_config(o: SessionOptions) -> Result<crate::session::SessionConfig> {
     let defaults = crate::session::SessionConfig::default();
+    let millis = |ms: Option<u32>| ms.filter(|&ms| ms > 0).map(|ms| std::time::Duration::from_millis(ms.into()));
+    let drop_when_full = match o.queue_policy.as_deref() {
+        None | Some("" | "close") => false,
+        Some("drop") => true,
+        Some(other) => return Err(invalid(format!("queuePolicy must be \"close\" or \"drop\", got {other:?}"))),
+    };
     Ok(crate::session::SessionConfig {
-        heartbeat: heartbeat_ms.filter(|&ms| ms > 0).map(|ms| std::time::Duration::from_millis(ms.into())),
-        max_message_bytes: bytes_option(max_message_bytes, defaults.max_message_bytes, "maxMessageBytes")?,
-        max_queue_bytes: bytes_option(max_queue_bytes, defaults.max_queue_bytes, "maxQueueBytes")?,
+        heartbeat: millis(o.heartbeat_ms),
+        idle: millis(o.idle_timeout_ms),
+        max_message_bytes: bytes_option(o.max_message_bytes, defaults.max_message_bytes, "maxMessageBytes")?,
+        max_queue_bytes: bytes_option(o.max_queue_bytes, defaults.max_queue_bytes, "maxQueueBytes")?,
+        drop_when_full,
         ..defaults
     })
 }
@@ -97,10 +109,34 @@ pub fn send_each(
 }
 
 /// The close code JS asked for; absent means 1001 "going away" (a node stopping).
+/// Codes a peer must treat as a protocol error are refused, as `ws` refuses them:
+/// below 1000, 1004-1006 and 1015 (reserved or never on the wire), 1016-2999
+/// (unassigned protocol codes), and anything past 4999.
 pub fn close_code(code: Option<u32>) -> Result<u16> {
-    code.map_or(Ok(1001), |c| u16::try_from(c).map_err(|_| invalid("close code out of range")))
+    match code {
+        None => Ok(1001),
+        Some(c @ (1000..=1003 | 1007..=1014 | 3000..=4999)) => Ok(c as u16),
+        Some(c) => Err(invalid(format!("close code {c} may not be sent: use 1000-1003, 1007-1014 or 3000-4999"))),
+    }
 }
 
 pub fn invalid(msg: impl Into<String>) -> Error {
     crate::error::Error::InvalidArgument(msg.into()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::close_code;
+
+    #[test]
+    fn close_codes_that_must_not_be_sent_are_refused_with_a_code() {
+        for bad in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65_535, 70_000] {
+            let e = close_code(Some(bad)).expect_err(&bad.to_string());
+            assert!(e.reason.starts_with("ERR_WSRS_INVALID_ARGUMENT: close code"), "{bad}: {}", e.reason);
+        }
+        for good in [1000, 1001, 1003, 1007, 1011, 1014, 3000, 4000, 4999] {
+            assert_eq!(close_code(Some(good)).ok(), Some(good as u16));
+        }
+        assert_eq!(close_code(None).ok(), Some(1001));
+    }
 }

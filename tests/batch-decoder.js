@@ -1,0 +1,39 @@
+'use strict';
+// Test-only child process of the Rust property test in src/inbox/props.rs: it
+// decodes real batches with the shipped decoder, so the round trip crosses from the
+// Rust encoder to nodes/lib/batch.js. Not a mocha file, not shipped.
+//
+// stdin: frames of [u32 LE length][batch bytes]. stdout: one JSON line per frame,
+// {events: [[kind, session, extra, payloadBase64, text], ...]} or {error}, where
+// text is the payload as the in node turns it into a string (text and error events).
+
+const { KIND, forEachEvent } = require('../nodes/lib/batch');
+
+function decode(buf) {
+    const events = [];
+    forEachEvent(buf, (kind, session, data, start, end, extra) => {
+        const payload = data.subarray(start, end);
+        const text = kind === KIND.TEXT || kind === KIND.ERROR ? data.toString('utf8', start, end) : null;
+        events.push([kind, session, extra, Buffer.from(payload).toString('base64'), text]);
+    });
+    return { events };
+}
+
+let pending = Buffer.alloc(0);
+process.stdin.on('data', (chunk) => {
+    pending = Buffer.concat([pending, chunk]);
+    while (pending.length >= 4) {
+        const len = pending.readUInt32LE(0);
+        if (pending.length < 4 + len) break;
+        // A copy: the decoder must not depend on where the batch sits in memory.
+        const batch = Buffer.from(pending.subarray(4, 4 + len));
+        pending = pending.subarray(4 + len);
+        let reply;
+        try {
+            reply = decode(batch);
+        } catch (err) {
+            reply = { error: String(err && err.stack || err) };
+        }
+        process.stdout.write(JSON.stringify(reply) + '\n');
+    }
+});
