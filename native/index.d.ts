@@ -105,10 +105,8 @@ export interface ClientTls {
   cert?: string
   /** PEM private key, unencrypted. */
   key?: string
-  /** PKCS#12 bundle (client certificate, key, CA chain) instead of `cert` and `key`. */
-  pfx?: Buffer
-  /** The bundle's passphrase. */
-  passphrase?: string
+  /** PEM certificates trusted besides `ca` or the default trust (a PKCS#12 bundle's others). */
+  extraCa?: string
   /** Verify the server certificate. Default true. */
   verify?: boolean
   servername?: string

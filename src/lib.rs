@@ -9,7 +9,6 @@ pub mod handshake;
 pub mod inbox;
 pub mod listener;
 pub mod memory;
-pub mod pfx;
 pub mod proxy;
 pub mod session;
 pub mod stream;

@@ -1,10 +1,9 @@
 //! TLS for client connections, from the material of a Node-RED `tls-config` node:
-//! CA (replaces the default trust, as in Node), client certificate and key or a
-//! PKCS#12 bundle, "verify server certificate", server name and ALPN. Without a CA,
-//! a client trusts what Node.js trusts by default (`DefaultTrust`).
+//! CA (replaces the default trust, as in Node), client certificate and key, the CAs
+//! of a PKCS#12 bundle (JS decodes it), "verify server certificate", server name and
+//! ALPN. Without a CA, a client trusts what Node.js trusts by default (`DefaultTrust`).
 
 use crate::error::{Error, Result};
-use crate::pfx;
 use parking_lot::Mutex;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -21,10 +20,9 @@ pub struct TlsOptions {
     pub cert: Option<Vec<u8>>,
     /// PEM private key (unencrypted: JS decrypts a passphrase-protected key first).
     pub key: Option<Vec<u8>>,
-    /// PKCS#12 bundle (DER): client certificate, key and CA chain, used instead of `cert` and `key`.
-    pub pfx: Option<Vec<u8>>,
-    /// The bundle's passphrase.
-    pub passphrase: Option<String>,
+    /// PEM certificates trusted besides `ca` or the default trust: the other
+    /// certificates of a PKCS#12 bundle, which Node trusts too.
+    pub extra_ca: Option<Vec<u8>>,
     /// Check the server's certificate (on unless the user turns it off).
     pub verify: bool,
     /// Name to send (SNI) and verify instead of the URL's host.
@@ -35,16 +33,7 @@ pub struct TlsOptions {
 /// Verification is on unless turned off explicitly.
 impl Default for TlsOptions {
     fn default() -> Self {
-        TlsOptions {
-            ca: None,
-            cert: None,
-            key: None,
-            pfx: None,
-            passphrase: None,
-            verify: true,
-            servername: None,
-            alpn: None,
-        }
+        TlsOptions { ca: None, cert: None, key: None, extra_ca: None, verify: true, servername: None, alpn: None }
     }
 }
 
@@ -128,40 +117,37 @@ fn certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>> {
 
 pub fn client_config(opts: &TlsOptions, trust: &DefaultTrust) -> Result<Arc<ClientConfig>> {
     let provider = provider();
-    let bundle = match &opts.pfx {
-        Some(der) => Some(pfx::decode(der, opts.passphrase.as_deref().unwrap_or(""))?),
-        None => None,
-    };
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls(e.to_string()))?;
     let builder = if opts.verify {
-        let bundle_cas = bundle.as_ref().map_or(&[][..], |b| b.cas());
+        // One that cannot be a trust anchor is skipped rather than failing the client.
+        let extra: Vec<_> = opts
+            .extra_ca
+            .as_deref()
+            .map_or_else(Vec::new, |pem| CertificateDer::pem_slice_iter(pem).filter_map(|c| c.ok()).collect());
         let roots = match &opts.ca {
             Some(pem) => {
                 let mut roots = RootCertStore::empty();
                 for c in certs(pem, "CA certificate")? {
                     roots.add(c).map_err(|e| Error::Tls(format!("CA certificate: {e}")))?;
                 }
-                roots.add_parsable_certificates(bundle_cas.iter().cloned());
+                roots.add_parsable_certificates(extra);
                 Arc::new(roots)
             }
-            None => trust.roots(bundle_cas),
+            None => trust.roots(&extra),
         };
         builder.with_root_certificates(roots)
     } else {
         builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
     };
-    let mut config = match (bundle, &opts.cert, &opts.key) {
-        (Some(b), _, _) => {
-            builder.with_client_auth_cert(b.chain, b.key).map_err(|e| Error::Tls(format!("PKCS#12 bundle: {e}")))?
-        }
-        (None, Some(cert), Some(key)) => {
+    let mut config = match (&opts.cert, &opts.key) {
+        (Some(cert), Some(key)) => {
             let chain = certs(cert, "client certificate")?;
             let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| Error::Tls(format!("private key: {e}")))?;
             builder.with_client_auth_cert(chain, key).map_err(|e| Error::Tls(format!("client certificate: {e}")))?
         }
-        (None, None, None) => builder.with_no_client_auth(),
+        (None, None) => builder.with_no_client_auth(),
         _ => return Err(Error::Tls("a client certificate needs both a certificate and a private key".into())),
     };
     if let Some(alpn) = opts.alpn.as_deref().filter(|a| !a.is_empty()) {

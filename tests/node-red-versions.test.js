@@ -23,10 +23,11 @@ function pfxStandIn(RED) {
     PfxTls.prototype.addTLSOptions = function (opts) {
         if (this.credentials.p12data) opts.pfx = Buffer.from(this.credentials.p12data, 'base64');
         if (this.credentials.passphrase) opts.passphrase = this.credentials.passphrase;
+        if (this.credentials.cadata) opts.ca = this.credentials.cadata; // no core tls-config adds one
         opts.rejectUnauthorized = this.verifyservercert;
         return opts;
     };
-    RED.nodes.registerType('tls-config', PfxTls, { credentials: { p12data: { type: 'text' }, passphrase: { type: 'password' } } });
+    RED.nodes.registerType('tls-config', PfxTls, { credentials: { p12data: { type: 'text' }, passphrase: { type: 'password' }, cadata: { type: 'text' } } });
 }
 
 const V5 = parseInt(nodeRed.version, 10) >= 5;
@@ -138,6 +139,19 @@ describe('Node-RED ' + nodeRed.version + ' specifics', function () {
                 }
             });
         }
+
+        it('trusts a bundle\'s CA chain also beside a CA given with it', async function () {
+            const s = await mutualTlsServer();
+            try {
+                const other = makeCerts().ca; // did not issue the server's certificate
+                const port = s.srv.address().port;
+                await helper.load([wsNode, pfxStandIn], [client({ path: 'wss://localhost:' + port + '/p12' }), tls({ certType: 'pfx' }), inNode(), sink],
+                    { tls: { p12data: toPkcs12(certs, 'secret').toString('base64'), passphrase: 'secret', cadata: other } });
+                await until(() => s.conns.length === 1, 'mutual TLS connection');
+            } finally {
+                await s.close();
+            }
+        });
 
         it('reports a wrong PKCS#12 passphrase as a node error, and does not connect', async function () {
             const p12 = toPkcs12(certs, 'secret');

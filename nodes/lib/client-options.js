@@ -5,6 +5,7 @@
 const crypto = require('crypto');
 const { limitsOf } = require('./limits');
 const { nodeTrust } = require('./trust');
+const { readPfx } = require('./pfx');
 
 function text(v) {
     return v === undefined || v === null || v === '' ? undefined : Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
@@ -35,15 +36,14 @@ function tlsOptions(RED, tlsId) {
     const tlsNode = tlsId ? RED.nodes.getNode(tlsId) : null;
     if (!tlsNode) return undefined;
     const o = tlsNode.addTLSOptions({});
-    // Node-RED 5's tls-config can hold a PKCS#12 bundle instead of PEM; the
-    // addon reads it (its passphrase is the bundle's then).
-    const pfx = o.pfx ? Buffer.from(o.pfx) : undefined;
+    // Node-RED 5's tls-config can hold a PKCS#12 bundle instead of PEM (its
+    // passphrase is the bundle's then).
+    const pfx = o.pfx ? readPfx(o.pfx, o.passphrase) : undefined;
     return {
         ca: text(o.ca),
-        cert: pfx ? undefined : text(o.cert),
-        key: pfx ? undefined : plainKey(o.key, o.passphrase),
-        pfx,
-        passphrase: pfx && o.passphrase ? String(o.passphrase) : undefined,
+        cert: pfx ? pfx.cert : text(o.cert),
+        key: pfx ? pfx.key : plainKey(o.key, o.passphrase),
+        extraCa: pfx ? pfx.ca : undefined,
         // As Node: only an explicit false turns verification off.
         verify: o.rejectUnauthorized !== false,
         servername: text(o.servername),

@@ -13,10 +13,8 @@ pub struct ClientTls {
     pub cert: Option<String>,
     /// PEM private key, unencrypted.
     pub key: Option<String>,
-    /// PKCS#12 bundle (client certificate, key, CA chain) instead of `cert` and `key`.
-    pub pfx: Option<Buffer>,
-    /// The bundle's passphrase.
-    pub passphrase: Option<String>,
+    /// PEM certificates trusted besides `ca` or the default trust (a PKCS#12 bundle's others).
+    pub extra_ca: Option<String>,
     /// Verify the server certificate. Default true.
     pub verify: Option<bool>,
     pub servername: Option<String>,
@@ -92,8 +90,7 @@ impl JsClient {
             ca: t.ca.map(String::into_bytes),
             cert: t.cert.map(String::into_bytes),
             key: t.key.map(String::into_bytes),
-            pfx: t.pfx.map(|b| b.to_vec()),
-            passphrase: t.passphrase,
+            extra_ca: t.extra_ca.map(String::into_bytes),
             verify: t.verify.unwrap_or(true),
             servername: t.servername,
             alpn: t.alpn,

@@ -97,18 +97,22 @@ describe('the packed package, installed as a user installs it', function () {
         }
     }
 
-    it('holds only what runs: code, nodes, locales, examples, every binary, README, LICENSE', function () {
+    it('holds only what runs: code, nodes, locales, examples, every binary, node-forge, README, LICENSE', function () {
         const files = packed.files.map((f) => f.path);
         assert.deepStrictEqual(files.filter((f) => f.startsWith('native/')).sort(),
             ['native/index.js', ...Object.keys(SHIPPED).map((p) => 'native/' + BINARY + '.' + p + '.node')].sort());
         for (const f of ['index.js', 'native/index.js', 'nodes/websocket.js', 'nodes/websocket.html',
             'nodes/locales/en-US/websocket.json', 'nodes/locales/en-US/websocket.html', 'README.md', 'LICENSE',
-            'scripts/build.js', 'Cargo.toml', 'Cargo.lock', 'src/lib.rs']) {
+            'scripts/build.js', 'Cargo.toml', 'Cargo.lock', 'src/lib.rs',
+            'node_modules/node-forge/package.json', 'node_modules/node-forge/lib/index.js']) {
             assert.ok(files.includes(f), f + ' not packed');
         }
         assert.strictEqual(files.filter((f) => /^examples\/.+\.json$/.test(f)).length, 3, 'examples: ' + files);
         const extra = files.filter((f) => /^(tests|bench|\.ci|target|scripts\/(?!build\.js$))/.test(f) || f.endsWith('.tgz'));
         assert.deepStrictEqual(extra, []);
+        // Its one dependency, bundled so that an offline install fetches nothing.
+        const modules = files.filter((f) => f.startsWith('node_modules/') && !f.startsWith('node_modules/node-forge/'));
+        assert.deepStrictEqual(modules, []);
     });
 
     it('installs as a real copy (not a link to the checkout), with every binary', function () {
@@ -117,6 +121,17 @@ describe('the packed package, installed as a user installs it', function () {
         for (const platform of Object.keys(SHIPPED)) {
             assert.ok(fs.existsSync(path.join(installed, 'native', BINARY + '.' + platform + '.node')), platform);
         }
+    });
+
+    it('reads a PKCS#12 bundle with the node-forge it carries', function () {
+        const forge = path.join(installed, 'node_modules', 'node-forge', 'package.json');
+        const pinned = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'))).dependencies['node-forge'];
+        assert.strictEqual(JSON.parse(fs.readFileSync(forge)).version, pinned);
+        const { readPfx } = require(path.join(installed, 'nodes', 'lib', 'pfx.js'));
+        const fixtures = path.join(ROOT, 'tests', 'fixtures', 'pkcs12');
+        const got = readPfx(fs.readFileSync(path.join(fixtures, 'aes256.p12')), 'secret');
+        assert.strictEqual(got.ca, fs.readFileSync(path.join(fixtures, 'ca.pem'), 'latin1'));
+        assert.ok(require.cache[path.join(installed, 'node_modules', 'node-forge', 'lib', 'index.js')], 'the installed copy\'s node-forge was used');
     });
 
     it('loads in Node-RED from the user dir, with the four types, and echoes through a flow exported from core', async function () {
