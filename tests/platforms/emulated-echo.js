@@ -122,7 +122,9 @@ function listenerNode(native, warn) {
     };
     require(path.join(ROOT, 'nodes', 'websocket.js'))(RED);
     const node = Object.create(types['websocket-listener'].prototype);
-    Object.assign(node, { native, closing: false, failure: null, warn });
+    const { limitsOf } = require(path.join(ROOT, 'nodes', 'lib', 'limits.js'));
+    // As the constructor leaves a listener with no limits configured.
+    Object.assign(node, { native, closing: false, failure: null, warn, limits: limitsOf({}, true, warn), peerWarnings: { warn } });
     return node;
 }
 
