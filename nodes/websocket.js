@@ -74,8 +74,7 @@ module.exports = function (RED) {
                 maxQueueBytes: lim.maxQueueBytes,
                 queuePolicy: lim.queuePolicy,
                 idleTimeoutMs: lim.idleTimeoutMs,
-                maxConnections: lim.maxConnections,
-                handshakeTimeoutMs: lim.handshakeMs
+                maxConnections: lim.maxConnections
             }, this.onBatch);
         } catch (err) {
             this.fail(withCode(err));
