@@ -306,7 +306,6 @@ where
         let id = session::next_id();
         inbox.push(Event::new(Kind::Connecting, id, Bytes::new(), 0));
         let (handle, rx, session_shared) = SessionHandle::new(&cfg.session);
-        let handle = handle.reporting_drops(inbox.clone(), id);
         let attempt = tokio::select! {
             r = tokio::time::timeout(cfg.connect_timeout, dial(session_shared.heard.clone())) => r,
             _ = stop.wait_for(|s| *s) => break,
@@ -322,6 +321,9 @@ where
                     }
                 }
                 inbox.push(Event::new(Kind::Open, id, Bytes::new(), 0));
+                if let Some((_, h)) = &*shared.current.lock() {
+                    h.report_drops(inbox, id);
+                }
                 let ended = session::run(ws, id, rx, session_shared, inbox.clone(), cfg.session.clone()).await;
                 shared.current.lock().take();
                 if let Some(err) = ended.error {

@@ -189,14 +189,14 @@ impl Listener {
         let id = session::next_id();
         let (handle, rx, session_shared) = SessionHandle::new(&cfg);
         let heard = session_shared.heard.clone();
-        let handle = handle.reporting_drops(shared.inbox.clone(), id);
+        let handle = Arc::new(handle);
         {
             // Registered before we return: JS may reply to this session at once.
             let mut sessions = shared.sessions.write();
             if shared.cfg.max_connections.is_some_and(|max| sessions.len() >= max) {
                 return Err(FULL);
             }
-            sessions.insert(id, Entry { handle: Arc::new(handle), abort: OnceLock::new() });
+            sessions.insert(id, Entry { handle: handle.clone(), abort: OnceLock::new() });
         }
         shared.generation.fetch_add(1, Ordering::Release);
         let task_shared = shared.clone();
@@ -220,6 +220,8 @@ impl Listener {
             departure.opened = true;
             let inbox = departure.shared.inbox.clone();
             inbox.push(Event::new(Kind::Open, id, Bytes::new(), 0));
+            handle.report_drops(&inbox, id);
+            drop(handle);
             departure.ended = Some(session::run(ws, id, rx, session_shared, inbox, cfg).await);
         });
         if let Some(entry) = shared.sessions.read().get(&id) {
