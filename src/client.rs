@@ -324,12 +324,14 @@ where
                 if let Some((_, h)) = &*shared.current.lock() {
                     h.report_drops(inbox, id);
                 }
+                let unsent = session_shared.clone();
                 let ended = session::run(ws, id, rx, session_shared, inbox.clone(), cfg.session.clone()).await;
                 shared.current.lock().take();
                 if let Some(err) = ended.error {
                     inbox.push(Event::new(Kind::Error, id, err, 0));
                 }
                 inbox.push(Event::new(Kind::Close, id, Bytes::new(), ended.code.into()));
+                crate::memory::session_freed(unsent.unsent());
             }
             Ok(Err(e)) => {
                 failures += 1;

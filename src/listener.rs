@@ -222,7 +222,11 @@ impl Listener {
             inbox.push(Event::new(Kind::Open, id, Bytes::new(), 0));
             handle.report_drops(&inbox, id);
             drop(handle);
+            let unsent = session_shared.clone();
             departure.ended = Some(session::run(ws, id, rx, session_shared, inbox, cfg).await);
+            // The session leaves the table, its handle and queue with it; then trim.
+            drop(departure);
+            crate::memory::session_freed(unsent.unsent());
         });
         if let Some(entry) = shared.sessions.read().get(&id) {
             let _ = entry.abort.set(task.abort_handle());

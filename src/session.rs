@@ -374,11 +374,6 @@ where
             ended.error = Some(text);
         }
     }
-    let held = shared.queued.load(Ordering::Relaxed);
-    drop(rx);
-    if held >= crate::memory::TRIM_AFTER_BYTES {
-        crate::memory::release_freed();
-    }
     ended
 }
 
