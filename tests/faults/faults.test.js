@@ -244,7 +244,12 @@ describe('faults: a real Node-RED with this package, under damage', function () 
         const problems = [];
         let lives = 0;
         let echoed = 0;
-        /** One client: streams numbered messages; each life must get back a gapless, ordered prefix of what it sent. */
+        let completed = 0;
+        /**
+         * One client: streams numbered messages; each life must get back a gapless,
+         * ordered prefix of what it sent (a redeploy ends it with messages in flight),
+         * and a life still open at the end, which stops sending and waits, all of it.
+         */
         async function streamer(k) {
             while (!stopping) {
                 let ws;
@@ -264,17 +269,30 @@ describe('faults: a real Node-RED with this package, under damage', function () 
                     next++;
                     echoed++;
                 });
-                await new Promise((resolve) => {
+                const ended = await new Promise((resolve) => {
                     const timer = setInterval(() => {
                         if (stopping || ws.readyState !== WebSocket.OPEN) {
                             clearInterval(timer);
-                            if (ws.readyState === WebSocket.OPEN) ws.close();
-                            return resolve();
+                            return resolve(ws.readyState !== WebSocket.OPEN);
                         }
                         ws.send(tag + sent++);
                     }, 50);
-                    ws.once('close', () => { clearInterval(timer); resolve(); });
+                    ws.once('close', () => { clearInterval(timer); resolve(true); });
                 });
+                if (!ended) {
+                    const closed = new Promise((resolve) => ws.once('close', resolve));
+                    try {
+                        await until(() => next === sent || ws.readyState !== WebSocket.OPEN, tag + ' its last echo', 10000);
+                    } catch (err) {
+                        problems.push(err.message);
+                    }
+                    if (ws.readyState === WebSocket.OPEN) {
+                        if (next === sent) completed++;
+                        else problems.push(tag + ' got ' + next + ' of ' + sent + ' echoes before its close');
+                        ws.close();
+                    }
+                    await within(closed, 5000, 'the close').catch(() => ws.terminate());
+                }
                 if (next > sent) problems.push(tag + ' got ' + next + ' echoes for ' + sent + ' messages');
             }
         }
@@ -287,6 +305,8 @@ describe('faults: a real Node-RED with this package, under damage', function () 
         stopping = true;
         await within(Promise.all(streams), 20000, 'the streamers to stop');
         assert.deepStrictEqual(problems.slice(0, 5), []);
+        console.log('      ' + completed + ' connections open at the end got every echo');
+        assert.ok(completed >= 100, 'only ' + completed + ' of 200 connections were open and complete at the end');
         assert.ok(lives >= 200 * 5, 'clients reconnected after the redeploys (' + lives + ' connection lives)');
         assert.ok(echoed > 10000, 'echoes flowed (' + echoed + ')');
         assert.strictEqual(steadyCloses, 0, 'a session on the untouched tab was closed');
