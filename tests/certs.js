@@ -8,7 +8,7 @@ function makeCert({ subject, issuer, issuerKey, keys, isCa, altNames }) {
     const cert = forge.pki.createCertificate();
     cert.publicKey = keys.publicKey;
     // DER wants the shortest positive INTEGER: an odd-length hex string gave a leading
-    // 0x00 byte now and then, which OpenSSL 3 (Node 22) refuses as "illegal padding".
+    // 0x00 byte in half of them, which strict DER parsers refuse as "illegal padding".
     cert.serialNumber = '01' + forge.util.bytesToHex(forge.random.getBytesSync(8));
     cert.validity.notBefore = new Date(Date.now() - 60 * 1000);
     cert.validity.notAfter = new Date(Date.now() + 24 * 3600 * 1000);
