@@ -45,8 +45,12 @@ impl Event {
 /// Caps of one batch: bigger batches cost more in young-generation GC than they save.
 pub const BATCH_MAX_EVENTS: usize = 256;
 pub const BATCH_MAX_BYTES: usize = 256 * 1024;
-/// Queued payload bytes past which session readers wait (TCP then slows the peers).
+/// Queued payload bytes, or events, past which session readers wait (TCP then slows
+/// the peers) until the flow has taken the queue down to half of both: readers then
+/// refill it in one burst, rather than all waking for each batch the flow takes
+/// (a wake-up per 16 messages of 64 B, each one preempting the JS thread).
 pub const HIGH_WATER_BYTES: usize = 8 * 1024 * 1024;
+pub const HIGH_WATER_EVENTS: usize = 32 * BATCH_MAX_EVENTS;
 
 type Wake = Box<dyn Fn(Arc<Inbox>) + Send + Sync>;
 
@@ -58,7 +62,28 @@ struct State {
     drops: HashMap<u32, u32>,
     /// A wake-up is on its way to the JS thread; do not send another.
     scheduled: bool,
+    /// Readers wait: the queue reached a high-water mark and is not yet down to half.
+    full: bool,
     closed: bool,
+}
+
+impl State {
+    /// Queues `ev`; true if the JS thread must be woken for it.
+    fn push(&mut self, ev: Event) -> bool {
+        if self.closed {
+            return false;
+        }
+        if ev.kind == Kind::Close && !self.drops.is_empty() {
+            // A session's drops reach JS before its end.
+            if let Some(count) = self.drops.remove(&ev.session) {
+                self.queue.push_back(Event::new(Kind::Dropped, ev.session, Bytes::new(), count));
+            }
+        }
+        self.bytes += ev.data.len();
+        self.queue.push_back(ev);
+        self.full |= self.bytes >= HIGH_WATER_BYTES || self.queue.len() >= HIGH_WATER_EVENTS;
+        !std::mem::replace(&mut self.scheduled, true)
+    }
 }
 
 pub struct Inbox {
@@ -74,21 +99,7 @@ impl Inbox {
 
     /// Queue an event regardless of the high-water mark (control events, errors).
     pub fn push(self: &Arc<Self>, ev: Event) {
-        let wake_now = {
-            let mut s = self.state.lock();
-            if s.closed {
-                return;
-            }
-            if ev.kind == Kind::Close && !s.drops.is_empty() {
-                // A session's drops reach JS before its end.
-                if let Some(count) = s.drops.remove(&ev.session) {
-                    s.queue.push_back(Event::new(Kind::Dropped, ev.session, Bytes::new(), count));
-                }
-            }
-            s.bytes += ev.data.len();
-            s.queue.push_back(ev);
-            !std::mem::replace(&mut s.scheduled, true)
-        };
+        let wake_now = self.state.lock().push(ev);
         if wake_now {
             self.wake();
         }
@@ -111,27 +122,44 @@ impl Inbox {
         }
     }
 
-    /// Queue a message, waiting while the queue is above the high-water mark.
+    /// Queue a message, waiting while the queue is full (see `HIGH_WATER_BYTES`).
     pub async fn push_data(self: &Arc<Self>, ev: Event) {
+        // One lock per message while there is room; the waiter is set up only when
+        // there is not (it costs two more locks).
+        let mut ev = match self.try_push(ev) {
+            Ok(()) => return,
+            Err(ev) => ev,
+        };
         loop {
             let notified = self.space.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            {
-                let s = self.state.lock();
-                if s.closed || s.bytes < HIGH_WATER_BYTES {
-                    drop(s);
-                    self.push(ev);
-                    return;
-                }
-            }
+            ev = match self.try_push(ev) {
+                Ok(()) => return,
+                Err(ev) => ev,
+            };
             notified.await;
         }
     }
 
-    /// True while the queue is above the high-water mark (readers are waiting).
+    /// Queues `ev` unless the queue is full (then gives it back).
+    fn try_push(self: &Arc<Self>, ev: Event) -> Result<(), Event> {
+        let wake_now = {
+            let mut s = self.state.lock();
+            if !s.closed && s.full {
+                return Err(ev);
+            }
+            s.push(ev)
+        };
+        if wake_now {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    /// True while the queue is full (readers are waiting for the flow).
     pub fn backed_up(&self) -> bool {
-        self.state.lock().bytes >= HIGH_WATER_BYTES
+        self.state.lock().full
     }
 
     fn wake(self: &Arc<Self>) {
@@ -143,7 +171,7 @@ impl Inbox {
     /// Take one batch, encoded as described at the top of this file. Called on the
     /// JS thread; schedules another wake-up when events remain.
     pub fn drain(self: &Arc<Self>) -> Vec<u8> {
-        let (events, more) = {
+        let (events, more, resume) = {
             let mut s = self.state.lock();
             let mut events = Vec::with_capacity(s.queue.len().min(BATCH_MAX_EVENTS));
             let mut bytes = 0;
@@ -165,9 +193,13 @@ impl Inbox {
             }
             let more = !s.queue.is_empty() || !s.drops.is_empty();
             s.scheduled = more;
-            (events, more)
+            let resume = s.full && s.bytes <= HIGH_WATER_BYTES / 2 && s.queue.len() <= HIGH_WATER_EVENTS / 2;
+            s.full &= !resume;
+            (events, more, resume)
         };
-        self.space.notify_waiters();
+        if resume {
+            self.space.notify_waiters();
+        }
         if more {
             self.wake();
         }
@@ -182,6 +214,7 @@ impl Inbox {
             s.queue.clear();
             s.drops.clear();
             s.bytes = 0;
+            s.full = false;
         }
         self.space.notify_waiters();
         self.wake.lock().take();
@@ -289,6 +322,36 @@ mod tests {
         assert_eq!(u32_at(&b, 0), 2, "the drops come before the close, and only there");
         assert_eq!((u32_at(&b, 4), u32_at(&b, 16)), (Kind::Dropped as u32, 2));
         assert_eq!(u32_at(&b, 20), Kind::Close as u32);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readers_wait_until_the_flow_has_taken_the_queue_down_to_half() {
+        let (inbox, _) = counting();
+        for _ in 0..HIGH_WATER_EVENTS {
+            inbox.push(Event::new(Kind::Text, 1, "m", 0));
+        }
+        assert!(inbox.backed_up(), "the event count is a high-water mark too");
+        let i2 = inbox.clone();
+        let waiter = tokio::spawn(async move { i2.push_data(Event::new(Kind::Text, 1, "late", 0)).await });
+        inbox.drain();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "one batch taken is not enough room");
+        let mut drained = 1;
+        while inbox.backed_up() && drained < HIGH_WATER_EVENTS {
+            inbox.drain();
+            drained += 1;
+        }
+        assert_eq!(drained, HIGH_WATER_EVENTS / 2 / BATCH_MAX_EVENTS, "readers resume at half");
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        let mut left = 0;
+        for _ in 0..HIGH_WATER_EVENTS {
+            let n = u32_at(&inbox.drain(), 0) as usize;
+            if n == 0 {
+                break;
+            }
+            left += n;
+        }
+        assert_eq!(left, HIGH_WATER_EVENTS / 2 + 1, "the late message is queued once");
     }
 
     #[tokio::test(start_paused = true)]

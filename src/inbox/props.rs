@@ -219,7 +219,7 @@ fn run(ops: &[Op], js: &mut JsDecoder) -> Result<(), TestCaseError> {
     let inbox = Inbox::new(Box::new(move |_| {
         wakes.fetch_add(1, Ordering::SeqCst);
     }));
-    let mut model = Model { queued: VecDeque::new(), bytes: 0, batches: 0 };
+    let mut model = Model { queued: VecDeque::new(), bytes: 0, batches: 0, full: false };
     for op in ops {
         match op {
             Op::Push(ev) => model.push(&inbox, ev.clone()),
@@ -242,7 +242,7 @@ fn run(ops: &[Op], js: &mut JsDecoder) -> Result<(), TestCaseError> {
             waiting as usize,
             "a wake-up is pending exactly while events wait"
         );
-        prop_assert_eq!(inbox.backed_up(), model.bytes >= HIGH_WATER_BYTES, "queued bytes are counted");
+        prop_assert_eq!(inbox.backed_up(), model.full, "queued bytes and events are counted");
     }
     // The JS thread runs wake-ups until none is left; each drains at least one event.
     let mut left = model.queued.len() + 1;
@@ -260,6 +260,8 @@ struct Model {
     queued: VecDeque<Ev>,
     bytes: usize,
     batches: usize,
+    /// Readers wait: a high-water mark was reached, and the queue is not yet down to half.
+    full: bool,
 }
 
 impl Model {
@@ -268,6 +270,7 @@ impl Model {
         self.bytes += data.len();
         inbox.push(Event::new(ev.kind, ev.session, data, ev.extra));
         self.queued.push_back(ev);
+        self.full |= self.bytes >= HIGH_WATER_BYTES || self.queued.len() >= HIGH_WATER_EVENTS;
     }
 
     fn deliver(&mut self, inbox: &Arc<Inbox>, js: &mut JsDecoder) -> Result<(), TestCaseError> {
@@ -287,6 +290,7 @@ impl Model {
             prop_assert!(*d == want, "batch {n} event {i}: JS decoded {}, pushed {}", brief(d), brief(&want));
             self.bytes -= want.payload.len();
         }
+        self.full &= self.bytes > HIGH_WATER_BYTES / 2 || self.queued.len() > HIGH_WATER_EVENTS / 2;
         let bytes: usize = got.iter().map(|d| d.payload.len()).sum();
         let size = 4 + 16 * got.len() + bytes;
         prop_assert_eq!(batch.len(), size, "batch {}: not the size of its header and payloads", n);
