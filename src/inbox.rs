@@ -168,10 +168,19 @@ impl Inbox {
         }
     }
 
-    /// Take one batch, encoded as described at the top of this file. Called on the
-    /// JS thread; schedules another wake-up when events remain.
+    /// Take one batch, encoded as described at the top of this file.
+    #[cfg(test)]
     pub fn drain(self: &Arc<Self>) -> Vec<u8> {
-        let (events, more, resume) = {
+        let batch = self.take();
+        let mut out = vec![0; batch.encoded_len()];
+        batch.encode_into(&mut out);
+        out
+    }
+
+    /// Take one batch, to be encoded into the Buffer JS gets. Called on the JS
+    /// thread; schedules another wake-up when events remain.
+    pub fn take(self: &Arc<Self>) -> Batch {
+        let (events, more, resume, bytes) = {
             let mut s = self.state.lock();
             let mut events = Vec::with_capacity(s.queue.len().min(BATCH_MAX_EVENTS));
             let mut bytes = 0;
@@ -195,7 +204,7 @@ impl Inbox {
             s.scheduled = more;
             let resume = s.full && s.bytes <= HIGH_WATER_BYTES / 2 && s.queue.len() <= HIGH_WATER_EVENTS / 2;
             s.full &= !resume;
-            (events, more, resume)
+            (events, more, resume, bytes)
         };
         if resume {
             self.space.notify_waiters();
@@ -203,7 +212,7 @@ impl Inbox {
         if more {
             self.wake();
         }
-        encode(&events)
+        Batch { events, bytes }
     }
 
     /// Stop accepting events and drop the wake-up (releasing the JS callback).
@@ -221,20 +230,42 @@ impl Inbox {
     }
 }
 
-fn encode(events: &[Event]) -> Vec<u8> {
-    let header = 4 + 16 * events.len();
-    let payload: usize = events.iter().map(|e| e.data.len()).sum();
-    let mut out = Vec::with_capacity(header + payload);
-    out.extend_from_slice(&(events.len() as u32).to_le_bytes());
-    for e in events {
-        for v in [e.kind as u32, e.session, e.data.len() as u32, e.extra] {
-            out.extend_from_slice(&v.to_le_bytes());
+/// Events taken from the queue. JS gets them encoded into a Buffer of its own by one
+/// copy, on the JS thread (the Buffer cannot be made elsewhere, and an external one
+/// is not an option: TRANSPORT-NOTES §3).
+pub struct Batch {
+    events: Vec<Event>,
+    /// Payload bytes of `events`.
+    bytes: usize,
+}
+
+impl Batch {
+    pub fn encoded_len(&self) -> usize {
+        4 + 16 * self.events.len() + self.bytes
+    }
+
+    /// Writes the layout at the top of this file into `out`, which must be
+    /// `encoded_len()` bytes long; anything else gets zeros, an empty batch (this
+    /// runs in a callback on the JS thread, where a panic must not happen).
+    pub fn encode_into(&self, out: &mut [u8]) {
+        if out.len() != self.encoded_len() {
+            out.fill(0);
+            return;
+        }
+        let (head, mut payloads) = out.split_at_mut(4 + 16 * self.events.len());
+        let (count, entries) = head.split_at_mut(4);
+        count.copy_from_slice(&(self.events.len() as u32).to_le_bytes());
+        for (e, entry) in self.events.iter().zip(entries.chunks_exact_mut(16)) {
+            for (v, field) in
+                [e.kind as u32, e.session, e.data.len() as u32, e.extra].into_iter().zip(entry.chunks_exact_mut(4))
+            {
+                field.copy_from_slice(&v.to_le_bytes());
+            }
+            let (dst, rest) = payloads.split_at_mut(e.data.len());
+            dst.copy_from_slice(&e.data);
+            payloads = rest;
         }
     }
-    for e in events {
-        out.extend_from_slice(&e.data);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -287,6 +318,18 @@ mod tests {
         assert_eq!(wakes.load(Ordering::SeqCst), 2);
         assert_eq!(u32_at(&inbox.drain(), 0), 10);
         assert_eq!(wakes.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_buffer_of_the_wrong_size_gets_an_empty_batch_not_a_panic() {
+        let (inbox, _) = counting();
+        inbox.push(Event::new(Kind::Text, 1, "hello", 0));
+        let batch = inbox.take();
+        for len in [0, 3, batch.encoded_len() - 1, batch.encoded_len() + 1] {
+            let mut out = vec![0xff; len];
+            batch.encode_into(&mut out);
+            assert!(out.iter().all(|&b| b == 0), "{len} bytes");
+        }
     }
 
     #[test]
