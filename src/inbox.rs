@@ -60,7 +60,7 @@ struct State {
     bytes: usize,
     /// Drops per session since the last batch: one event each, however many drops.
     drops: HashMap<u32, u32>,
-    /// A wake-up is on its way to the JS thread; do not send another.
+    /// JS has been woken and pulls until nothing is left: no wake-up is needed.
     scheduled: bool,
     /// Readers wait: the queue reached a high-water mark and is not yet down to half.
     full: bool,
@@ -177,10 +177,11 @@ impl Inbox {
         out
     }
 
-    /// Take one batch, to be encoded into the Buffer JS gets. Called on the JS
-    /// thread; schedules another wake-up when events remain.
+    /// Take one batch, to be encoded into the Buffer JS gets, on the JS thread
+    /// after a wake-up. JS then pulls the rest (`pull`) until none is left; only
+    /// then does a new event wake it again.
     pub fn take(self: &Arc<Self>) -> Batch {
-        let (events, more, resume, bytes) = {
+        let (batch, resume) = {
             let mut s = self.state.lock();
             let mut events = Vec::with_capacity(s.queue.len().min(BATCH_MAX_EVENTS));
             let mut bytes = 0;
@@ -200,19 +201,30 @@ impl Inbox {
                     events.push(Event::new(Kind::Dropped, session, Bytes::new(), count));
                 }
             }
-            let more = !s.queue.is_empty() || !s.drops.is_empty();
-            s.scheduled = more;
             let resume = s.full && s.bytes <= HIGH_WATER_BYTES / 2 && s.queue.len() <= HIGH_WATER_EVENTS / 2;
             s.full &= !resume;
-            (events, more, resume, bytes)
+            (Batch { events, bytes }, resume)
         };
         if resume {
             self.space.notify_waiters();
         }
-        if more {
-            self.wake();
+        batch
+    }
+
+    /// The next batch, or None when nothing waits (the next event then wakes JS).
+    /// JS pulls one batch per event-loop turn, after the msgs of the previous one
+    /// are delivered. (A wake-up per batch, scheduled from the callback that took
+    /// the previous one, made Node run up to 1000 of them in one turn: 256 000 msgs
+    /// waiting in setImmediate, and scavenges that took a third of the JS thread.)
+    pub fn pull(self: &Arc<Self>) -> Option<Batch> {
+        {
+            let mut s = self.state.lock();
+            if s.queue.is_empty() && s.drops.is_empty() {
+                s.scheduled = false;
+                return None;
+            }
         }
-        Batch { events, bytes }
+        Some(self.take())
     }
 
     /// Stop accepting events and drop the wake-up (releasing the JS callback).
@@ -304,20 +316,25 @@ mod tests {
         assert_eq!(u32_at(&b, 36 + 12), 1000);
         assert_eq!(&b[4 + 48..], b"hi");
         inbox.push(Event::new(Kind::Text, 1, "x", 0));
-        assert_eq!(wakes.load(Ordering::SeqCst), 2, "a drained inbox wakes again");
+        assert_eq!(wakes.load(Ordering::SeqCst), 1, "JS pulls what came meanwhile: no wake-up");
+        assert_eq!(inbox.pull().map(|b| b.encoded_len()), Some(4 + 16 + 1));
+        assert!(inbox.pull().is_none());
+        inbox.push(Event::new(Kind::Text, 1, "y", 0));
+        assert_eq!(wakes.load(Ordering::SeqCst), 2, "an inbox pulled empty wakes again");
     }
 
     #[test]
-    fn batches_are_capped_and_the_rest_rescheduled() {
+    fn batches_are_capped_and_the_rest_pulled_without_a_wake_up() {
         let (inbox, wakes) = counting();
         for _ in 0..BATCH_MAX_EVENTS + 10 {
             inbox.push(Event::new(Kind::Text, 1, "m", 0));
         }
         let b = inbox.drain();
         assert_eq!(u32_at(&b, 0) as usize, BATCH_MAX_EVENTS);
-        assert_eq!(wakes.load(Ordering::SeqCst), 2);
-        assert_eq!(u32_at(&inbox.drain(), 0), 10);
-        assert_eq!(wakes.load(Ordering::SeqCst), 2);
+        let rest = inbox.pull().expect("the rest waits");
+        assert_eq!(rest.encoded_len(), 4 + 10 * (16 + 1));
+        assert!(inbox.pull().is_none());
+        assert_eq!(wakes.load(Ordering::SeqCst), 1, "one wake-up for all of it");
     }
 
     #[test]
@@ -357,8 +374,9 @@ mod tests {
             (1..3).map(|i| (u32_at(&b, 4 + 16 * i), u32_at(&b, 8 + 16 * i), u32_at(&b, 16 + 16 * i))).collect();
         drops.sort();
         assert_eq!(drops, [(Kind::Dropped as u32, 4, 1), (Kind::Dropped as u32, 9, 1000)]);
+        assert!(inbox.pull().is_none());
         inbox.count_drop(9);
-        assert_eq!(wakes.load(Ordering::SeqCst), 2, "a drop after the drain wakes JS again");
+        assert_eq!(wakes.load(Ordering::SeqCst), 2, "a drop after the inbox was pulled empty wakes JS again");
         inbox.count_drop(9);
         inbox.push(Event::new(Kind::Close, 9, Bytes::new(), 1000));
         let b = inbox.drain();

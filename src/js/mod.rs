@@ -53,8 +53,8 @@ impl ToNapiValue for CopiedBuffer {
     }
 }
 
-/// An inbox whose wake-ups call `on_events(batch)` on the JS thread. The callback is
-/// weak: it does not keep Node alive.
+/// An inbox whose wake-ups call `on_events(batch)` on the JS thread; JS pulls the
+/// rest (`pull`). The callback is weak: it does not keep Node alive.
 pub fn inbox_for(on_events: Function<'_, CopiedBuffer, ()>) -> Result<Arc<Inbox>> {
     let tsfn = on_events
         .build_threadsafe_function::<Arc<Inbox>>()
@@ -64,6 +64,11 @@ pub fn inbox_for(on_events: Function<'_, CopiedBuffer, ()>) -> Result<Arc<Inbox>
     Ok(Inbox::new(Box::new(move |inbox| {
         tsfn.call(inbox, ThreadsafeFunctionCallMode::NonBlocking);
     })))
+}
+
+/// The next batch for JS, if any (see `Inbox::pull`).
+pub fn pull(inbox: &Arc<Inbox>) -> Option<CopiedBuffer> {
+    inbox.pull().map(CopiedBuffer::Batch)
 }
 
 /// A JS string becomes a text message, a Buffer (or any typed array) a binary one;
