@@ -24,6 +24,12 @@ export declare class Client {
   /** Starts connecting at once; `onEvents(batch)` as for `Listener`. */
   constructor(options: ClientOptions, onEvents: (arg: CopiedBuffer) => void)
   /**
+   * The next batch of events after an `onEvents` call, or null when none is
+   * left; the next event then calls `onEvents` again. Call it once per
+   * event-loop turn (setImmediate) until it returns null.
+   */
+  pull(): Buffer | null
+  /**
    * Many sends in one call, in order: `targets[i]` is a session id (sent only
    * if that connection is still the live one) or 0 (the live connection).
    * Returns how many were queued.
@@ -38,8 +44,17 @@ export declare class Client {
 export type JsClient = Client
 
 export declare class Listener {
-  /** `onEvents(batch)` receives inbound events in batches (layout in src/inbox.rs). */
+  /**
+   * `onEvents(batch)` receives inbound events in batches (layout in src/inbox.rs)
+   * when they arrive after none were waiting; JS then takes the rest with `pull`.
+   */
   constructor(options: ListenerOptions, onEvents: (arg: CopiedBuffer) => void)
+  /**
+   * The next batch of events after an `onEvents` call, or null when none is
+   * left; the next event then calls `onEvents` again. Call it once per
+   * event-loop turn (setImmediate) until it returns null.
+   */
+  pull(): Buffer | null
   /**
    * Adopt an upgraded TCP connection by descriptor. Returns the session id, or
    * the HTTP response to write when the handshake request is refused.

@@ -45,8 +45,12 @@ impl Event {
 /// Caps of one batch: bigger batches cost more in young-generation GC than they save.
 pub const BATCH_MAX_EVENTS: usize = 256;
 pub const BATCH_MAX_BYTES: usize = 256 * 1024;
-/// Queued payload bytes past which session readers wait (TCP then slows the peers).
+/// Queued payload bytes, or events, past which session readers wait (TCP then slows
+/// the peers) until the flow has taken the queue down to half of both: readers then
+/// refill it in one burst, rather than all waking for each batch the flow takes
+/// (a wake-up per 16 messages of 64 B, each one preempting the JS thread).
 pub const HIGH_WATER_BYTES: usize = 8 * 1024 * 1024;
+pub const HIGH_WATER_EVENTS: usize = 32 * BATCH_MAX_EVENTS;
 
 type Wake = Box<dyn Fn(Arc<Inbox>) + Send + Sync>;
 
@@ -56,9 +60,30 @@ struct State {
     bytes: usize,
     /// Drops per session since the last batch: one event each, however many drops.
     drops: HashMap<u32, u32>,
-    /// A wake-up is on its way to the JS thread; do not send another.
+    /// JS has been woken and pulls until nothing is left: no wake-up is needed.
     scheduled: bool,
+    /// Readers wait: the queue reached a high-water mark and is not yet down to half.
+    full: bool,
     closed: bool,
+}
+
+impl State {
+    /// Queues `ev`; true if the JS thread must be woken for it.
+    fn push(&mut self, ev: Event) -> bool {
+        if self.closed {
+            return false;
+        }
+        if ev.kind == Kind::Close && !self.drops.is_empty() {
+            // A session's drops reach JS before its end.
+            if let Some(count) = self.drops.remove(&ev.session) {
+                self.queue.push_back(Event::new(Kind::Dropped, ev.session, Bytes::new(), count));
+            }
+        }
+        self.bytes += ev.data.len();
+        self.queue.push_back(ev);
+        self.full |= self.bytes >= HIGH_WATER_BYTES || self.queue.len() >= HIGH_WATER_EVENTS;
+        !std::mem::replace(&mut self.scheduled, true)
+    }
 }
 
 pub struct Inbox {
@@ -74,21 +99,7 @@ impl Inbox {
 
     /// Queue an event regardless of the high-water mark (control events, errors).
     pub fn push(self: &Arc<Self>, ev: Event) {
-        let wake_now = {
-            let mut s = self.state.lock();
-            if s.closed {
-                return;
-            }
-            if ev.kind == Kind::Close && !s.drops.is_empty() {
-                // A session's drops reach JS before its end.
-                if let Some(count) = s.drops.remove(&ev.session) {
-                    s.queue.push_back(Event::new(Kind::Dropped, ev.session, Bytes::new(), count));
-                }
-            }
-            s.bytes += ev.data.len();
-            s.queue.push_back(ev);
-            !std::mem::replace(&mut s.scheduled, true)
-        };
+        let wake_now = self.state.lock().push(ev);
         if wake_now {
             self.wake();
         }
@@ -111,27 +122,44 @@ impl Inbox {
         }
     }
 
-    /// Queue a message, waiting while the queue is above the high-water mark.
+    /// Queue a message, waiting while the queue is full (see `HIGH_WATER_BYTES`).
     pub async fn push_data(self: &Arc<Self>, ev: Event) {
+        // One lock per message while there is room; the waiter is set up only when
+        // there is not (it costs two more locks).
+        let mut ev = match self.try_push(ev) {
+            Ok(()) => return,
+            Err(ev) => ev,
+        };
         loop {
             let notified = self.space.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            {
-                let s = self.state.lock();
-                if s.closed || s.bytes < HIGH_WATER_BYTES {
-                    drop(s);
-                    self.push(ev);
-                    return;
-                }
-            }
+            ev = match self.try_push(ev) {
+                Ok(()) => return,
+                Err(ev) => ev,
+            };
             notified.await;
         }
     }
 
-    /// True while the queue is above the high-water mark (readers are waiting).
+    /// Queues `ev` unless the queue is full (then gives it back).
+    fn try_push(self: &Arc<Self>, ev: Event) -> Result<(), Event> {
+        let wake_now = {
+            let mut s = self.state.lock();
+            if !s.closed && s.full {
+                return Err(ev);
+            }
+            s.push(ev)
+        };
+        if wake_now {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    /// True while the queue is full (readers are waiting for the flow).
     pub fn backed_up(&self) -> bool {
-        self.state.lock().bytes >= HIGH_WATER_BYTES
+        self.state.lock().full
     }
 
     fn wake(self: &Arc<Self>) {
@@ -140,10 +168,20 @@ impl Inbox {
         }
     }
 
-    /// Take one batch, encoded as described at the top of this file. Called on the
-    /// JS thread; schedules another wake-up when events remain.
+    /// Take one batch, encoded as described at the top of this file.
+    #[cfg(test)]
     pub fn drain(self: &Arc<Self>) -> Vec<u8> {
-        let (events, more) = {
+        let batch = self.take();
+        let mut out = vec![0; batch.encoded_len()];
+        batch.encode_into(&mut out);
+        out
+    }
+
+    /// Take one batch, to be encoded into the Buffer JS gets, on the JS thread
+    /// after a wake-up. JS then pulls the rest (`pull`) until none is left; only
+    /// then does a new event wake it again.
+    pub fn take(self: &Arc<Self>) -> Batch {
+        let (batch, resume) = {
             let mut s = self.state.lock();
             let mut events = Vec::with_capacity(s.queue.len().min(BATCH_MAX_EVENTS));
             let mut bytes = 0;
@@ -163,15 +201,30 @@ impl Inbox {
                     events.push(Event::new(Kind::Dropped, session, Bytes::new(), count));
                 }
             }
-            let more = !s.queue.is_empty() || !s.drops.is_empty();
-            s.scheduled = more;
-            (events, more)
+            let resume = s.full && s.bytes <= HIGH_WATER_BYTES / 2 && s.queue.len() <= HIGH_WATER_EVENTS / 2;
+            s.full &= !resume;
+            (Batch { events, bytes }, resume)
         };
-        self.space.notify_waiters();
-        if more {
-            self.wake();
+        if resume {
+            self.space.notify_waiters();
         }
-        encode(&events)
+        batch
+    }
+
+    /// The next batch, or None when nothing waits (the next event then wakes JS).
+    /// JS pulls one batch per event-loop turn, after the msgs of the previous one
+    /// are delivered. (A wake-up per batch, scheduled from the callback that took
+    /// the previous one, made Node run up to 1000 of them in one turn: 256 000 msgs
+    /// waiting in setImmediate, and scavenges that took a third of the JS thread.)
+    pub fn pull(self: &Arc<Self>) -> Option<Batch> {
+        {
+            let mut s = self.state.lock();
+            if s.queue.is_empty() && s.drops.is_empty() {
+                s.scheduled = false;
+                return None;
+            }
+        }
+        Some(self.take())
     }
 
     /// Stop accepting events and drop the wake-up (releasing the JS callback).
@@ -182,26 +235,49 @@ impl Inbox {
             s.queue.clear();
             s.drops.clear();
             s.bytes = 0;
+            s.full = false;
         }
         self.space.notify_waiters();
         self.wake.lock().take();
     }
 }
 
-fn encode(events: &[Event]) -> Vec<u8> {
-    let header = 4 + 16 * events.len();
-    let payload: usize = events.iter().map(|e| e.data.len()).sum();
-    let mut out = Vec::with_capacity(header + payload);
-    out.extend_from_slice(&(events.len() as u32).to_le_bytes());
-    for e in events {
-        for v in [e.kind as u32, e.session, e.data.len() as u32, e.extra] {
-            out.extend_from_slice(&v.to_le_bytes());
+/// Events taken from the queue. JS gets them encoded into a Buffer of its own by one
+/// copy, on the JS thread (the Buffer cannot be made elsewhere, and an external one
+/// is not an option: TRANSPORT-NOTES §3).
+pub struct Batch {
+    events: Vec<Event>,
+    /// Payload bytes of `events`.
+    bytes: usize,
+}
+
+impl Batch {
+    pub fn encoded_len(&self) -> usize {
+        4 + 16 * self.events.len() + self.bytes
+    }
+
+    /// Writes the layout at the top of this file into `out`, which must be
+    /// `encoded_len()` bytes long; anything else gets zeros, an empty batch (this
+    /// runs in a callback on the JS thread, where a panic must not happen).
+    pub fn encode_into(&self, out: &mut [u8]) {
+        if out.len() != self.encoded_len() {
+            out.fill(0);
+            return;
+        }
+        let (head, mut payloads) = out.split_at_mut(4 + 16 * self.events.len());
+        let (count, entries) = head.split_at_mut(4);
+        count.copy_from_slice(&(self.events.len() as u32).to_le_bytes());
+        for (e, entry) in self.events.iter().zip(entries.chunks_exact_mut(16)) {
+            for (v, field) in
+                [e.kind as u32, e.session, e.data.len() as u32, e.extra].into_iter().zip(entry.chunks_exact_mut(4))
+            {
+                field.copy_from_slice(&v.to_le_bytes());
+            }
+            let (dst, rest) = payloads.split_at_mut(e.data.len());
+            dst.copy_from_slice(&e.data);
+            payloads = rest;
         }
     }
-    for e in events {
-        out.extend_from_slice(&e.data);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -240,20 +316,37 @@ mod tests {
         assert_eq!(u32_at(&b, 36 + 12), 1000);
         assert_eq!(&b[4 + 48..], b"hi");
         inbox.push(Event::new(Kind::Text, 1, "x", 0));
-        assert_eq!(wakes.load(Ordering::SeqCst), 2, "a drained inbox wakes again");
+        assert_eq!(wakes.load(Ordering::SeqCst), 1, "JS pulls what came meanwhile: no wake-up");
+        assert_eq!(inbox.pull().map(|b| b.encoded_len()), Some(4 + 16 + 1));
+        assert!(inbox.pull().is_none());
+        inbox.push(Event::new(Kind::Text, 1, "y", 0));
+        assert_eq!(wakes.load(Ordering::SeqCst), 2, "an inbox pulled empty wakes again");
     }
 
     #[test]
-    fn batches_are_capped_and_the_rest_rescheduled() {
+    fn batches_are_capped_and_the_rest_pulled_without_a_wake_up() {
         let (inbox, wakes) = counting();
         for _ in 0..BATCH_MAX_EVENTS + 10 {
             inbox.push(Event::new(Kind::Text, 1, "m", 0));
         }
         let b = inbox.drain();
         assert_eq!(u32_at(&b, 0) as usize, BATCH_MAX_EVENTS);
-        assert_eq!(wakes.load(Ordering::SeqCst), 2);
-        assert_eq!(u32_at(&inbox.drain(), 0), 10);
-        assert_eq!(wakes.load(Ordering::SeqCst), 2);
+        let rest = inbox.pull().expect("the rest waits");
+        assert_eq!(rest.encoded_len(), 4 + 10 * (16 + 1));
+        assert!(inbox.pull().is_none());
+        assert_eq!(wakes.load(Ordering::SeqCst), 1, "one wake-up for all of it");
+    }
+
+    #[test]
+    fn a_buffer_of_the_wrong_size_gets_an_empty_batch_not_a_panic() {
+        let (inbox, _) = counting();
+        inbox.push(Event::new(Kind::Text, 1, "hello", 0));
+        let batch = inbox.take();
+        for len in [0, 3, batch.encoded_len() - 1, batch.encoded_len() + 1] {
+            let mut out = vec![0xff; len];
+            batch.encode_into(&mut out);
+            assert!(out.iter().all(|&b| b == 0), "{len} bytes");
+        }
     }
 
     #[test]
@@ -281,14 +374,45 @@ mod tests {
             (1..3).map(|i| (u32_at(&b, 4 + 16 * i), u32_at(&b, 8 + 16 * i), u32_at(&b, 16 + 16 * i))).collect();
         drops.sort();
         assert_eq!(drops, [(Kind::Dropped as u32, 4, 1), (Kind::Dropped as u32, 9, 1000)]);
+        assert!(inbox.pull().is_none());
         inbox.count_drops(9, 1);
-        assert_eq!(wakes.load(Ordering::SeqCst), 2, "a drop after the drain wakes JS again");
+        assert_eq!(wakes.load(Ordering::SeqCst), 2, "a drop after the inbox was pulled empty wakes JS again");
         inbox.count_drops(9, 1);
         inbox.push(Event::new(Kind::Close, 9, Bytes::new(), 1000));
         let b = inbox.drain();
         assert_eq!(u32_at(&b, 0), 2, "the drops come before the close, and only there");
         assert_eq!((u32_at(&b, 4), u32_at(&b, 16)), (Kind::Dropped as u32, 2));
         assert_eq!(u32_at(&b, 20), Kind::Close as u32);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readers_wait_until_the_flow_has_taken_the_queue_down_to_half() {
+        let (inbox, _) = counting();
+        for _ in 0..HIGH_WATER_EVENTS {
+            inbox.push(Event::new(Kind::Text, 1, "m", 0));
+        }
+        assert!(inbox.backed_up(), "the event count is a high-water mark too");
+        let i2 = inbox.clone();
+        let waiter = tokio::spawn(async move { i2.push_data(Event::new(Kind::Text, 1, "late", 0)).await });
+        inbox.drain();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiter.is_finished(), "one batch taken is not enough room");
+        let mut drained = 1;
+        while inbox.backed_up() && drained < HIGH_WATER_EVENTS {
+            inbox.drain();
+            drained += 1;
+        }
+        assert_eq!(drained, HIGH_WATER_EVENTS / 2 / BATCH_MAX_EVENTS, "readers resume at half");
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        let mut left = 0;
+        for _ in 0..HIGH_WATER_EVENTS {
+            let n = u32_at(&inbox.drain(), 0) as usize;
+            if n == 0 {
+                break;
+            }
+            left += n;
+        }
+        assert_eq!(left, HIGH_WATER_EVENTS / 2 + 1, "the late message is queued once");
     }
 
     #[tokio::test(start_paused = true)]

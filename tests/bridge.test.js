@@ -27,9 +27,18 @@ const heldBound = (socket) => (1 << 20) + (64 << 10) + (256 << 10) + socket.writ
 /** A listener (by default with a small queue cap) on a server of our own; every session is bridged. */
 async function bridgedServer(certs, graceMs, options = { maxQueueBytes: QUEUE_CAP }) {
     const events = [];
+    const take = (batch) => forEachEvent(batch, (kind, session, buf, start, end, extra) => {
+        events.push({ kind, session, text: buf.toString('utf8', start, end), extra });
+    });
+    // The first batch comes as a call; the rest are pulled, one per event-loop turn.
     const listener = new addon.Listener(options, (batch) => {
-        forEachEvent(batch, (kind, session, buf, start, end, extra) => {
-            events.push({ kind, session, text: buf.toString('utf8', start, end), extra });
+        take(batch);
+        setImmediate(function pull() {
+            const more = listener.pull();
+            if (more) {
+                take(more);
+                setImmediate(pull);
+            }
         });
     });
     const server = certs ? https.createServer({ key: certs.key, cert: certs.cert }) : http.createServer();

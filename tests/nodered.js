@@ -95,8 +95,9 @@ function request(base, ca, method, urlPath, { headers = {}, body, ms = 5000 } = 
  * - prefix: temp dir name prefix; startMs: how long to wait for the admin API.
  * - userDir: use this user dir (the caller installed the package there) and keep it on stop.
  * - env: the child's environment (default: this process's).
+ * - nodeArgs: options for node itself, before red.js (e.g. ['--cpu-prof']).
  */
-async function startNodeRed({ withPackage = true, settings = {}, settingsCode = '', flows = [], https: tls, stderr = 'pipe', prefix = 'wsrs-nodered-', startMs = 30000, userDir: givenUserDir, env } = {}) {
+async function startNodeRed({ withPackage = true, settings = {}, settingsCode = '', flows = [], https: tls, stderr = 'pipe', prefix = 'wsrs-nodered-', startMs = 30000, userDir: givenUserDir, env, nodeArgs = [] } = {}) {
     // A given user dir (with the package installed by the caller) is kept on stop.
     const userDir = givenUserDir || fs.mkdtempSync(path.join(os.tmpdir(), prefix));
     const removeUserDir = () => givenUserDir || fs.rmSync(userDir, { recursive: true, force: true });
@@ -117,7 +118,7 @@ async function startNodeRed({ withPackage = true, settings = {}, settingsCode = 
         const settingsFile = path.join(userDir, 'settings.js');
         fs.writeFileSync(settingsFile, 'module.exports = ' + JSON.stringify(all, null, 2) + ';\n' + settingsCode + '\n');
 
-        child = spawn(process.execPath, [require('./node-red-under-test').redJs, '--userDir', userDir, '--settings', settingsFile], {
+        child = spawn(process.execPath, [...nodeArgs, require('./node-red-under-test').redJs, '--userDir', userDir, '--settings', settingsFile], {
             cwd: root,
             env: env || process.env,
             stdio: ['ignore', 'pipe', stderr === 'inherit' ? 'inherit' : 'pipe']

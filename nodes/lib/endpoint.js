@@ -10,6 +10,8 @@ const { formatSize } = require('./limits');
 
 /** A client whose messages are being dropped is reported at most this often. */
 const DROP_REPORT_MS = 10 * 1000;
+/** After a failed pull of events (out of memory), the next try. */
+const PULL_RETRY_MS = 100;
 
 module.exports = function (RED) {
     /** Sets up the shared state on a freshly created config node. */
@@ -35,6 +37,8 @@ module.exports = function (RED) {
         node.idOf = new Map();
         node.visitEvent = visitEvent.bind(node);
         node.onBatch = onBatch.bind(node);
+        node.pullBatch = pullBatch.bind(node);
+        node.pullFailed = false;
         // Outbound sends of one event-loop turn cross into the addon together.
         node.outTargets = [];
         node.outPayloads = [];
@@ -57,15 +61,37 @@ module.exports = function (RED) {
         }
     }
 
+    /**
+     * The addon calls this with the first batch of events that arrive after none
+     * were waiting; the rest are pulled one batch per event-loop turn, each after
+     * Node-RED has delivered the msgs of the one before (in setImmediate), so that
+     * a backlog does not pile up as setImmediate callbacks.
+     */
     function onBatch(buf) {
         // Runs as the addon's callback: an exception here would stop Node-RED.
         try {
-            if (!this.closing) {
-                forEachEvent(buf, this.visitEvent);
-            }
+            if (this.closing) return;
+            forEachEvent(buf, this.visitEvent);
         } catch (err) {
             this.error(err);
         }
+        if (!this.closing) setImmediate(this.pullBatch);
+    }
+
+    function pullBatch() {
+        if (this.closing || !this.native) return;
+        let buf;
+        try {
+            buf = this.native.pull();
+        } catch (err) {
+            // Only allocation can fail here: try again rather than stall, and say so once.
+            if (!this.pullFailed) this.error(err);
+            this.pullFailed = true;
+            setTimeout(this.pullBatch, PULL_RETRY_MS);
+            return;
+        }
+        this.pullFailed = false;
+        if (buf) this.onBatch(buf);
     }
 
     function visitEvent(kind, session, buf, start, end, extra) {

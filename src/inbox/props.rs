@@ -58,7 +58,8 @@ enum Op {
     },
     /// One drop for each of many sessions: more Dropped events than fit a batch.
     Drops(Vec<u32>),
-    /// The JS thread runs the pending wake-up, if there is one: one drain.
+    /// The JS thread runs the pending wake-up, if there is one (one batch taken),
+    /// or else pulls the next batch while it is pulling.
     Deliver,
 }
 
@@ -229,7 +230,8 @@ fn run(ops: &[Op], js: &mut JsDecoder) -> Result<(), TestCaseError> {
     let inbox = Inbox::new(Box::new(move |_| {
         wakes.fetch_add(1, Ordering::SeqCst);
     }));
-    let mut model = Model { queued: VecDeque::new(), bytes: 0, batches: 0, drops: HashMap::new() };
+    let mut model = Model { queued: VecDeque::new(), bytes: 0, batches: 0, drops: HashMap::new(), full: false };
+    let mut pulling = false;
     for op in ops {
         match op {
             Op::Push(ev) => model.push(&inbox, ev.clone()),
@@ -245,30 +247,53 @@ fn run(ops: &[Op], js: &mut JsDecoder) -> Result<(), TestCaseError> {
                     model.drop(&inbox, session, 1);
                 }
             }
-            Op::Deliver => {
-                if pending.load(Ordering::SeqCst) > 0 {
-                    pending.fetch_sub(1, Ordering::SeqCst);
-                    model.deliver(&inbox, js)?;
-                }
-            }
+            Op::Deliver => js_turn(&inbox, &pending, &mut pulling, &mut model, js)?,
         }
         let waiting = !model.queued.is_empty() || !model.drops.is_empty();
         prop_assert_eq!(
             pending.load(Ordering::SeqCst),
-            waiting as usize,
-            "a wake-up is pending exactly while events wait"
+            (waiting && !pulling) as usize,
+            "a wake-up is pending exactly while events wait and JS is not pulling"
         );
-        prop_assert_eq!(inbox.backed_up(), model.bytes >= HIGH_WATER_BYTES, "queued bytes are counted");
+        prop_assert_eq!(inbox.backed_up(), model.full, "queued bytes and events are counted");
     }
-    // The JS thread runs wake-ups until none is left; each drains at least one event.
-    let mut left = model.queued.len() + model.drops.len() + 1;
-    while pending.load(Ordering::SeqCst) > 0 && left > 0 {
-        pending.fetch_sub(1, Ordering::SeqCst);
-        model.deliver(&inbox, js)?;
+    // The JS thread runs wake-ups and pulls until none is left; each turn takes at
+    // least one event, except the pull that ends the pulling.
+    let mut left = model.queued.len() + model.drops.len() + 2;
+    while (pending.load(Ordering::SeqCst) > 0 || pulling) && left > 0 {
+        js_turn(&inbox, &pending, &mut pulling, &mut model, js)?;
         left -= 1;
     }
     prop_assert!(model.queued.is_empty(), "{} events never delivered", model.queued.len());
     prop_assert!(model.drops.is_empty(), "the drops of {} sessions never delivered", model.drops.len());
+    Ok(())
+}
+
+/// One event-loop turn of the JS side: the pending wake-up takes a batch and starts
+/// the pulling, which then takes one batch per turn until the inbox is empty.
+fn js_turn(
+    inbox: &Arc<Inbox>,
+    pending: &AtomicUsize,
+    pulling: &mut bool,
+    model: &mut Model,
+    js: &mut JsDecoder,
+) -> Result<(), TestCaseError> {
+    if pending.load(Ordering::SeqCst) > 0 {
+        prop_assert!(!*pulling, "woken while pulling");
+        pending.fetch_sub(1, Ordering::SeqCst);
+        *pulling = true;
+        return model.deliver(inbox.drain(), js);
+    }
+    if *pulling {
+        match inbox.pull() {
+            Some(batch) => {
+                let mut out = vec![0; batch.encoded_len()];
+                batch.encode_into(&mut out);
+                return model.deliver(out, js);
+            }
+            None => *pulling = false,
+        }
+    }
     Ok(())
 }
 
@@ -279,6 +304,8 @@ struct Model {
     batches: usize,
     /// Drops tallied per session and not yet delivered.
     drops: HashMap<u32, u32>,
+    /// Readers wait: a high-water mark was reached, and the queue is not yet down to half.
+    full: bool,
 }
 
 impl Model {
@@ -294,6 +321,7 @@ impl Model {
         self.bytes += data.len();
         inbox.push(Event::new(ev.kind, ev.session, data, ev.extra));
         self.queued.push_back(ev);
+        self.full |= self.bytes >= HIGH_WATER_BYTES || self.queued.len() >= HIGH_WATER_EVENTS;
     }
 
     fn drop(&mut self, inbox: &Arc<Inbox>, session: u32, count: u32) {
@@ -302,8 +330,7 @@ impl Model {
         *tally = tally.saturating_add(count);
     }
 
-    fn deliver(&mut self, inbox: &Arc<Inbox>, js: &mut JsDecoder) -> Result<(), TestCaseError> {
-        let batch = inbox.drain();
+    fn deliver(&mut self, batch: Vec<u8>, js: &mut JsDecoder) -> Result<(), TestCaseError> {
         let got = js.decode(&batch)?;
         let n = self.batches;
         self.batches += 1;
@@ -338,6 +365,7 @@ impl Model {
             };
             prop_assert!(*d == want, "batch {n}: JS decoded {}, tallied {}", brief(d), brief(&want));
         }
+        self.full &= self.bytes > HIGH_WATER_BYTES / 2 || self.queued.len() > HIGH_WATER_EVENTS / 2;
         let bytes: usize = got.iter().map(|d| d.payload.len()).sum();
         let size = 4 + 16 * got.len() + bytes;
         prop_assert_eq!(batch.len(), size, "batch {}: not the size of its header and payloads", n);

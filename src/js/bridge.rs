@@ -24,9 +24,9 @@ impl JsBridge {
                 |ctx| {
                     // FnArgs spreads the tuple into two arguments (a bare tuple is one array).
                     Ok(FnArgs::from(match ctx.value {
-                        Output::Data(b) => (1, CopiedBuffer(b.to_vec())),
-                        Output::Drain => (2, CopiedBuffer(Vec::new())),
-                        Output::End => (3, CopiedBuffer(Vec::new())),
+                        Output::Data(b) => (1, CopiedBuffer::Bytes(b)),
+                        Output::Drain => (2, CopiedBuffer::Bytes(bytes::Bytes::new())),
+                        Output::End => (3, CopiedBuffer::Bytes(bytes::Bytes::new())),
                     }))
                 },
             )?;

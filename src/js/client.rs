@@ -1,9 +1,11 @@
-use super::{close_code, inbox_for, invalid, send_each, session_config, CopiedBuffer, SessionOptions};
+use super::{close_code, inbox_for, invalid, pull, send_each, session_config, CopiedBuffer, SessionOptions};
 use crate::client::{Client, ClientConfig};
+use crate::inbox::Inbox;
 use crate::proxy::ProxyOptions;
 use crate::tls::{DefaultTrust, TlsOptions};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[napi(object)]
@@ -72,6 +74,7 @@ fn ms(v: Option<u32>, default: u64) -> Duration {
 #[napi(js_name = "Client")]
 pub struct JsClient {
     inner: Client,
+    inbox: Arc<Inbox>,
 }
 
 #[napi]
@@ -124,7 +127,16 @@ impl JsClient {
             reconnect_max_delay: ms(options.reconnect_max_ms, 60_000),
             connect_timeout: ms(options.connect_timeout_ms.filter(|&v| v > 0), 30_000),
         };
-        Ok(JsClient { inner: Client::start(cfg, inbox_for(on_events)?)? })
+        let inbox = inbox_for(on_events)?;
+        Ok(JsClient { inner: Client::start(cfg, inbox.clone())?, inbox })
+    }
+
+    /// The next batch of events after an `onEvents` call, or null when none is
+    /// left; the next event then calls `onEvents` again. Call it once per
+    /// event-loop turn (setImmediate) until it returns null.
+    #[napi(catch_unwind, ts_return_type = "Buffer | null")]
+    pub fn pull(&self) -> Option<CopiedBuffer> {
+        pull(&self.inbox)
     }
 
     /// Many sends in one call, in order: `targets[i]` is a session id (sent only

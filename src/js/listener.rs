@@ -1,9 +1,11 @@
 use super::bridge::JsBridge;
-use super::{close_code, inbox_for, send_each, session_config, CopiedBuffer, SessionOptions};
+use super::{close_code, inbox_for, pull, send_each, session_config, CopiedBuffer, SessionOptions};
 use crate::handshake::UpgradeRequest;
+use crate::inbox::Inbox;
 use crate::listener::{Listener, ListenerConfig};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use std::sync::Arc;
 
 #[napi(object)]
 pub struct ListenerOptions {
@@ -43,11 +45,13 @@ impl From<UpgradeInfo> for UpgradeRequest {
 #[napi(js_name = "Listener")]
 pub struct JsListener {
     inner: Listener,
+    inbox: Arc<Inbox>,
 }
 
 #[napi]
 impl JsListener {
-    /// `onEvents(batch)` receives inbound events in batches (layout in src/inbox.rs).
+    /// `onEvents(batch)` receives inbound events in batches (layout in src/inbox.rs)
+    /// when they arrive after none were waiting; JS then takes the rest with `pull`.
     #[napi(constructor, catch_unwind)]
     pub fn new(options: ListenerOptions, on_events: Function<'_, CopiedBuffer, ()>) -> Result<Self> {
         let session = session_config(SessionOptions {
@@ -62,7 +66,16 @@ impl JsListener {
             protocols: options.subprotocols.unwrap_or_default(),
             max_connections: options.max_connections.filter(|&n| n > 0).map(|n| n as usize),
         };
-        Ok(JsListener { inner: Listener::new(cfg, inbox_for(on_events)?) })
+        let inbox = inbox_for(on_events)?;
+        Ok(JsListener { inner: Listener::new(cfg, inbox.clone()), inbox })
+    }
+
+    /// The next batch of events after an `onEvents` call, or null when none is
+    /// left; the next event then calls `onEvents` again. Call it once per
+    /// event-loop turn (setImmediate) until it returns null.
+    #[napi(catch_unwind, ts_return_type = "Buffer | null")]
+    pub fn pull(&self) -> Option<CopiedBuffer> {
+        pull(&self.inbox)
     }
 
     /// Adopt an upgraded TCP connection by descriptor. Returns the session id, or

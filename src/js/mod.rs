@@ -6,15 +6,19 @@ mod client;
 mod listener;
 pub mod testing;
 
-use crate::inbox::Inbox;
+use crate::inbox::{Batch, Inbox};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Bytes handed to JS as a copied Buffer (never an external one: Node defers
-/// their finalizers, see TRANSPORT-NOTES §3). An event batch is one of these.
-pub struct CopiedBuffer(pub Vec<u8>);
+/// Bytes handed to JS as a Buffer of their own, filled by one copy (never an
+/// external Buffer: Node defers their finalizers, see TRANSPORT-NOTES §3). An event
+/// batch is one of these.
+pub enum CopiedBuffer {
+    Bytes(bytes::Bytes),
+    Batch(Batch),
+}
 
 impl TypeName for CopiedBuffer {
     fn type_name() -> &'static str {
@@ -27,27 +31,44 @@ impl TypeName for CopiedBuffer {
 
 impl ToNapiValue for CopiedBuffer {
     unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
+        let len = match &val {
+            CopiedBuffer::Bytes(b) => b.len(),
+            CopiedBuffer::Batch(b) => b.encoded_len(),
+        };
         let mut data = std::ptr::null_mut();
         let mut out = std::ptr::null_mut();
-        let status = napi::sys::napi_create_buffer_copy(env, val.0.len(), val.0.as_ptr().cast(), &mut data, &mut out);
-        if status != napi::sys::Status::napi_ok {
+        let status = napi::sys::napi_create_buffer(env, len, &mut data, &mut out);
+        if status != napi::sys::Status::napi_ok || (len > 0 && data.is_null()) {
             return Err(Error::new(Status::GenericFailure, "could not allocate a Buffer"));
+        }
+        if len > 0 {
+            // SAFETY: Node just allocated `len` bytes at `data` for this Buffer alone.
+            let dst = std::slice::from_raw_parts_mut(data.cast::<u8>(), len);
+            match &val {
+                CopiedBuffer::Bytes(b) => dst.copy_from_slice(b),
+                CopiedBuffer::Batch(b) => b.encode_into(dst),
+            }
         }
         Ok(out)
     }
 }
 
-/// An inbox whose wake-ups call `on_events(batch)` on the JS thread. The callback is
-/// weak: it does not keep Node alive.
+/// An inbox whose wake-ups call `on_events(batch)` on the JS thread; JS pulls the
+/// rest (`pull`). The callback is weak: it does not keep Node alive.
 pub fn inbox_for(on_events: Function<'_, CopiedBuffer, ()>) -> Result<Arc<Inbox>> {
     let tsfn = on_events
         .build_threadsafe_function::<Arc<Inbox>>()
         .weak::<true>()
         .callee_handled::<false>()
-        .build_callback(|ctx| Ok(CopiedBuffer(ctx.value.drain())))?;
+        .build_callback(|ctx| Ok(CopiedBuffer::Batch(ctx.value.take())))?;
     Ok(Inbox::new(Box::new(move |inbox| {
         tsfn.call(inbox, ThreadsafeFunctionCallMode::NonBlocking);
     })))
+}
+
+/// The next batch for JS, if any (see `Inbox::pull`).
+pub fn pull(inbox: &Arc<Inbox>) -> Option<CopiedBuffer> {
+    inbox.pull().map(CopiedBuffer::Batch)
 }
 
 /// A JS string becomes a text message, a Buffer (or any typed array) a binary one;

@@ -41,16 +41,31 @@ function withTimeout(promise, what) {
     return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }
 
-/** Collects one endpoint's event batches; `next()` waits for the next event. */
+/**
+ * Collects one endpoint's event batches; `next()` waits for the next event. The
+ * addon calls `onBatch` with the first batch; the rest are pulled from the
+ * endpoint given to `pullFrom`, one per event-loop turn (as the nodes do).
+ */
 function events(name) {
     const queue = [];
     let wake = null;
-    function onBatch(buf) {
+    let source = null;
+    function take(buf) {
         forEachEvent(buf, (kind, session, b, start, end, extra) => {
             // Copied: a later batch must not be able to alias what we compare.
             queue.push({ kind, session, data: Buffer.from(b.subarray(start, end)), extra });
         });
         if (wake) wake();
+    }
+    function onBatch(buf) {
+        take(buf);
+        setImmediate(function pull() {
+            const more = source && source.pull();
+            if (more) {
+                take(more);
+                setImmediate(pull);
+            }
+        });
     }
     async function next(kind, what) {
         while (queue.length === 0) {
@@ -67,7 +82,7 @@ function events(name) {
     function leftovers() {
         return queue.filter((ev) => ev.kind !== KIND.CONNECTING);
     }
-    return { onBatch, next, leftovers };
+    return { onBatch, pullFrom: (endpoint) => { source = endpoint; }, next, leftovers };
 }
 
 function sameBytes(actual, expected, what) {
@@ -134,6 +149,7 @@ async function echo({ Listener, Client }) {
     const L = events('listener');
     const C = events('client');
     const listener = new Listener({}, L.onBatch);
+    L.pullFrom(listener);
     // What the node's code did with the connection, seen through the addon calls it made.
     const seen = { route: null, adopted: null, bridge: null, refused: null, socket: null, fd: null };
     const native = {
@@ -168,6 +184,7 @@ async function echo({ Listener, Client }) {
     const url = 'ws://127.0.0.1:' + server.address().port + '/echo';
     // No reconnect during the test: a second session would be a failure.
     const client = new Client({ url, reconnectMs: 600000, connectTimeoutMs: STEP_MS }, C.onBatch);
+    C.pullFrom(client);
     try {
         const serverOpen = await L.next(KIND.OPEN, 'the client to connect');
         assert.strictEqual(seen.refused, null, 'handshake refused: ' + seen.refused);
