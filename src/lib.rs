@@ -4,6 +4,7 @@
 
 pub mod bridge;
 pub mod client;
+pub mod codec;
 pub mod error;
 pub mod handshake;
 pub mod inbox;
