@@ -26,6 +26,7 @@ mod props;
 /// used instead.
 #[napi_derive::module_init]
 fn init() {
+    js::testing::latch();
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("websocket-rs").enable_all().build();
     if let Ok(rt) = rt {

@@ -118,9 +118,10 @@ impl Listener {
     ) -> Result<std::result::Result<u32, Rejection>> {
         use std::os::fd::FromRawFd;
         self.check_open()?;
-        if let Err(r) = handshake::validate(req) {
-            return Ok(Err(r));
-        }
+        let protocol = match self.answer(req) {
+            Ok(p) => p,
+            Err(r) => return Ok(Err(r)),
+        };
         if fd < 0 {
             return Err(Error::InvalidArgument(format!("not a socket descriptor: {fd}")));
         }
@@ -134,7 +135,7 @@ impl Listener {
         std_stream.set_nonblocking(true)?;
         // Refused past the connection limit: the duplicate is dropped unused, which
         // closes only our descriptor; JS answers on its own.
-        Ok(self.start(req, move |heard| {
+        Ok(self.start(req, protocol, move |heard| {
             let tcp = tokio::net::TcpStream::from_std(std_stream)?;
             let _ = tcp.set_nodelay(true);
             Ok(Prefixed::new(head, tcp, heard))
@@ -152,10 +153,17 @@ impl Listener {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         self.check_open()?;
-        if let Err(r) = handshake::validate(req) {
-            return Ok(Err(r));
-        }
-        Ok(self.start(req, move |heard| Ok(Prefixed::new(head, stream, heard))))
+        let protocol = match self.answer(req) {
+            Ok(p) => p,
+            Err(r) => return Ok(Err(r)),
+        };
+        Ok(self.start(req, protocol, move |heard| Ok(Prefixed::new(head, stream, heard))))
+    }
+
+    /// Checks the request; the subprotocol to answer with, or the refusal.
+    fn answer(&self, req: &UpgradeRequest) -> std::result::Result<Option<String>, Rejection> {
+        handshake::validate(req)?;
+        handshake::answer_protocol(&req.protocol, &self.shared.cfg.protocols)
     }
 
     fn check_open(&self) -> Result<()> {
@@ -167,14 +175,18 @@ impl Listener {
 
     /// Registers the session and starts its task, or refuses it at the connection
     /// limit. The count is the session table's, checked and raised under one lock.
-    fn start<S, F>(&self, req: &UpgradeRequest, make_stream: F) -> std::result::Result<u32, Rejection>
+    fn start<S, F>(
+        &self,
+        req: &UpgradeRequest,
+        protocol: Option<String>,
+        make_stream: F,
+    ) -> std::result::Result<u32, Rejection>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         F: FnOnce(Arc<AtomicU64>) -> std::io::Result<S> + Send + 'static,
     {
         let shared = self.shared.clone();
         let cfg = shared.cfg.session.clone();
-        let protocol = handshake::choose_protocol(&req.protocol, &shared.cfg.protocols);
         let response = handshake::accept_response(&req.key, protocol.as_deref());
         let id = session::next_id();
         let (handle, rx, session_shared) = SessionHandle::new(&cfg);

@@ -34,12 +34,19 @@ impl InvalidUtf8 {
     }
 }
 
-const HEAD_END: &[u8; 4] = b"\r\n\r\n";
+/// A response head not over by then is not followed (httparse refuses far less).
+const HEAD_MAX: usize = 16 * 1024;
 
 #[derive(Clone, Copy)]
 enum State {
-    /// Skipping an HTTP response head (a client's stream): bytes of "\r\n\r\n" matched.
-    Head(usize),
+    /// Skipping an HTTP response head (a client's stream), which ends with an empty
+    /// line: "\n", then an optional "\r", then "\n", as httparse (tungstenite's
+    /// parser) accepts it, so "\n\n" and "\r\n\n" as well as "\r\n\r\n".
+    Head {
+        seen: usize,
+        /// 0: in a line; 1: just after "\n"; 2: just after "\n\r".
+        blank: u8,
+    },
     /// Collecting a frame header (at most 14 bytes).
     Header {
         buf: [u8; 14],
@@ -72,7 +79,7 @@ impl Utf8Watch {
 
     /// For a stream that starts with the server's HTTP response (a client's).
     pub fn after_http_head() -> Self {
-        Self::starting(State::Head(0))
+        Self::starting(State::Head { seen: 0, blank: 0 })
     }
 
     fn starting(state: State) -> Self {
@@ -85,16 +92,23 @@ impl Utf8Watch {
         while i < data.len() {
             match self.state {
                 State::Off => return true,
-                State::Head(mut matched) => {
-                    while i < data.len() && matched < HEAD_END.len() {
-                        matched = match data[i] {
-                            b if b == HEAD_END[matched] => matched + 1,
-                            b'\r' => 1,
-                            _ => 0,
+                State::Head { mut seen, mut blank } => {
+                    let mut ended = false;
+                    while i < data.len() && !ended && seen <= HEAD_MAX {
+                        (ended, blank) = match (data[i], blank) {
+                            (b'\n', 1 | 2) => (true, 0),
+                            (b'\n', _) => (false, 1),
+                            (b'\r', 1) => (false, 2),
+                            _ => (false, 0),
                         };
                         i += 1;
+                        seen += 1;
                     }
-                    self.state = if matched == HEAD_END.len() { Self::header() } else { State::Head(matched) };
+                    self.state = match (ended, seen) {
+                        (true, _) => Self::header(),
+                        (false, seen) if seen > HEAD_MAX => State::Off,
+                        (false, seen) => State::Head { seen, blank },
+                    };
                 }
                 State::Header { mut buf, mut have } => {
                     let need = if have < 2 { 2 } else { header_len(&buf) };
@@ -375,6 +389,32 @@ mod tests {
         let good = [&binary[..], &ping, &frame(true, 1, &[GOOD; 30].concat())].concat();
         let cuts: Vec<usize> = (1..good.len()).step_by(7).collect();
         assert_eq!(refused(Utf8Watch::frames(), &good, &cuts), None);
+    }
+
+    #[test]
+    fn a_head_ending_in_bare_line_feeds_is_followed_as_httparse_reads_it() {
+        // A valid text frame holding "\r\n\r\n": read from just after it, the next
+        // bytes would look like the start of an incomplete text frame (01 10) that a
+        // binary frame's ff bytes make invalid.
+        let tricky = [frame(true, 1, b"x\r\n\r\n\x01\x10ab"), frame(true, 2, &[0xff; 3])].concat();
+        for end in ["\n\n", "\r\n\n", "\n\r\n", "\r\n\r\n"] {
+            let head = format!("HTTP/1.1 101 Switching Protocols{0}Upgrade: websocket{0}", &end[..end.len() / 2]);
+            let stream = [head.as_bytes(), &end.as_bytes()[end.len() / 2..], &tricky].concat();
+            assert_eq!(refused(Utf8Watch::after_http_head(), &stream, &[]), None, "head ending {end:?}");
+            // The control: invalid text after the same head is still refused as it arrives.
+            let bad = [head.as_bytes(), &end.as_bytes()[end.len() / 2..], &frame(true, 1, &[GOOD, BAD, GOOD].concat())]
+                .concat();
+            assert_eq!(refused(Utf8Watch::after_http_head(), &bad, &[bad.len() - 3]), Some(0), "head ending {end:?}");
+        }
+    }
+
+    #[test]
+    fn a_head_that_does_not_end_within_16_kib_is_not_followed() {
+        let mut stream = b"HTTP/1.1 101 Switching Protocols\r\nX-Long: ".to_vec();
+        stream.resize(HEAD_MAX + 1, b'a');
+        let bad = frame(true, 1, &[GOOD, BAD, GOOD].concat());
+        let stream = [&stream[..], b"\r\n\r\n", &bad].concat();
+        assert_eq!(refused(Utf8Watch::after_http_head(), &stream, &[stream.len() - 3]), None);
     }
 
     #[test]

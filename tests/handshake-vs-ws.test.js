@@ -71,7 +71,10 @@ const CASES = [
     // Sec-WebSocket-Protocol, none configured: the client's first choice, as core.
     { name: 'two subprotocols', set: { 'Sec-WebSocket-Protocol': 'chat, superchat' }, both: '101 chat' },
     { name: 'subprotocol header twice', set: { 'Sec-WebSocket-Protocol': ['chat', 'superchat'] }, both: '101 chat' },
-    { name: 'subprotocol list with an empty element first', set: { 'Sec-WebSocket-Protocol': ', chat' }, ours: '101 chat', core: '101' }
+    { name: 'subprotocol list with an empty element first', set: { 'Sec-WebSocket-Protocol': ', chat' }, ours: '101 chat', core: '101' },
+    // Only the entry answered must be a token (it is echoed); the others are not looked at.
+    { name: 'subprotocol list with a non-token after the first', set: { 'Sec-WebSocket-Protocol': 'chat, a b' }, both: '101 chat' },
+    { name: 'subprotocol that is not a token first', set: { 'Sec-WebSocket-Protocol': '"chat", x' }, ours: '400', core: '101 "chat"' }
 ];
 
 function requestText(c, port) {

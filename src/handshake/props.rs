@@ -1,7 +1,8 @@
 //! Properties of the server handshake: valid requests (in every spelling RFC 6455 and
 //! RFC 7230 allow) are answered with the right accept key and subprotocol; requests
 //! with a broken method, Upgrade, key or version are refused with the status for the
-//! first broken one (the order `validate` checks in); nothing panics on any input.
+//! first broken one (the order `validate` checks in); only a token is ever answered as
+//! the subprotocol, and only the chosen entry must be one; nothing panics on any input.
 //! The Connection header is not here: Node's HTTP parser decides it (no upgrade event
 //! without an "upgrade" token), see tests/handshake-vs-ws.test.js.
 
@@ -75,6 +76,29 @@ fn protocol_name() -> impl Strategy<Value = String> {
 
 fn offers() -> impl Strategy<Value = String> {
     prop::collection::vec(protocol_name(), 0..5).prop_flat_map(list)
+}
+
+/// Entries that are not HTTP tokens (no commas: those would split them).
+fn non_token() -> impl Strategy<Value = String> {
+    let odd = prop_oneof![
+        Just("a b"),
+        Just("\"chat\""),
+        Just("ch\u{e2}t"),
+        Just("x\u{1}"),
+        Just("a/b"),
+        Just("(c)"),
+        Just("a;b")
+    ];
+    odd.prop_map(str::to_owned)
+}
+
+/// Offers mixing tokens with entries that are not.
+fn mixed_offers() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop_oneof![protocol_name(), non_token()], 1..5).prop_flat_map(list)
+}
+
+fn is_http_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn valid_request() -> impl Strategy<Value = UpgradeRequest> {
@@ -189,10 +213,27 @@ proptest! {
         let offered: Vec<&str> = req.protocol.split(',').map(trim_ows).filter(|p| !p.is_empty()).collect();
         // None configured: the client's first choice (as core); else the first offered that is configured.
         let want = if configured.is_empty() { offered.first() } else { offered.iter().find(|p| configured.iter().any(|c| c == *p)) };
-        let chosen = choose_protocol(&req.protocol, &configured);
+        let chosen = answer_protocol(&req.protocol, &configured).expect("tokens only");
         prop_assert_eq!(chosen.as_deref(), want.copied());
         let response = String::from_utf8(accept_response(&req.key, chosen.as_deref())).expect("UTF-8");
         prop_assert_eq!(response, expected_101(&req.key, chosen.as_deref()));
+    }
+
+    #[test]
+    fn only_the_chosen_subprotocol_must_be_a_token(offer in mixed_offers(), configured in prop::collection::vec(prop_oneof![protocol_name(), non_token()], 0..3)) {
+        let offered: Vec<&str> = offer.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+        let want = if configured.is_empty() { offered.first() } else { offered.iter().find(|p| configured.iter().any(|c| c == *p)) };
+        match (answer_protocol(&offer, &configured), want) {
+            (Ok(chosen), want) => {
+                prop_assert_eq!(chosen.as_deref(), want.copied());
+                prop_assert!(chosen.as_deref().is_none_or(is_http_token), "echoed {:?}", chosen);
+            }
+            (Err(r), Some(w)) => {
+                prop_assert!(!is_http_token(w), "refused the token {:?}", w);
+                check_refusal(&r, 400)?;
+            }
+            (Err(r), None) => prop_assert!(false, "refused {:?} though nothing was chosen: {:?}", offer, r),
+        }
     }
 
     #[test]
@@ -234,8 +275,15 @@ proptest! {
                 prop_assert_eq!(decoded, Ok(16), "accepted key {:?}", req.key);
                 prop_assert_eq!(req.method.as_str(), "GET");
                 prop_assert!(matches!(req.version.trim(), "13" | "8"));
-                let chosen = choose_protocol(&req.protocol, &configured);
-                accept_response(&req.key, chosen.as_deref());
+                match answer_protocol(&req.protocol, &configured) {
+                    Ok(chosen) => {
+                        // Whatever is echoed in the 101 is a token the client offered.
+                        prop_assert!(chosen.as_deref().is_none_or(is_http_token), "echoed {:?}", chosen);
+                        prop_assert!(chosen.as_deref().is_none_or(|c| req.protocol.split(',').any(|p| p.trim() == c)));
+                        accept_response(&req.key, chosen.as_deref());
+                    }
+                    Err(r) => check_refusal(&r, 400)?,
+                }
             }
         }
     }

@@ -4,7 +4,7 @@
 mod bridge;
 mod client;
 mod listener;
-mod testing;
+pub mod testing;
 
 use crate::inbox::Inbox;
 use napi::bindgen_prelude::*;

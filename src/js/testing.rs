@@ -1,18 +1,28 @@
 //! Test hooks that panic where a defect would, so tests can show that no panic
-//! reaches Node.js. Inert unless `WSRS_TEST_PANIC=1` is in the environment when
-//! called (read at each call, so the shipped binary is the one tested); hidden
-//! from the typings, and index.js does not export them.
+//! reaches Node.js. Inert unless `WSRS_TEST_PANIC=1` was in the environment when
+//! the addon was loaded: the variable is read once, on the thread that loads it
+//! (never on a worker, where a concurrent `setenv` would be a data race), so a
+//! process cannot arm them later. Hidden from the typings; index.js does not
+//! export them.
 // Reached only through napi's registration, which unit-test builds leave out.
 #![cfg_attr(test, allow(dead_code))]
 
 use super::invalid;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use std::sync::OnceLock;
+
+static ARMED: OnceLock<bool> = OnceLock::new();
+
+/// Called once as the module loads.
+pub fn latch() {
+    ARMED.get_or_init(|| std::env::var_os("WSRS_TEST_PANIC").is_some_and(|v| v == "1"));
+}
 
 fn armed() -> Result<()> {
-    match std::env::var("WSRS_TEST_PANIC") {
-        Ok(v) if v == "1" => Ok(()),
-        _ => Err(invalid("test hook: set WSRS_TEST_PANIC=1 to use it")),
+    match ARMED.get() {
+        Some(true) => Ok(()),
+        _ => Err(invalid("test hook: inert unless WSRS_TEST_PANIC=1 was set when the addon was loaded")),
     }
 }
 
@@ -31,10 +41,15 @@ pub fn test_panic(place: String) -> Result<()> {
     }
 }
 
-/// Panics inside the future of an async call.
+/// Panics inside the future of an async call. Checked before the future exists:
+/// inert, it throws at once and spawns nothing.
 #[napi(js_name = "__testPanicAsync", skip_typescript, catch_unwind)]
-pub async fn test_panic_async() -> Result<()> {
+pub fn test_panic_async(env: &Env) -> Result<PromiseRaw<'_, ()>> {
     armed()?;
+    env.spawn_future(async { panic_in_future() })
+}
+
+fn panic_in_future() -> Result<()> {
     panic!("websocket-rs test panic in an async call")
 }
 
