@@ -191,9 +191,14 @@ struct Frame {
 }
 
 /// What an incomplete frame or message holds between reads; boxed, so an idle
-/// decoder holds a pointer at most, and released once complete.
+/// decoder holds a null pointer, and released once nothing is incomplete.
 #[derive(Default)]
 struct Partial {
+    /// A header split across reads.
+    head: [u8; 14],
+    head_len: u8,
+    /// The frame whose payload is still arriving.
+    frame: Option<Frame>,
     /// The data message being assembled: `Some(true)` text, `Some(false)` binary.
     message: Option<bool>,
     data: Vec<u8>,
@@ -204,25 +209,22 @@ struct Partial {
 
 /// Decodes the frames a peer sends, checking them as RFC 6455 asks.
 pub struct Decoder {
+    max_message: usize,
+    partial: Option<Box<Partial>>,
     /// A server's peer must mask its frames; a client's must not.
     from_client: bool,
-    max_message: usize,
-    head: [u8; 14],
-    head_len: u8,
-    frame: Option<Frame>,
-    partial: Option<Box<Partial>>,
     closed: bool,
 }
 
 impl Decoder {
     /// `from_client`: the peer is a client (this end a server).
     pub fn new(from_client: bool, max_message: usize) -> Self {
-        Decoder { from_client, max_message, head: [0; 14], head_len: 0, frame: None, partial: None, closed: false }
+        Decoder { max_message, partial: None, from_client, closed: false }
     }
 
     /// True while nothing incomplete is held.
     pub fn is_idle(&self) -> bool {
-        self.head_len == 0 && self.frame.is_none() && self.partial.is_none()
+        self.partial.is_none()
     }
 
     /// Bytes held for an incomplete frame or message.
@@ -234,12 +236,16 @@ impl Decoder {
     /// Items before a fault are handed over; after a close, the rest is ignored.
     pub fn feed(&mut self, data: &mut [u8], on: &mut dyn FnMut(Item<'_>)) -> Result<(), Fault> {
         let mut i = 0;
+        // The frame under way lives here while this read lasts, and in `partial`
+        // only if the read ends inside it.
+        let mut frame = self.partial.as_mut().and_then(|p| p.frame.take());
         while i < data.len() && !self.closed {
-            let Some(mut f) = self.frame else {
-                i += self.header(&data[i..])?;
-                if let Some(f) = self.frame.filter(|f| f.left == 0) {
-                    self.frame = None;
-                    self.complete(f, Payload::Borrowed(&[]), on)?;
+            let Some(mut f) = frame.take() else {
+                let (used, header) = self.header(&data[i..])?;
+                i += used;
+                match header {
+                    Some(f) if f.left == 0 => self.complete(f, Payload::Borrowed(&[]), on)?,
+                    other => frame = other,
                 }
                 continue;
             };
@@ -254,27 +260,28 @@ impl Decoder {
             let whole = f.left == 0 && !f.buffered;
             let alone = matches!(f.opcode, OpCode::Control(_)) || (f.fin && self.partial_message().is_none());
             if whole && alone {
-                self.frame = None;
                 self.complete(f, Payload::Borrowed(chunk), on)?;
                 continue;
             }
             self.buffer(&f, chunk)?;
             f.buffered = true;
             if f.left > 0 {
-                self.frame = Some(f);
+                frame = Some(f);
                 continue;
             }
-            self.frame = None;
             let payload = match f.opcode {
                 OpCode::Control(_) => {
                     let p = self.partial.as_mut().map(|p| std::mem::take(&mut p.control)).unwrap_or_default();
-                    self.release();
                     Payload::Owned(p)
                 }
                 OpCode::Data(_) => Payload::Borrowed(&[]),
             };
             self.complete(f, payload, on)?;
         }
+        if let Some(f) = frame.filter(|_| !self.closed) {
+            self.partial.get_or_insert_with(Default::default).frame = Some(f);
+        }
+        self.release();
         Ok(())
     }
 
@@ -282,32 +289,35 @@ impl Decoder {
         self.partial.as_ref().and_then(|p| p.message)
     }
 
-    /// Parses a header from the bytes held and `data`; returns how much of `data`
-    /// it used, and sets `frame` once a whole header is there.
-    fn header(&mut self, data: &[u8]) -> Result<usize, Fault> {
-        let held = self.head_len as usize;
-        let parsed = if held == 0 {
-            parse_header(data)?
-        } else {
-            let take = (self.head.len() - held).min(data.len());
-            self.head[held..held + take].copy_from_slice(&data[..take]);
-            parse_header(&self.head[..held + take])?
+    /// Parses a header from the bytes held and `data`: how much of `data` it used,
+    /// and the frame once its whole header is there.
+    fn header(&mut self, data: &[u8]) -> Result<(usize, Option<Frame>), Fault> {
+        let held = self.partial.as_ref().map_or(0, |p| p.head_len as usize);
+        let parsed = match self.partial.as_mut().filter(|_| held > 0) {
+            None => parse_header(data)?,
+            Some(p) => {
+                let take = (p.head.len() - held).min(data.len());
+                p.head[held..held + take].copy_from_slice(&data[..take]);
+                parse_header(&p.head[..held + take])?
+            }
         };
         let Some((header, len, used)) = parsed else {
-            let take = (self.head.len() - held).min(data.len());
+            let p = self.partial.get_or_insert_with(Default::default);
+            let take = (p.head.len() - held).min(data.len());
             if held == 0 {
-                self.head[..take].copy_from_slice(&data[..take]);
+                p.head[..take].copy_from_slice(&data[..take]);
             }
-            self.head_len = (held + take) as u8;
-            return Ok(take);
+            p.head_len = (held + take) as u8;
+            return Ok((take, None));
         };
-        self.head_len = 0;
-        self.start(header, len)?;
-        Ok(used - held)
+        if let Some(p) = self.partial.as_mut() {
+            p.head_len = 0;
+        }
+        Ok((used - held, Some(self.start(header, len)?)))
     }
 
     /// Checks a frame's header against the protocol and the size limit.
-    fn start(&mut self, h: FrameHeader, len: u64) -> Result<(), Fault> {
+    fn start(&mut self, h: FrameHeader, len: u64) -> Result<Frame, Fault> {
         if h.rsv1 || h.rsv2 || h.rsv3 {
             return Err(Fault::protocol("reserved bits set without an extension"));
         }
@@ -335,9 +345,7 @@ impl Decoder {
                 }
             }
         }
-        self.frame =
-            Some(Frame { left: len, mask: h.mask, phase: 0, opcode: h.opcode, fin: h.is_final, buffered: false });
-        Ok(())
+        Ok(Frame { left: len, mask: h.mask, phase: 0, opcode: h.opcode, fin: h.is_final, buffered: false })
     }
 
     /// Keeps part of a payload until the rest comes; text is checked as it comes.
@@ -352,6 +360,10 @@ impl Decoder {
                 if p.message == Some(true) && !p.utf8.feed(chunk) {
                     return Err(Fault::utf8());
                 }
+                if p.data.capacity() == 0 && f.left > 0 {
+                    // Room for the frame up front (within reason), not by doublings.
+                    p.data.reserve((chunk.len() as u64 + f.left).min(1 << 20) as usize);
+                }
                 p.data.extend_from_slice(chunk);
             }
         }
@@ -360,7 +372,8 @@ impl Decoder {
 
     /// Frees what an incomplete frame or message held, once nothing is incomplete.
     fn release(&mut self) {
-        if self.partial.as_ref().is_some_and(|p| p.message.is_none() && p.control.is_empty()) {
+        let empty = |p: &Partial| p.message.is_none() && p.control.is_empty() && p.frame.is_none() && p.head_len == 0;
+        if self.partial.as_deref().is_some_and(empty) {
             self.partial = None;
         }
     }
@@ -387,20 +400,20 @@ impl Decoder {
                         on(if text { Item::Text(payload) } else { Item::Binary(payload) });
                         return Ok(());
                     } else {
-                        // A fragment complete in one read joins the message.
+                        // An empty fragment.
                         self.buffer(&f, b)?;
                     }
                 }
                 if !f.fin {
                     return Ok(());
                 }
-                // No control frame is under way while a data frame completes.
-                let p = self.partial.take().unwrap_or_default();
-                let text = p.message == Some(true);
-                if text && !p.utf8.complete() {
+                let Some(p) = self.partial.as_mut() else { return Ok(()) };
+                let text = p.message.take() == Some(true);
+                let (data, utf8) = (std::mem::take(&mut p.data), std::mem::take(&mut p.utf8));
+                if text && !utf8.complete() {
                     return Err(Fault::utf8());
                 }
-                let data = Payload::Owned(p.data);
+                let data = Payload::Owned(data);
                 on(if text { Item::Text(data) } else { Item::Binary(data) });
             }
         }

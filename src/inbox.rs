@@ -129,6 +129,23 @@ impl Inbox {
         }
     }
 
+    /// Waits until the queue is below the high-water mark (or closed). Owned, so a
+    /// session can hold it while it waits and drop it when it does not.
+    pub async fn room(self: Arc<Self>) {
+        loop {
+            let notified = self.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let s = self.state.lock();
+                if s.closed || s.bytes < HIGH_WATER_BYTES {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
     /// True while the queue is above the high-water mark (readers are waiting).
     pub fn backed_up(&self) -> bool {
         self.state.lock().bytes >= HIGH_WATER_BYTES

@@ -14,7 +14,6 @@ pub mod proxy;
 pub mod session;
 pub mod stream;
 pub mod tls;
-pub mod utf8_watch;
 
 mod js;
 #[cfg(test)]

@@ -4,8 +4,7 @@
 use crate::error::{Error, Result};
 use crate::handshake::{self, Rejection, UpgradeRequest};
 use crate::inbox::{Event, Inbox, Kind};
-use crate::session::{self, SessionConfig, SessionHandle};
-use crate::stream::Prefixed;
+use crate::session::{self, Session, SessionConfig, SessionHandle};
 use bytes::Bytes;
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -15,9 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
-use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 #[derive(Clone, Debug, Default)]
 pub struct ListenerConfig {
@@ -53,8 +50,8 @@ struct Shared {
 /// Work for the listener's dispatcher task, which owns all sending so that the JS
 /// thread pays one channel send per batch, however many sessions receive it.
 enum Command {
-    /// `(session, message)` in order; session 0 means every session.
-    Send(Vec<(u32, Message)>),
+    /// `(session, encoded frame)` in order; session 0 means every session.
+    Send(Vec<(u32, Bytes)>),
     /// Close every session with this code (after everything sent before).
     Close(u16),
 }
@@ -69,19 +66,17 @@ pub struct Listener {
 struct Departure {
     shared: Arc<Shared>,
     id: u32,
-    ended: Option<session::Ended>,
     opened: bool,
+    finished: bool,
 }
 
-impl Drop for Departure {
-    fn drop(&mut self) {
+impl Departure {
+    /// The session ended so: it leaves the table and the flow hears of it.
+    fn finish(&mut self, ended: session::Ended) {
+        self.finished = true;
         if self.shared.sessions.write().remove(&self.id).is_some() {
             self.shared.generation.fetch_add(1, Ordering::Release);
         }
-        let ended = self.ended.take().unwrap_or(session::Ended {
-            code: session::ABNORMAL_CLOSURE,
-            error: Some("session task stopped unexpectedly".into()),
-        });
         if let Some(err) = ended.error {
             self.shared.inbox.push(Event::new(Kind::Error, self.id, err, 0));
         }
@@ -89,6 +84,15 @@ impl Drop for Departure {
             self.shared.inbox.push(Event::new(Kind::Close, self.id, Bytes::new(), ended.code as u32));
         }
         self.shared.left.notify_waiters();
+    }
+}
+
+impl Drop for Departure {
+    fn drop(&mut self) {
+        if !self.finished {
+            let error = Some("session task stopped unexpectedly".into());
+            self.finish(session::Ended { code: session::ABNORMAL_CLOSURE, error });
+        }
     }
 }
 
@@ -135,10 +139,10 @@ impl Listener {
         std_stream.set_nonblocking(true)?;
         // Refused past the connection limit: the duplicate is dropped unused, which
         // closes only our descriptor; JS answers on its own.
-        Ok(self.start(req, protocol, move |heard| {
+        Ok(self.start(req, protocol, head, move || {
             let tcp = tokio::net::TcpStream::from_std(std_stream)?;
             let _ = tcp.set_nodelay(true);
-            Ok(Prefixed::new(head, tcp, heard))
+            Ok(tcp)
         }))
     }
 
@@ -157,7 +161,7 @@ impl Listener {
             Ok(p) => p,
             Err(r) => return Ok(Err(r)),
         };
-        Ok(self.start(req, protocol, move |heard| Ok(Prefixed::new(head, stream, heard))))
+        Ok(self.start(req, protocol, head, move || Ok(stream)))
     }
 
     /// Checks the request; the subprotocol to answer with, or the refusal.
@@ -179,18 +183,17 @@ impl Listener {
         &self,
         req: &UpgradeRequest,
         protocol: Option<String>,
+        head: Vec<u8>,
         make_stream: F,
     ) -> std::result::Result<u32, Rejection>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        F: FnOnce(Arc<AtomicU64>) -> std::io::Result<S> + Send + 'static,
+        F: FnOnce() -> std::io::Result<S> + Send + 'static,
     {
-        let shared = self.shared.clone();
-        let cfg = shared.cfg.session.clone();
+        let shared = &self.shared;
         let response = handshake::accept_response(&req.key, protocol.as_deref());
         let id = session::next_id();
-        let (handle, rx, session_shared) = SessionHandle::new(&cfg);
-        let heard = session_shared.heard.clone();
+        let (handle, session_shared) = SessionHandle::new(&shared.cfg.session, false);
         let handle = handle.reporting_drops(shared.inbox.clone(), id);
         {
             // Registered before we return: JS may reply to this session at once.
@@ -201,51 +204,30 @@ impl Listener {
             sessions.insert(id, Entry { handle: Arc::new(handle), abort: OnceLock::new() });
         }
         shared.generation.fetch_add(1, Ordering::Release);
-        let handshake_timeout = shared.cfg.handshake_timeout;
-        let task_shared = shared.clone();
-        let task = napi_or_tokio_spawn(async move {
-            let mut departure = Departure { shared: task_shared, id, ended: None, opened: false };
-            let mut stream = match make_stream(heard) {
-                Ok(s) => s,
-                Err(e) => {
-                    departure.ended =
-                        Some(session::Ended { code: session::ABNORMAL_CLOSURE, error: Some(e.to_string()) });
-                    return;
-                }
-            };
-            let answered = match handshake_timeout {
-                Some(limit) => tokio::time::timeout(limit, stream.write_all(&response)).await.map_err(|_| limit),
-                None => Ok(stream.write_all(&response).await),
-            };
-            match answered {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => {
-                    // The client left during the handshake: nothing to report (as core).
-                    departure.ended = Some(session::Ended { code: session::ABNORMAL_CLOSURE, error: None });
-                    return;
-                }
-                Err(limit) => {
-                    let error = format!("handshake not completed within {limit:?}: the client does not read");
-                    departure.ended = Some(session::Ended { code: session::ABNORMAL_CLOSURE, error: Some(error) });
-                    return;
-                }
-            }
-            let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(cfg.websocket_config())).await;
-            departure.opened = true;
-            let inbox = departure.shared.inbox.clone();
-            inbox.push(Event::new(Kind::Open, id, Bytes::new(), 0));
-            departure.ended = Some(session::run(ws, id, rx, session_shared, inbox, cfg).await);
-        });
+        let departure = Departure { shared: shared.clone(), id, opened: false, finished: false };
+        let start = Start { response: response.into(), head: head.into(), queue: session_shared };
+        let task = napi_or_tokio_spawn(serve(departure, start, make_stream));
         if let Some(entry) = shared.sessions.read().get(&id) {
             let _ = entry.abort.set(task.abort_handle());
         }
         Ok(id)
     }
 
-    /// Queue messages, in order: to one session (silently nothing if it is gone,
-    /// as core) or, for session 0, to every session with the payload shared.
-    pub fn send_many(&self, batch: Vec<(u32, Message)>) {
+    /// Queue frames, in order: to one session (silently nothing if it is gone,
+    /// as core) or, for session 0, to every session, all sharing the frame's bytes.
+    /// Frames are encoded as a server sends them (`codec::data_frame`).
+    pub fn send_frames(&self, batch: Vec<(u32, Bytes)>) {
         let _ = self.commands.send(Command::Send(batch));
+    }
+
+    /// `send_frames` for messages, each encoded once.
+    pub fn send_many(&self, batch: Vec<(u32, Message)>) {
+        let frame = |m: Message| match m {
+            Message::Text(t) => Some(crate::codec::data_frame(true, t.as_bytes(), false)),
+            Message::Binary(b) => Some(crate::codec::data_frame(false, &b, false)),
+            _ => None,
+        };
+        self.send_frames(batch.into_iter().filter_map(|(to, m)| Some((to, frame(m)?))).collect());
     }
 
     /// Refuse new sessions, close the open ones with `code` and wait until they
@@ -287,6 +269,76 @@ impl Listener {
     }
 }
 
+/// What a session's task starts from.
+struct Start {
+    response: Box<[u8]>,
+    head: Box<[u8]>,
+    queue: Arc<session::Shared>,
+}
+
+/// A session's task: the 101 answer, the session, and its departure from the
+/// table. Its future is the task's memory for the session's whole life.
+fn serve<S, F>(departure: Departure, start: Start, make_stream: F) -> impl std::future::Future<Output = ()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: FnOnce() -> std::io::Result<S> + Send + 'static,
+{
+    // Upvars, not locals: what an async block captures it keeps for its whole life.
+    let (mut departure, mut start) = (departure, start);
+    async move {
+        let mut stream = match make_stream() {
+            Ok(s) => s,
+            Err(e) => {
+                return departure.finish(session::Ended { code: session::ABNORMAL_CLOSURE, error: Some(e.to_string()) })
+            }
+        };
+        let limit = departure.shared.cfg.handshake_timeout;
+        if let Err(error) = answer(&mut stream, std::mem::take(&mut start.response), limit).await {
+            return departure.finish(session::Ended { code: session::ABNORMAL_CLOSURE, error });
+        }
+        departure.opened = true;
+        let (id, shared) = (departure.id, &departure.shared);
+        shared.inbox.push(Event::new(Kind::Open, id, Bytes::new(), 0));
+        let head = std::mem::take(&mut start.head).into_vec();
+        let session = Session::new(stream, head, id, start.queue.clone(), shared.inbox.clone(), &shared.cfg.session);
+        let ended = session.await;
+        departure.finish(ended);
+    }
+}
+
+/// Writes the 101 answer: at once on a fresh socket, else (boxed, so that the
+/// task stays small) within the handshake timeout. Err(None): the client left,
+/// which is not reported (as core).
+async fn answer<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    response: Box<[u8]>,
+    limit: Option<Duration>,
+) -> std::result::Result<(), Option<String>> {
+    let tried = {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        std::pin::Pin::new(&mut *stream).poll_write(&mut cx, &response)
+    };
+    let done = match tried {
+        std::task::Poll::Ready(Ok(n)) => n,
+        std::task::Poll::Ready(Err(_)) => return Err(None),
+        std::task::Poll::Pending => 0,
+    };
+    if done == response.len() {
+        return Ok(());
+    }
+    let rest = async move {
+        let rest = stream.write_all(&response[done..]);
+        match limit {
+            Some(limit) => match tokio::time::timeout(limit, rest).await {
+                Ok(written) => written.map_err(|_| None),
+                Err(_) => Err(Some(format!("handshake not completed within {limit:?}: the client does not read"))),
+            },
+            None => rest.await.map_err(|_| None),
+        }
+    };
+    Box::pin(rest).await
+}
+
 /// Session sends between two yields of the dispatcher, so that a huge batch does
 /// not hold a worker thread either.
 const SENDS_PER_YIELD: usize = 1024;
@@ -310,13 +362,13 @@ async fn dispatch(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Com
                             snapshot_of = Some(generation);
                         }
                         for h in &everyone {
-                            h.send(msg.clone());
+                            h.send_frame(msg.clone());
                         }
                         sent += everyone.len();
                     } else {
                         let one = shared.sessions.read().get(&target).map(|e| e.handle.clone());
                         if let Some(h) = one {
-                            h.send(msg);
+                            h.send_frame(msg);
                         }
                         sent += 1;
                     }
@@ -352,6 +404,8 @@ mod tests {
     use super::*;
     use futures_util::StreamExt;
     use tokio::io::{AsyncReadExt, DuplexStream};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::WebSocketStream;
 
     /// A session adopted over an in-memory pipe; returns the client's side once
     /// past the 101 answer.
@@ -368,6 +422,26 @@ mod tests {
     fn adopt_pipe(listener: &Listener, capacity: usize) -> (std::result::Result<u32, Rejection>, DuplexStream) {
         let (ours, theirs) = tokio::io::duplex(capacity);
         (listener.adopt_stream(ours, Vec::new(), &handshake::sample_request()).unwrap(), theirs)
+    }
+
+    #[tokio::test]
+    async fn a_sessions_task_is_small() {
+        // The task's future is what a connection costs in memory while idle,
+        // with the socket's registration and the session's `Shared`.
+        let listener = Listener::new(ListenerConfig::default(), Inbox::new(Box::new(|_| {})));
+        let departure = Departure { shared: listener.shared.clone(), id: 1, opened: false, finished: false };
+        let (_handle, queue) = SessionHandle::new(&SessionConfig::default(), false);
+        let std_stream = std::net::TcpListener::bind("127.0.0.1:0").map(|l| l.local_addr());
+        let make = move || -> std::io::Result<tokio::net::TcpStream> {
+            let _ = &std_stream;
+            Err(std::io::ErrorKind::Other.into())
+        };
+        let task = serve(departure, Start { response: Box::default(), head: Box::default(), queue }, make);
+        let size = std::mem::size_of_val(&task);
+        drop(task);
+        println!("task future: {size} bytes, session {} bytes", std::mem::size_of::<Session<tokio::net::TcpStream>>());
+        assert!(size <= 400, "a session's task takes {size} bytes");
+        listener.close(1001).await;
     }
 
     #[tokio::test(start_paused = true)]
