@@ -205,7 +205,7 @@ impl Listener {
         }
         shared.generation.fetch_add(1, Ordering::Release);
         let departure = Departure { shared: shared.clone(), id, opened: false, finished: false };
-        let start = Start { response: response.into(), head: head.into(), queue: session_shared };
+        let start = Box::new(Start { response, head, queue: session_shared });
         let task = napi_or_tokio_spawn(serve(departure, start, make_stream));
         if let Some(entry) = shared.sessions.read().get(&id) {
             let _ = entry.abort.set(task.abort_handle());
@@ -271,36 +271,41 @@ impl Listener {
 
 /// What a session's task starts from.
 struct Start {
-    response: Box<[u8]>,
-    head: Box<[u8]>,
+    response: Vec<u8>,
+    head: Vec<u8>,
     queue: Arc<session::Shared>,
 }
 
 /// A session's task: the 101 answer, the session, and its departure from the
 /// table. Its future is the task's memory for the session's whole life.
-fn serve<S, F>(departure: Departure, start: Start, make_stream: F) -> impl std::future::Future<Output = ()>
+fn serve<S, F>(departure: Departure, start: Box<Start>, make_stream: F) -> impl std::future::Future<Output = ()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     F: FnOnce() -> std::io::Result<S> + Send + 'static,
 {
-    // Upvars, not locals: what an async block captures it keeps for its whole life.
-    let (mut departure, mut start) = (departure, start);
+    // What an async block captures it keeps for its whole life: `start` is boxed,
+    // so that what it holds is freed as the session begins.
+    let mut departure = departure;
     async move {
-        let mut stream = match make_stream() {
-            Ok(s) => s,
-            Err(e) => {
-                return departure.finish(session::Ended { code: session::ABNORMAL_CLOSURE, error: Some(e.to_string()) })
+        // A block, so that what it moves into the session is not kept beside it.
+        let session = {
+            let Start { response, head, queue } = *start;
+            let mut stream = match make_stream() {
+                Ok(s) => s,
+                Err(e) => {
+                    let error = Some(e.to_string());
+                    return departure.finish(session::Ended { code: session::ABNORMAL_CLOSURE, error });
+                }
+            };
+            let limit = departure.shared.cfg.handshake_timeout;
+            if let Err(error) = answer(&mut stream, response, limit).await {
+                return departure.finish(session::Ended { code: session::ABNORMAL_CLOSURE, error });
             }
+            departure.opened = true;
+            let (id, shared) = (departure.id, &departure.shared);
+            shared.inbox.push(Event::new(Kind::Open, id, Bytes::new(), 0));
+            Session::new(stream, head, id, queue, shared.inbox.clone(), &shared.cfg.session)
         };
-        let limit = departure.shared.cfg.handshake_timeout;
-        if let Err(error) = answer(&mut stream, std::mem::take(&mut start.response), limit).await {
-            return departure.finish(session::Ended { code: session::ABNORMAL_CLOSURE, error });
-        }
-        departure.opened = true;
-        let (id, shared) = (departure.id, &departure.shared);
-        shared.inbox.push(Event::new(Kind::Open, id, Bytes::new(), 0));
-        let head = std::mem::take(&mut start.head).into_vec();
-        let session = Session::new(stream, head, id, start.queue.clone(), shared.inbox.clone(), &shared.cfg.session);
         let ended = session.await;
         departure.finish(ended);
     }
@@ -311,7 +316,7 @@ where
 /// which is not reported (as core).
 async fn answer<S: AsyncWrite + Unpin>(
     stream: &mut S,
-    response: Box<[u8]>,
+    response: Vec<u8>,
     limit: Option<Duration>,
 ) -> std::result::Result<(), Option<String>> {
     let tried = {
@@ -436,11 +441,10 @@ mod tests {
             let _ = &std_stream;
             Err(std::io::ErrorKind::Other.into())
         };
-        let task = serve(departure, Start { response: Box::default(), head: Box::default(), queue }, make);
+        let task = serve(departure, Box::new(Start { response: Vec::new(), head: Vec::new(), queue }), make);
         let size = std::mem::size_of_val(&task);
         drop(task);
-        println!("task future: {size} bytes, session {} bytes", std::mem::size_of::<Session<tokio::net::TcpStream>>());
-        assert!(size <= 400, "a session's task takes {size} bytes");
+        assert!(size <= 288, "a session's task takes {size} bytes");
         listener.close(1001).await;
     }
 

@@ -440,5 +440,5 @@ fn an_idle_session_is_small() {
     // The session's whole state, the task's future; nothing else is allocated
     // while it is idle but its `Shared`.
     let size = std::mem::size_of::<Session<tokio::net::TcpStream>>();
-    assert!(size <= 256, "a session takes {size} bytes");
+    assert!(size <= 224, "a session takes {size} bytes");
 }
