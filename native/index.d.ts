@@ -139,8 +139,6 @@ export interface ListenerOptions {
   idleTimeoutMs?: number
   /** Refuse connections past this many (503). Absent or 0: no limit. */
   maxConnections?: number
-  /** Drop a connection whose 101 answer is not written within this. Absent or 0: no limit. */
-  handshakeTimeoutMs?: number
 }
 
 /** The request fields the handshake needs, as Node's HTTP parser saw them. */

@@ -74,8 +74,7 @@ module.exports = function (RED) {
                 maxQueueBytes: lim.maxQueueBytes,
                 queuePolicy: lim.queuePolicy,
                 idleTimeoutMs: lim.idleTimeoutMs,
-                maxConnections: lim.maxConnections,
-                handshakeTimeoutMs: lim.handshakeMs
+                maxConnections: lim.maxConnections
             }, this.onBatch);
         } catch (err) {
             this.fail(withCode(err));
@@ -84,17 +83,36 @@ module.exports = function (RED) {
 
     Object.assign(WebSocketListenerNode.prototype, endpoint.methods, {
         acceptUpgrade(req, socket, head) {
-            const origin = upgrade.originOf(req);
-            if (!limits.originAllowed(this.limits.origins, origin)) {
-                this.peerWarnings.warn(RED._('websocket.errors.origin-refused', { origin: String(origin) }));
-                return upgrade.refuse(socket, 403, 'Origin not allowed');
-            }
+            if (!this.admitOrigin(req, socket)) return;
             const timeoutMs = this.limits.handshakeMs;
             upgrade.verify(RED.settings.webSocketNodeVerifyClient, req, socket,
-                () => this.handOver(req, socket, head), {
+                () => this.proceed(req, socket, head), {
                     timeoutMs,
                     onTimeout: () => this.peerWarnings.warn(RED._('websocket.errors.verify-timeout', { seconds: timeoutMs / 1000 }))
                 });
+        },
+
+        /** False (and the client refused with 403) if its origin is not allowed. */
+        admitOrigin(req, socket) {
+            const origin = upgrade.originOf(req);
+            if (limits.originAllowed(this.limits.origins, origin)) return true;
+            this.peerWarnings.warn(RED._('websocket.errors.origin-refused', { origin: String(origin) }));
+            upgrade.refuse(socket, 403, 'Origin not allowed');
+            return false;
+        },
+
+        /**
+         * Verified. An asynchronous verifier may have outlived a redeploy: the
+         * listener now serving the path, if another, takes the client (its own
+         * origin list applies).
+         */
+        proceed(req, socket, head) {
+            const current = upgrade.routes.get(this.fullPath);
+            if (current && current !== this) {
+                if (current.admitOrigin(req, socket)) current.handOver(req, socket, head);
+                return;
+            }
+            this.handOver(req, socket, head);
         },
 
         /** Gives the connection to Rust: by descriptor for plain TCP. */

@@ -303,7 +303,6 @@ where
         let id = session::next_id();
         inbox.push(Event::new(Kind::Connecting, id, Bytes::new(), 0));
         let (handle, session_shared) = SessionHandle::new(&cfg.session, true);
-        let handle = handle.reporting_drops(inbox.clone(), id);
         let attempt = tokio::select! {
             r = tokio::time::timeout(cfg.connect_timeout, dial()) => r,
             _ = stop.wait_for(|s| *s) => break,
@@ -319,12 +318,18 @@ where
                     }
                 }
                 inbox.push(Event::new(Kind::Open, id, Bytes::new(), 0));
+                if let Some((_, h)) = &*shared.current.lock() {
+                    h.report_drops(inbox, id);
+                }
                 let ended = Session::new(stream, rest, id, session_shared, inbox.clone(), &cfg.session).await;
-                shared.current.lock().take();
+                let handle = shared.current.lock().take();
                 if let Some(err) = ended.error {
                     inbox.push(Event::new(Kind::Error, id, err, 0));
                 }
                 inbox.push(Event::new(Kind::Close, id, Bytes::new(), ended.code.into()));
+                // The session and its handle are gone, its queue with them; then trim.
+                let unsent = handle.map_or(0, |(_, h)| h.unsent());
+                crate::memory::session_freed(unsent);
             }
             Ok(Err(e)) => {
                 failures += 1;

@@ -94,16 +94,16 @@ impl Inbox {
         }
     }
 
-    /// Count a message dropped for `session`; it reaches JS as one `Dropped`
+    /// Count `n` messages dropped for `session`; they reach JS as one `Dropped`
     /// event per session and batch, so a flood of drops costs JS nothing more.
-    pub fn count_drop(self: &Arc<Self>, session: u32) {
+    pub fn count_drops(self: &Arc<Self>, session: u32, n: u32) {
         let wake_now = {
             let mut s = self.state.lock();
             if s.closed {
                 return;
             }
-            let n = s.drops.entry(session).or_insert(0);
-            *n = n.saturating_add(1);
+            let count = s.drops.entry(session).or_insert(0);
+            *count = count.saturating_add(n);
             !std::mem::replace(&mut s.scheduled, true)
         };
         if wake_now {
@@ -287,9 +287,9 @@ mod tests {
         let (inbox, wakes) = counting();
         inbox.push(Event::new(Kind::Text, 1, "m", 0));
         for _ in 0..1000 {
-            inbox.count_drop(9);
+            inbox.count_drops(9, 1);
         }
-        inbox.count_drop(4);
+        inbox.count_drops(4, 1);
         assert_eq!(wakes.load(Ordering::SeqCst), 1);
         let b = inbox.drain();
         assert_eq!(u32_at(&b, 0), 3);
@@ -298,9 +298,9 @@ mod tests {
             (1..3).map(|i| (u32_at(&b, 4 + 16 * i), u32_at(&b, 8 + 16 * i), u32_at(&b, 16 + 16 * i))).collect();
         drops.sort();
         assert_eq!(drops, [(Kind::Dropped as u32, 4, 1), (Kind::Dropped as u32, 9, 1000)]);
-        inbox.count_drop(9);
+        inbox.count_drops(9, 1);
         assert_eq!(wakes.load(Ordering::SeqCst), 2, "a drop after the drain wakes JS again");
-        inbox.count_drop(9);
+        inbox.count_drops(9, 1);
         inbox.push(Event::new(Kind::Close, 9, Bytes::new(), 1000));
         let b = inbox.drain();
         assert_eq!(u32_at(&b, 0), 2, "the drops come before the close, and only there");

@@ -117,8 +117,16 @@ pub struct SessionHandle {
     shared: Arc<Shared>,
     max_queue_bytes: usize,
     drop_when_full: bool,
-    /// Where drops are tallied for the flow: the config node's inbox and this session's id.
-    drops_to: Option<(Arc<Inbox>, u32)>,
+    drops: Mutex<DropReport>,
+}
+
+/// Where drops are tallied for the flow (the config node's inbox and the session's
+/// id), and those held until then: the flow hears of a session's drops only once
+/// it has heard of the session.
+#[derive(Default)]
+struct DropReport {
+    to: Option<(Arc<Inbox>, u32)>,
+    held: u32,
 }
 
 impl SessionHandle {
@@ -138,15 +146,24 @@ impl SessionHandle {
             shared: shared.clone(),
             max_queue_bytes: cfg.max_queue_bytes,
             drop_when_full: cfg.drop_when_full,
-            drops_to: None,
+            drops: Mutex::default(),
         };
         (handle, shared)
     }
 
-    /// Report dropped messages to `inbox` as session `id` (drop policy).
-    pub fn reporting_drops(mut self, inbox: Arc<Inbox>, id: u32) -> Self {
-        self.drops_to = Some((inbox, id));
-        self
+    /// From now on, report dropped messages to `inbox` as session `id` (drop
+    /// policy), starting with those held so far. Called as the session opens.
+    pub fn report_drops(&self, inbox: &Arc<Inbox>, id: u32) {
+        let mut drops = self.drops.lock();
+        if drops.held > 0 {
+            inbox.count_drops(id, std::mem::take(&mut drops.held));
+        }
+        drops.to = Some((inbox.clone(), id));
+    }
+
+    /// Bytes queued and not yet written (see `Shared::unsent`).
+    pub fn unsent(&self) -> usize {
+        self.shared.unsent()
     }
 
     /// Queue a text or binary message, encoded for this end.
@@ -161,20 +178,25 @@ impl SessionHandle {
 
     /// Queue an encoded frame (shared bytes: a broadcast's frame is encoded once);
     /// false if the session is gone, its queue overflowed, or the frame was dropped
-    /// because the queue is full.
+    /// because the queue is full. A frame is always taken while nothing waits (as
+    /// `ws` sends whatever its bufferedAmount), so a cap below one message's size
+    /// still lets messages through one at a time.
     pub fn send_frame(&self, frame: Bytes) -> bool {
         let shared = &self.shared;
         if shared.ended.load(Ordering::Relaxed) {
+            // The session has ended: nothing is queued, nothing counts as dropped.
             return false;
         }
         let len = frame.len();
         let waiting = shared.queued.fetch_add(len, Ordering::Relaxed);
-        if waiting + len > self.max_queue_bytes {
+        if waiting > 0 && waiting + len > self.max_queue_bytes {
             shared.queued.fetch_sub(len, Ordering::Relaxed);
             if self.drop_when_full {
                 shared.dropped.fetch_add(1, Ordering::Relaxed);
-                if let Some((inbox, id)) = &self.drops_to {
-                    inbox.count_drop(*id);
+                let mut drops = self.drops.lock();
+                match &drops.to {
+                    Some((inbox, id)) => inbox.count_drops(*id, 1),
+                    None => drops.held = drops.held.saturating_add(1),
                 }
             } else if !shared.overflow.swap(true, Ordering::Relaxed) {
                 shared.waker.wake();

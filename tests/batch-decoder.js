@@ -4,16 +4,25 @@
 // Rust encoder to nodes/lib/batch.js. Not a mocha file, not shipped.
 //
 // stdin: frames of [u32 LE length][batch bytes]. stdout: one JSON line per frame,
-// {events: [[kind, session, extra, payloadBase64, text], ...]} or {error}, where
-// text is the payload as the in node turns it into a string (text and error events).
+// {events: [[kind, session, extra, payloadBase64, text], ...]} or {error}. Each event
+// is read as nodes/lib/endpoint.js reads it: text and error events as a string (also
+// given as `text`), binary ones through binaryPayload, a Dropped event's count from
+// `extra`; the other kinds carry no payload the node looks at, given raw here.
 
-const { KIND, forEachEvent } = require('../nodes/lib/batch');
+const { KIND, forEachEvent, binaryPayload } = require('../nodes/lib/batch');
 
 function decode(buf) {
     const events = [];
     forEachEvent(buf, (kind, session, data, start, end, extra) => {
-        const payload = data.subarray(start, end);
-        const text = kind === KIND.TEXT || kind === KIND.ERROR ? data.toString('utf8', start, end) : null;
+        let payload = data.subarray(start, end);
+        let text = null;
+        if (kind === KIND.TEXT || kind === KIND.ERROR) {
+            text = data.toString('utf8', start, end);
+        } else if (kind === KIND.BINARY) {
+            payload = binaryPayload(data, start, end);
+        } else if (kind === KIND.DROPPED && end !== start) {
+            throw new Error('a Dropped event with a payload');
+        }
         events.push([kind, session, extra, Buffer.from(payload).toString('base64'), text]);
     });
     return { events };

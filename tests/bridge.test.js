@@ -15,7 +15,7 @@ const bridge = require('../nodes/lib/bridge');
 const upgrade = require('../nodes/lib/upgrade');
 const { KIND, forEachEvent } = require('../nodes/lib/batch');
 const { makeCerts } = require('./certs');
-const { until, within } = require('./support');
+const { until, within, delay } = require('./support');
 
 const QUEUE_CAP = 8 << 20;
 const CHUNK = 256 * 1024;
@@ -140,7 +140,8 @@ describe('the byte bridge (nodes/lib/bridge.js)', function () {
     }
 
     it('destroys a socket whose peer never finishes closing, after the grace', async function () {
-        const srv = await bridgedServer(null, 200);
+        const GRACE_MS = 1000;
+        const srv = await bridgedServer(null, GRACE_MS);
         servers.push(srv);
         const client = await rawClient(srv.port, null, { allowHalfOpen: true });
         clients.push(client);
@@ -150,6 +151,9 @@ describe('the byte bridge (nodes/lib/bridge.js)', function () {
         const clientSawEnd = new Promise((resolve) => client.once('end', resolve));
         client.write(closeFrame()); // the session answers and ends; the client keeps its side open
         await within(clientSawEnd, 5000, 'the server to end its side');
+        // Not at once: the socket stays for the grace (ended before the client saw it).
+        await delay(GRACE_MS / 4);
+        assert.strictEqual(socket.destroyed, false, 'destroyed before the grace was over');
         await within(closedSocket, 5000, 'the server socket to be destroyed');
         assert.strictEqual(srv.events.filter((e) => e.kind === KIND.CLOSE).length, 1);
     });

@@ -364,6 +364,31 @@ describe('websocket-listener edge cases', function () {
             const msgs = await within(got, 5000, 'the two early messages');
             assert.deepStrictEqual(msgs.map((m) => m.payload), ['early one', 'early two']);
         });
+
+        it('hands a client whose async verification outlived a redeploy to the new listener', async function () {
+            let callback = null;
+            helper.settings({
+                webSocketNodeVerifyClient: (info, cb) => {
+                    if (info.req.headers['x-control']) return setImmediate(() => cb(true));
+                    callback = cb;
+                }
+            });
+            await helper.load(wsNode, echoFlow());
+            const c = await raw();
+            await c.write(upgradeRequest('/ws/edge').text);
+            await until(() => callback, 'the verifier to be called');
+            await helper.setFlows(echoFlow({ hb: '30' }), 'full');
+            // The control: the new listener serves the path.
+            const control = await raw();
+            await control.write(upgradeRequest('/ws/edge', { 'X-Control': '1' }).text);
+            assert.strictEqual((await control.response()).status, 101);
+            const got = received(helper.getNode('sink'));
+            callback(true);
+            const r = await c.response();
+            assert.strictEqual(r.status, 101, r.statusLine);
+            await c.write(textFrame('after the redeploy'));
+            assert.strictEqual((await within(got, 5000, 'the message')).payload, 'after the redeploy');
+        });
     });
 
     describe('handshake bytes', function () {

@@ -26,8 +26,8 @@ module.exports = function (RED) {
         node.peerWarnings = warnings.limiter(
             (text) => node.warn(RED._('websocket.errors.connect-error') + text),
             (count, seconds) => node.warn(RED._('websocket.errors.more-errors', { count, seconds })));
-        // Messages dropped by the queue policy "drop": in all (for counters), and
-        // per live session {total, reported, at} for the warnings.
+        // Messages dropped by the queue policy "drop" for live sessions: in all
+        // (for counters), and per session {total, reported, at, timer} for the warnings.
         node.dropped = 0;
         node.drops = new Map();
         // Live sessions: number <-> `_session.id`, so no message parses or formats ids.
@@ -95,7 +95,6 @@ module.exports = function (RED) {
                 this.keyOf.delete(session);
                 break;
             case KIND.DROPPED:
-                this.dropped += extra;
                 this.noteDrops(session, extra);
                 break;
             case KIND.ERROR: {
@@ -167,13 +166,30 @@ module.exports = function (RED) {
             }
         },
 
+        /**
+         * Counts drops of a live session (the addon reports them before its close)
+         * and warns of them at once, or at the end of the session's 10 s window,
+         * so that the last count is logged even if the drops stop and it stays.
+         */
         noteDrops(session, count) {
-            if (!this.keyOf.has(session)) return; // the addon reports drops before a close
-            const d = this.drops.get(session) || { total: 0, reported: 0, at: -Infinity };
+            if (!this.keyOf.has(session)) return;
+            this.dropped += count;
+            const d = this.drops.get(session) || { total: 0, reported: 0, at: -Infinity, timer: null };
             d.total += count;
             this.drops.set(session, d);
-            if (Date.now() - d.at >= DROP_REPORT_MS) {
+            const wait = d.at + DROP_REPORT_MS - Date.now();
+            if (wait <= 0) {
                 this.reportDrops(session, false);
+            } else if (!d.timer) {
+                d.timer = setTimeout(() => {
+                    d.timer = null;
+                    try {
+                        if (!this.closing) this.reportDrops(session, false);
+                    } catch (err) {
+                        this.error(err);
+                    }
+                }, wait);
+                if (d.timer.unref) d.timer.unref();
             }
         },
 
@@ -181,7 +197,11 @@ module.exports = function (RED) {
         reportDrops(session, ended) {
             const d = this.drops.get(session);
             if (!d) return;
-            if (ended) this.drops.delete(session);
+            if (ended) {
+                this.drops.delete(session);
+                clearTimeout(d.timer);
+                d.timer = null;
+            }
             if (d.total === d.reported) return;
             d.reported = d.total;
             d.at = Date.now();
@@ -239,6 +259,8 @@ module.exports = function (RED) {
         closeNative(done) {
             this.flushOutbox();
             this.closing = true;
+            // Counts not logged yet are logged now, as the warnings' summary is.
+            for (const session of [...this.drops.keys()]) this.reportDrops(session, true);
             this.peerWarnings.close();
             this.inputNodes.clear();
             this.statusNodes.clear();

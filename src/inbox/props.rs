@@ -1,7 +1,7 @@
-//! Round trip of inbound batches across the language boundary: arbitrary pushes into
-//! a real `Inbox`, drained as the JS thread drains it (one drain per wake-up), every
-//! batch decoded by the shipped decoder (nodes/lib/batch.js, run by node through
-//! tests/batch-decoder.js) and compared with what was pushed.
+//! Round trip of inbound batches across the language boundary: arbitrary pushes and
+//! drop tallies into a real `Inbox`, drained as the JS thread drains it (one drain per
+//! wake-up), every batch decoded by the shipped decoder (nodes/lib/batch.js, run by
+//! node through tests/batch-decoder.js) and compared with what was pushed.
 
 use super::*;
 use base64::Engine;
@@ -51,6 +51,13 @@ enum Op {
         session: u32,
         count: usize,
     },
+    /// `count` messages dropped for `session` (the drop policy's tally).
+    Drop {
+        session: u32,
+        count: u32,
+    },
+    /// One drop for each of many sessions: more Dropped events than fit a batch.
+    Drops(Vec<u32>),
     /// The JS thread runs the pending wake-up, if there is one: one drain.
     Deliver,
 }
@@ -100,6 +107,9 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
     let op = prop_oneof![
         30 => event().prop_map(Op::Push),
         1 => (session(), 0..600usize).prop_map(|(session, count)| Op::Burst { session, count }),
+        // Few sessions, so that drops for one session add up and meet its close.
+        4 => (0..4u32, prop_oneof![Just(1u32), 1..1000u32]).prop_map(|(session, count)| Op::Drop { session, count }),
+        1 => prop::collection::vec(0..300u32, 0..300).prop_map(Op::Drops),
         3 => Just(Op::Deliver),
     ];
     prop::collection::vec(op, 0..120)
@@ -219,7 +229,7 @@ fn run(ops: &[Op], js: &mut JsDecoder) -> Result<(), TestCaseError> {
     let inbox = Inbox::new(Box::new(move |_| {
         wakes.fetch_add(1, Ordering::SeqCst);
     }));
-    let mut model = Model { queued: VecDeque::new(), bytes: 0, batches: 0 };
+    let mut model = Model { queued: VecDeque::new(), bytes: 0, batches: 0, drops: HashMap::new() };
     for op in ops {
         match op {
             Op::Push(ev) => model.push(&inbox, ev.clone()),
@@ -229,6 +239,12 @@ fn run(ops: &[Op], js: &mut JsDecoder) -> Result<(), TestCaseError> {
                     model.push(&inbox, Ev { kind: Kind::Text, session: *session, extra: 0, payload });
                 }
             }
+            Op::Drop { session, count } => model.drop(&inbox, *session, *count),
+            Op::Drops(sessions) => {
+                for &session in sessions {
+                    model.drop(&inbox, session, 1);
+                }
+            }
             Op::Deliver => {
                 if pending.load(Ordering::SeqCst) > 0 {
                     pending.fetch_sub(1, Ordering::SeqCst);
@@ -236,7 +252,7 @@ fn run(ops: &[Op], js: &mut JsDecoder) -> Result<(), TestCaseError> {
                 }
             }
         }
-        let waiting = !model.queued.is_empty();
+        let waiting = !model.queued.is_empty() || !model.drops.is_empty();
         prop_assert_eq!(
             pending.load(Ordering::SeqCst),
             waiting as usize,
@@ -245,13 +261,14 @@ fn run(ops: &[Op], js: &mut JsDecoder) -> Result<(), TestCaseError> {
         prop_assert_eq!(inbox.backed_up(), model.bytes >= HIGH_WATER_BYTES, "queued bytes are counted");
     }
     // The JS thread runs wake-ups until none is left; each drains at least one event.
-    let mut left = model.queued.len() + 1;
+    let mut left = model.queued.len() + model.drops.len() + 1;
     while pending.load(Ordering::SeqCst) > 0 && left > 0 {
         pending.fetch_sub(1, Ordering::SeqCst);
         model.deliver(&inbox, js)?;
         left -= 1;
     }
     prop_assert!(model.queued.is_empty(), "{} events never delivered", model.queued.len());
+    prop_assert!(model.drops.is_empty(), "the drops of {} sessions never delivered", model.drops.len());
     Ok(())
 }
 
@@ -260,14 +277,29 @@ struct Model {
     queued: VecDeque<Ev>,
     bytes: usize,
     batches: usize,
+    /// Drops tallied per session and not yet delivered.
+    drops: HashMap<u32, u32>,
 }
 
 impl Model {
     fn push(&mut self, inbox: &Arc<Inbox>, ev: Ev) {
+        if ev.kind == Kind::Close {
+            // A session's drops reach JS before its close.
+            if let Some(extra) = self.drops.remove(&ev.session) {
+                let payload = Payload::Bytes(Vec::new());
+                self.queued.push_back(Ev { kind: Kind::Dropped, session: ev.session, extra, payload });
+            }
+        }
         let data = ev.payload.bytes();
         self.bytes += data.len();
         inbox.push(Event::new(ev.kind, ev.session, data, ev.extra));
         self.queued.push_back(ev);
+    }
+
+    fn drop(&mut self, inbox: &Arc<Inbox>, session: u32, count: u32) {
+        inbox.count_drops(session, count);
+        let tally = self.drops.entry(session).or_insert(0);
+        *tally = tally.saturating_add(count);
     }
 
     fn deliver(&mut self, inbox: &Arc<Inbox>, js: &mut JsDecoder) -> Result<(), TestCaseError> {
@@ -276,32 +308,46 @@ impl Model {
         let n = self.batches;
         self.batches += 1;
         prop_assert!(!got.is_empty(), "batch {n}: a wake-up found nothing to drain");
-        prop_assert!(
-            got.len() <= self.queued.len(),
-            "batch {n}: {} events decoded, {} queued",
-            got.len(),
-            self.queued.len()
-        );
-        for (i, d) in got.iter().enumerate() {
-            let want = expected(&self.queued.pop_front().expect("checked above"));
+        // The queued events first, as many as the caps let in, then the drops tallied
+        // since, one event per session, as many as there is room for.
+        let mut taken = 0;
+        let mut bytes = 0;
+        for ev in &self.queued {
+            let len = ev.payload.bytes().len();
+            if taken > 0 && (taken == BATCH_MAX_EVENTS || bytes + len > BATCH_MAX_BYTES) {
+                break;
+            }
+            (taken, bytes) = (taken + 1, bytes + len);
+        }
+        let tallies = (BATCH_MAX_EVENTS - taken).min(self.drops.len());
+        prop_assert_eq!(got.len(), taken + tallies, "batch {}: events decoded", n);
+        for (i, d) in got[..taken].iter().enumerate() {
+            let want = expected(&self.queued.pop_front().expect("counted above"));
             prop_assert!(*d == want, "batch {n} event {i}: JS decoded {}, pushed {}", brief(d), brief(&want));
             self.bytes -= want.payload.len();
+        }
+        for d in &got[taken..] {
+            let tally = self.drops.remove(&(d.session as u32));
+            prop_assert!(tally.is_some(), "batch {n}: drops for session {} that has none (or twice)", d.session);
+            let want = Decoded {
+                kind: Kind::Dropped as i64,
+                session: d.session,
+                extra: tally.unwrap_or(0).into(),
+                payload: Vec::new(),
+                text: None,
+            };
+            prop_assert!(*d == want, "batch {n}: JS decoded {}, tallied {}", brief(d), brief(&want));
         }
         let bytes: usize = got.iter().map(|d| d.payload.len()).sum();
         let size = 4 + 16 * got.len() + bytes;
         prop_assert_eq!(batch.len(), size, "batch {}: not the size of its header and payloads", n);
         prop_assert!(got.len() <= BATCH_MAX_EVENTS, "batch {n}: {} events", got.len());
-        prop_assert!(
-            got.len() == 1 || bytes <= BATCH_MAX_BYTES,
-            "batch {n}: {bytes} payload bytes in {} events",
-            got.len()
-        );
+        prop_assert!(taken == 1 || bytes <= BATCH_MAX_BYTES, "batch {n}: {bytes} payload bytes in {taken} events");
         if let Some(next) = self.queued.front() {
             let next = next.payload.bytes().len();
             prop_assert!(
-                got.len() == BATCH_MAX_EVENTS || bytes + next > BATCH_MAX_BYTES,
-                "batch {n} stopped at {} events, {bytes} bytes, though the next ({next} bytes) fits",
-                got.len()
+                taken == BATCH_MAX_EVENTS || bytes + next > BATCH_MAX_BYTES,
+                "batch {n} stopped at {taken} events, {bytes} bytes, though the next ({next} bytes) fits"
             );
         }
         Ok(())

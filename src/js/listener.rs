@@ -4,7 +4,6 @@ use crate::handshake::UpgradeRequest;
 use crate::listener::{Listener, ListenerConfig};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use std::time::Duration;
 
 #[napi(object)]
 pub struct ListenerOptions {
@@ -23,8 +22,6 @@ pub struct ListenerOptions {
     pub idle_timeout_ms: Option<u32>,
     /// Refuse connections past this many (503). Absent or 0: no limit.
     pub max_connections: Option<u32>,
-    /// Drop a connection whose 101 answer is not written within this. Absent or 0: no limit.
-    pub handshake_timeout_ms: Option<u32>,
 }
 
 /// The request fields the handshake needs, as Node's HTTP parser saw them.
@@ -64,10 +61,6 @@ impl JsListener {
             session,
             protocols: options.subprotocols.unwrap_or_default(),
             max_connections: options.max_connections.filter(|&n| n > 0).map(|n| n as usize),
-            handshake_timeout: options
-                .handshake_timeout_ms
-                .filter(|&ms| ms > 0)
-                .map(|ms| Duration::from_millis(ms.into())),
         };
         Ok(JsListener { inner: Listener::new(cfg, inbox_for(on_events)?) })
     }

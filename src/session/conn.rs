@@ -171,12 +171,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             None => Ended { code, error },
         };
         self.shared.ended.store(true, Ordering::Relaxed);
+        // What was left unsent is freed now; its owner trims after the session
+        // (`memory::session_freed` with `Shared::unsent`).
         let frames = std::mem::take(&mut *self.shared.frames.lock());
         drop(frames);
-        let unsent = self.shared.unsent();
-        if unsent >= crate::memory::TRIM_AFTER_BYTES {
-            crate::memory::release_freed();
-        }
         ended
     }
 
@@ -435,7 +433,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 beat.silent += 1;
             }
             beat.next = now + beat.period;
-            if beat.silent >= 2 {
+            if beat.silent >= 2 && matches!(self.state, State::Faulted) {
+                // The grace is cut short: the close frame still reports the fault.
+                clock.deadline = Some(now);
+            } else if beat.silent >= 2 {
                 return Some(self.end(ABNORMAL_CLOSURE, Some("heartbeat timeout: no answer to ping".into())));
             }
             self.ping_due = matches!(self.state, State::Open | State::Closing);

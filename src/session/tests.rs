@@ -312,7 +312,7 @@ async fn the_drop_policy_keeps_a_peer_that_stopped_reading_and_counts_the_drops(
     let (inbox, mut wakes) = watched_inbox();
     let dropping = SessionConfig { max_queue_bytes: cap, drop_when_full: true, ..Default::default() };
     let (handle, shared, task, _peer) = spawn_on(&dropping, 1024, false, inbox.clone());
-    let handle = handle.reporting_drops(inbox, 7);
+    handle.report_drops(&inbox, 7);
     // The control: the same stalled peer under the close policy is closed.
     let (closing, closing_task, _closing_peer) = stalled(SessionConfig { max_queue_bytes: cap, ..Default::default() });
     let chunk = Message::Binary(vec![0u8; 16 * 1024].into());
@@ -441,4 +441,117 @@ fn an_idle_session_is_small() {
     // while it is idle but its `Shared`.
     let size = std::mem::size_of::<Session<tokio::net::TcpStream>>();
     assert!(size <= 224, "a session takes {size} bytes");
+}
+
+/// Reads the next frame the server sent, any length, as (opcode, payload), or None
+/// once the stream has ended; within 5 s.
+async fn read_frame(peer: &mut DuplexStream) -> Option<(u8, Vec<u8>)> {
+    let read = async {
+        let mut head = [0u8; 2];
+        peer.read_exact(&mut head).await.ok()?;
+        let len = match head[1] & 0x7f {
+            126 => peer.read_u16().await.ok()? as usize,
+            127 => peer.read_u64().await.ok()? as usize,
+            n => n as usize,
+        };
+        let mut payload = vec![0u8; len];
+        peer.read_exact(&mut payload).await.ok()?;
+        Some((head[0] & 0x0f, payload))
+    };
+    tokio::time::timeout(Duration::from_secs(5), read).await.expect("a frame or the end within 5 s")
+}
+
+/// The code of the first close frame the server sends, skipping pings; None if the
+/// stream ends without one.
+async fn close_code(peer: &mut DuplexStream) -> Option<u16> {
+    loop {
+        match read_frame(peer).await? {
+            (8, p) => return Some(u16::from_be_bytes([p[0], p[1]])),
+            _ => continue,
+        }
+    }
+}
+
+/// A frame with a reserved bit set, as Autobahn 3.2 sends it.
+const RESERVED_BIT_FRAME: [u8; 6] = [0xa1, 0x80, 0, 0, 0, 0];
+
+#[tokio::test(start_paused = true)]
+async fn a_protocol_error_is_reported_even_if_a_reply_then_fails_to_go_out() {
+    let (handle, _, task, mut peer) = spawn_on(&SessionConfig::default(), 64 * 1024, false, inbox());
+    peer.write_all(&RESERVED_BIT_FRAME).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // The peer resets; the flow's reply, within the grace, meets a broken pipe.
+    drop(peer);
+    assert!(handle.send(Message::text("reply")));
+    let ended = ended(task).await;
+    assert!(ended.error.as_deref().unwrap_or_default().contains("protocol error"), "{ended:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_protocol_error_is_reported_even_if_the_heartbeat_ends_the_session_first() {
+    // Two silent 50 ms intervals pass before the 200 ms grace is over.
+    let cfg = SessionConfig { heartbeat: Some(Duration::from_millis(50)), ..Default::default() };
+    let (_handle, _, task, mut peer) = spawn_on(&cfg, 64 * 1024, false, inbox());
+    peer.write_all(&RESERVED_BIT_FRAME).await.unwrap();
+    assert_eq!(close_code(&mut peer).await, Some(1002));
+    let ended = ended(task).await;
+    assert!(ended.error.as_deref().unwrap_or_default().contains("protocol error"), "{ended:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queue_cap_below_one_message_still_lets_messages_through_one_at_a_time() {
+    let big = |i: u8| Message::Binary(vec![i; 4096].into());
+    for drop_when_full in [false, true] {
+        let cfg = SessionConfig { max_queue_bytes: 1024, drop_when_full, ..Default::default() };
+        // A peer that reads gets every message, sent one at a time, under both policies.
+        let (handle, shared, task, mut peer) = spawn_on(&cfg, 64 * 1024, false, inbox());
+        for i in 0..3 {
+            assert!(handle.send(big(i)), "message {i} refused (drop {drop_when_full})");
+            let (opcode, payload) = read_frame(&mut peer).await.expect("a frame");
+            assert_eq!((opcode, payload.len(), payload[0]), (2, 4096, i));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(!task.is_finished(), "a peer that reads was closed (drop {drop_when_full})");
+        assert_eq!(shared.dropped.load(Ordering::Relaxed), 0);
+        // The control: a peer that does not read takes one, then the policy applies.
+        let (slow, slow_shared, slow_task, _pipe) = spawn_on(&cfg, 1024, false, inbox());
+        assert!(slow.send(big(0)), "the first message is taken when nothing waits");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!slow.send(big(1)), "a second does not fit behind it");
+        if drop_when_full {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            assert!(!slow_task.is_finished(), "the drop policy closed the session");
+            assert_eq!(slow_shared.dropped.load(Ordering::Relaxed), 1);
+        } else {
+            assert!(ended(slow_task).await.error.unwrap_or_default().contains("send queue full"));
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn drops_reach_the_flow_only_between_the_sessions_open_and_its_end() {
+    let cfg = SessionConfig { max_queue_bytes: 1024, drop_when_full: true, ..Default::default() };
+    let (handle, shared) = SessionHandle::new(&cfg, false);
+    let (inbox, mut wakes) = watched_inbox();
+    let big = || Message::Binary(vec![0u8; 4096].into());
+    // Sent before the session opened (the 101 still on its way): held back.
+    assert!(handle.send(big()));
+    assert!(!handle.send(big()) && !handle.send(big()));
+    assert!(wakes.try_recv().is_err(), "the flow heard of drops before the session's open");
+    inbox.push(crate::inbox::Event::new(Kind::Open, 5, Bytes::new(), 0));
+    handle.report_drops(&inbox, 5);
+    let batch = wakes.recv().await.unwrap().drain();
+    assert_eq!(word(&batch, 0), 2);
+    assert_eq!((word(&batch, 4), word(&batch, 20), word(&batch, 24), word(&batch, 32)), (1, 7, 5, 2));
+    assert!(!handle.send(big()));
+    let batch = wakes.recv().await.unwrap().drain();
+    assert_eq!((word(&batch, 0), word(&batch, 4), word(&batch, 16)), (1, 7, 1), "reported once open");
+    // After the session's end nothing is queued, and nothing counts as dropped.
+    let (ours, _peer) = tokio::io::duplex(1024);
+    let session = Session::new(ours, Vec::new(), 5, shared.clone(), inbox.clone(), &cfg);
+    drop(_peer);
+    ended(tokio::spawn(session)).await;
+    assert!(!handle.send(big()));
+    assert_eq!(shared.dropped.load(Ordering::Relaxed), 3);
+    assert!(wakes.try_recv().is_err(), "a drop was reported after the session's end");
 }

@@ -75,17 +75,35 @@ function startWstest(mode, spec, extra = []) {
     };
 }
 
-/** Counts the behaviours in a wstest report index, and lists the cases not OK. */
+/** Close behaviours that pass: wstest's OK, or INFORMATIONAL (no verdict). */
+const CLOSE_PASSES = new Set(['OK', 'INFORMATIONAL']);
+
+/**
+ * Counts the behaviours in a wstest report index, and lists the cases not OK:
+ * those whose behaviour is not OK, and those whose close behaviour does not pass
+ * (WRONG CODE, UNCLEAN...), counted in `badClose` even when the behaviour is OK.
+ */
 function summarize(outdir, expected) {
     const index = JSON.parse(fs.readFileSync(path.join(outdir, 'index.json'), 'utf8'))[AGENT] || {};
     const counts = { OK: 0, 'NON-STRICT': 0, FAILED: 0, INFORMATIONAL: 0, UNIMPLEMENTED: 0 };
     const notOk = [];
+    let badClose = 0;
     for (const [id, r] of Object.entries(index)) {
         counts[r.behavior] = (counts[r.behavior] || 0) + 1;
-        if (r.behavior !== 'OK') notOk.push(id + ' ' + r.behavior + (r.behaviorClose !== 'OK' ? ' (close ' + r.behaviorClose + ')' : ''));
+        const closeFails = !CLOSE_PASSES.has(r.behaviorClose);
+        if (closeFails) badClose++;
+        if (r.behavior !== 'OK' || closeFails) {
+            notOk.push(id + ' ' + r.behavior + (r.behaviorClose !== 'OK' ? ' (close ' + r.behaviorClose + ')' : ''));
+        }
     }
     const missing = expected === undefined ? 0 : Math.max(0, expected - Object.keys(index).length);
-    return { counts, notOk: notOk.sort(byCaseId), total: Object.keys(index).length, missing };
+    return { counts, badClose, notOk: notOk.sort(byCaseId), total: Object.keys(index).length, missing };
+}
+
+/** Whether a side's summary fails the run (`full`: the whole case set was run). */
+function sideFails(s, full) {
+    return s.counts.FAILED > 0 || s.badClose > 0 || s.missing > 0 || (full && s.counts.OK < MIN_OK) ||
+        s.notOk.some((n) => n.startsWith('no result'));
 }
 
 function byCaseId(a, b) {
@@ -218,20 +236,24 @@ async function main() {
         const c = s.counts;
         const line = 'Autobahn ' + (side === 'server' ? 'fuzzingclient (server side)' : 'fuzzingserver (client side)') + ': ' +
             c.OK + ' OK, ' + c['NON-STRICT'] + ' NON-STRICT, ' + c.FAILED + ' FAILED, ' + c.INFORMATIONAL + ' INFORMATIONAL, ' +
-            c.UNIMPLEMENTED + ' UNIMPLEMENTED (' + s.total + ' cases, ' + secs + ' s)';
+            c.UNIMPLEMENTED + ' UNIMPLEMENTED, ' + s.badClose + ' bad close (' + s.total + ' cases, ' + secs + ' s)';
         console.log(line);
         for (const n of s.notOk) console.log('    ' + n);
         lines.push(line);
-        if (c.FAILED > 0 || s.missing > 0 || (!opts.cases && c.OK < MIN_OK) || s.notOk.some((n) => n.startsWith('no result'))) failed = true;
+        if (sideFails(s, !opts.cases)) failed = true;
     }
     console.log('\n' + lines.join('\n'));
     if (failed) {
-        console.log('conformance: FAILED (any FAILED case, a case without a result, or fewer than ' + MIN_OK + ' OK on a side)');
+        console.log('conformance: FAILED (any FAILED case, a close behaviour other than OK or INFORMATIONAL, a case without a result, or fewer than ' + MIN_OK + ' OK on a side)');
     }
     process.exit(failed ? 1 : 0);
 }
 
-main().catch((err) => {
-    console.error(err && err.stack ? err.stack : err);
-    process.exit(1);
-});
+if (require.main === module) {
+    main().catch((err) => {
+        console.error(err && err.stack ? err.stack : err);
+        process.exit(1);
+    });
+}
+
+module.exports = { summarize, sideFails, AGENT };

@@ -244,7 +244,13 @@ describe('faults: a real Node-RED with this package, under damage', function () 
         const problems = [];
         let lives = 0;
         let echoed = 0;
-        /** One client: streams numbered messages; each life must get back a gapless, ordered prefix of what it sent. */
+        let completed = 0;
+        let open = 0;
+        /**
+         * One client: streams numbered messages; each life must get back a gapless,
+         * ordered prefix of what it sent (a redeploy ends it with messages in flight),
+         * and a life still open at the end, which stops sending and waits, all of it.
+         */
         async function streamer(k) {
             while (!stopping) {
                 let ws;
@@ -255,6 +261,8 @@ describe('faults: a real Node-RED with this package, under damage', function () 
                     continue;
                 }
                 lives++;
+                open++;
+                ws.once('close', () => open--);
                 let sent = 0;
                 let next = 0;
                 const tag = 'c' + k + 'l' + lives + ':';
@@ -264,17 +272,30 @@ describe('faults: a real Node-RED with this package, under damage', function () 
                     next++;
                     echoed++;
                 });
-                await new Promise((resolve) => {
+                const ended = await new Promise((resolve) => {
                     const timer = setInterval(() => {
                         if (stopping || ws.readyState !== WebSocket.OPEN) {
                             clearInterval(timer);
-                            if (ws.readyState === WebSocket.OPEN) ws.close();
-                            return resolve();
+                            return resolve(ws.readyState !== WebSocket.OPEN);
                         }
                         ws.send(tag + sent++);
                     }, 50);
-                    ws.once('close', () => { clearInterval(timer); resolve(); });
+                    ws.once('close', () => { clearInterval(timer); resolve(true); });
                 });
+                if (!ended) {
+                    const closed = new Promise((resolve) => ws.once('close', resolve));
+                    try {
+                        await until(() => next === sent || ws.readyState !== WebSocket.OPEN, tag + ' its last echo', 10000);
+                    } catch (err) {
+                        problems.push(err.message);
+                    }
+                    if (ws.readyState === WebSocket.OPEN) {
+                        if (next === sent) completed++;
+                        else problems.push(tag + ' got ' + next + ' of ' + sent + ' echoes before its close');
+                        ws.close();
+                    }
+                    await within(closed, 5000, 'the close').catch(() => ws.terminate());
+                }
                 if (next > sent) problems.push(tag + ' got ' + next + ' echoes for ' + sent + ' messages');
             }
         }
@@ -283,10 +304,14 @@ describe('faults: a real Node-RED with this package, under damage', function () 
             await delay(1000);
             await nr.deploy(flows({ generation: g }), 'flows');
         }
+        // Every client back on the last generation, streaming for a second, then the end.
+        await until(() => open === 200, 'all 200 clients to reconnect', 30000);
         await delay(1000);
         stopping = true;
         await within(Promise.all(streams), 20000, 'the streamers to stop');
         assert.deepStrictEqual(problems.slice(0, 5), []);
+        console.log('      ' + completed + ' connections open at the end got every echo');
+        assert.strictEqual(completed, 200, 'connections open and complete at the end');
         assert.ok(lives >= 200 * 5, 'clients reconnected after the redeploys (' + lives + ' connection lives)');
         assert.ok(echoed > 10000, 'echoes flowed (' + echoed + ')');
         assert.strictEqual(steadyCloses, 0, 'a session on the untouched tab was closed');
@@ -346,6 +371,13 @@ describe('faults: a real Node-RED with this package, under damage', function () 
             const peak = await peakRss(() => until(() => sample(pid()).fds < withSlow, 'the slow reader to be dropped at the cap', 90000));
             slow.socket.resume();
             await within(slow.closed, 30000, 'the slow reader to see its connection end');
+            // The close frame (1008) usually cannot reach it: it waits behind the data
+            // that filled the peer's buffers, and the session gives it 1 s. When it
+            // does arrive it must say 1008; the warning is logged either way.
+            const code = closeCodeIn(slow.data());
+            assert.ok(code === null || code === 1008, 'close code ' + code);
+            console.log('      close frame at the slow client: ' + (code === null ? 'none (its buffers were full)' : code));
+            await until(() => /peer too slow: send queue full/.test(nr.output()), 'the warning about the slow reader', 10000);
             reportPeak(peak, fast);
             assert.strictEqual(fast.closed, false, 'the client that reads was closed too');
             const before = fast.bytes;

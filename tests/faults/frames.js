@@ -53,4 +53,36 @@ function closeCodeIn(data) {
     return null;
 }
 
-module.exports = { upgradeRequest, frame, closeCodeIn };
+/**
+ * Parses a server's (unmasked) frames as chunks arrive: `push(chunk)`, then
+ * `frames`, each {opcode, payload}, in order.
+ */
+function frameParser() {
+    let buf = Buffer.alloc(0);
+    const frames = [];
+    return {
+        frames,
+        push(chunk) {
+            buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+            for (;;) {
+                if (buf.length < 2) return;
+                let len = buf[1] & 127;
+                let at = 2;
+                if (len === 126) {
+                    if (buf.length < 4) return;
+                    len = buf.readUInt16BE(2);
+                    at = 4;
+                } else if (len === 127) {
+                    if (buf.length < 10) return;
+                    len = Number(buf.readBigUInt64BE(2));
+                    at = 10;
+                }
+                if (buf.length < at + len) return;
+                frames.push({ opcode: buf[0] & 15, payload: buf.subarray(at, at + len) });
+                buf = buf.subarray(at + len);
+            }
+        }
+    };
+}
+
+module.exports = { upgradeRequest, frame, closeCodeIn, frameParser };
