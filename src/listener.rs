@@ -71,6 +71,13 @@ struct Departure {
 impl Departure {
     /// The session ended so: it leaves the table and the flow hears of it.
     fn finish(&mut self, ended: session::Ended) {
+        let unsent = self.leave(ended);
+        // The session leaves the table, its handle and queue with it; then trim.
+        crate::memory::session_freed(unsent);
+    }
+
+    /// Leaves the table and reports the end; what the session left unsent.
+    fn leave(&mut self, ended: session::Ended) -> usize {
         self.finished = true;
         let entry = self.shared.sessions.write().remove(&self.id);
         if entry.is_some() {
@@ -83,18 +90,16 @@ impl Departure {
             self.shared.inbox.push(Event::new(Kind::Close, self.id, Bytes::new(), ended.code as u32));
         }
         self.shared.left.notify_waiters();
-        // The session leaves the table, its handle and queue with it; then trim.
-        if let Some(unsent) = entry.map(|e| e.handle.unsent()) {
-            crate::memory::session_freed(unsent);
-        }
+        entry.map_or(0, |e| e.handle.unsent())
     }
 }
 
 impl Drop for Departure {
     fn drop(&mut self) {
         if !self.finished {
+            // Not `finish`: this may run as the runtime shuts down, with no trim to start.
             let error = Some("session task stopped unexpectedly".into());
-            self.finish(session::Ended { code: session::ABNORMAL_CLOSURE, error });
+            self.leave(session::Ended { code: session::ABNORMAL_CLOSURE, error });
         }
     }
 }
@@ -321,40 +326,62 @@ where
 /// Session sends between two yields of the dispatcher, so that a huge batch does
 /// not hold a worker thread either.
 const SENDS_PER_YIELD: usize = 1024;
+/// Sends a session takes at once from a batch with broadcasts: as many as one
+/// write of the session takes.
+const BROADCAST_RUN: usize = 64;
 
 /// Sends without holding the session table: `adopt` takes its write lock on the JS
 /// thread, which must never wait behind a fan-out. A broadcast goes to a snapshot
 /// of the table, reused while no session joins or leaves.
 async fn dispatch(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
-    let mut everyone: Vec<Arc<SessionHandle>> = Vec::new();
+    let mut everyone: Vec<(u32, Arc<SessionHandle>)> = Vec::new();
     let mut snapshot_of = None;
     while let Some(command) = commands.recv().await {
         match command {
             Command::Send(batch) => {
                 let mut sent = 0;
-                for (target, msg) in batch {
-                    if target == 0 {
+                // A run of sends with broadcasts in it goes session by session: each
+                // session takes its frames of the run at once, and writes them at once.
+                for run in batch.chunks(BROADCAST_RUN) {
+                    if !run.iter().any(|(target, _)| *target == 0) {
+                        for (target, frame) in run {
+                            let one = shared.sessions.read().get(target).map(|e| e.handle.clone());
+                            if let Some(h) = one {
+                                h.send_frame(frame.clone());
+                            }
+                        }
+                        sent += run.len();
+                    } else {
                         let generation = shared.generation.load(Ordering::Acquire);
                         if snapshot_of != Some(generation) {
                             everyone.clear();
-                            everyone.extend(shared.sessions.read().values().map(|e| e.handle.clone()));
+                            everyone.extend(shared.sessions.read().iter().map(|(&id, e)| (id, e.handle.clone())));
                             snapshot_of = Some(generation);
                         }
-                        for h in &everyone {
-                            h.send_frame(msg.clone());
+                        for (id, h) in &everyone {
+                            let mine = run.iter().filter(|(target, _)| *target == 0 || target == id);
+                            h.send_frames(mine.map(|(_, frame)| frame.clone()));
                         }
-                        sent += everyone.len();
-                    } else {
-                        let one = shared.sessions.read().get(&target).map(|e| e.handle.clone());
-                        if let Some(h) = one {
-                            h.send_frame(msg);
+                        // A reply to a session that joined since the snapshot.
+                        for (target, frame) in run.iter().filter(|(t, _)| *t != 0) {
+                            if everyone.iter().all(|(id, _)| id != target) {
+                                let one = shared.sessions.read().get(target).map(|e| e.handle.clone());
+                                if let Some(h) = one {
+                                    h.send_frame(frame.clone());
+                                }
+                            }
                         }
-                        sent += 1;
+                        sent += everyone.len() * run.len();
                     }
                     if sent >= SENDS_PER_YIELD {
                         sent = 0;
                         tokio::task::yield_now().await;
                     }
+                }
+                if snapshot_of != Some(shared.generation.load(Ordering::Acquire)) {
+                    // Sessions came or went: the handles of those gone are not kept.
+                    everyone.clear();
+                    snapshot_of = None;
                 }
             }
             Command::Close(code) => {
@@ -401,6 +428,32 @@ mod tests {
     fn adopt_pipe(listener: &Listener, capacity: usize) -> (std::result::Result<u32, Rejection>, DuplexStream) {
         let (ours, theirs) = tokio::io::duplex(capacity);
         (listener.adopt_stream(ours, Vec::new(), &handshake::sample_request()).unwrap(), theirs)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_broadcast_is_framed_once_and_its_bytes_shared_by_every_session() {
+        let listener = Listener::new(ListenerConfig::default(), Inbox::new(Box::new(|_| {})));
+        // Pipes too small for the 101 answer: the sessions never start writing,
+        // so what was sent to them stays queued where this test can look.
+        let pipes: Vec<_> = (0..3).map(|_| adopt_pipe(&listener, 8)).collect();
+        let ids: Vec<u32> = pipes.iter().map(|(id, _)| *id.as_ref().unwrap()).collect();
+        let frame = crate::codec::data_frame(true, b"to everyone", false);
+        let reply = crate::codec::data_frame(true, b"to one", false);
+        listener.send_frames(vec![(0, frame.clone()), (ids[1], reply.clone()), (0, frame.clone())]);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        {
+            let sessions = listener.shared.sessions.read();
+            for id in &ids {
+                let queued = sessions[id].handle.queued_frames();
+                let expected = if *id == ids[1] { vec![&frame, &reply, &frame] } else { vec![&frame, &frame] };
+                assert_eq!(queued.iter().collect::<Vec<_>>(), expected, "session {id}: in order");
+                for (q, e) in queued.iter().zip(expected) {
+                    assert_eq!(q.as_ptr(), e.as_ptr(), "session {id}: the same bytes, not a copy");
+                }
+            }
+        }
+        drop(pipes);
+        listener.close(1001).await;
     }
 
     #[tokio::test]

@@ -166,6 +166,12 @@ impl SessionHandle {
         self.shared.unsent()
     }
 
+    /// The frames waiting, for tests that look at what is shared.
+    #[cfg(test)]
+    pub fn queued_frames(&self) -> Vec<Bytes> {
+        self.shared.frames.lock().iter().cloned().collect()
+    }
+
     /// Queue a text or binary message, encoded for this end.
     pub fn send(&self, msg: Message) -> bool {
         let client = self.shared.client;
@@ -182,29 +188,52 @@ impl SessionHandle {
     /// `ws` sends whatever its bufferedAmount), so a cap below one message's size
     /// still lets messages through one at a time.
     pub fn send_frame(&self, frame: Bytes) -> bool {
+        self.send_frames(std::iter::once(frame)) == 1
+    }
+
+    /// `send_frame` for several frames, in order, under one lock and with one
+    /// wake-up: a burst of broadcasts becomes one write. Returns how many were taken.
+    pub fn send_frames(&self, frames: impl Iterator<Item = Bytes>) -> usize {
         let shared = &self.shared;
         if shared.ended.load(Ordering::Relaxed) {
             // The session has ended: nothing is queued, nothing counts as dropped.
-            return false;
+            return 0;
         }
-        let len = frame.len();
-        let waiting = shared.queued.fetch_add(len, Ordering::Relaxed);
-        if waiting > 0 && waiting + len > self.max_queue_bytes {
-            shared.queued.fetch_sub(len, Ordering::Relaxed);
-            if self.drop_when_full {
-                shared.dropped.fetch_add(1, Ordering::Relaxed);
-                let mut drops = self.drops.lock();
-                match &drops.to {
-                    Some((inbox, id)) => inbox.count_drops(*id, 1),
-                    None => drops.held = drops.held.saturating_add(1),
+        let (mut taken, mut dropped) = (0, 0);
+        let was_empty = {
+            let mut queue = shared.frames.lock();
+            let was_empty = queue.is_empty();
+            for frame in frames {
+                let len = frame.len();
+                let waiting = shared.queued.fetch_add(len, Ordering::Relaxed);
+                if waiting > 0 && waiting + len > self.max_queue_bytes {
+                    shared.queued.fetch_sub(len, Ordering::Relaxed);
+                    if !self.drop_when_full {
+                        shared.overflow.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    dropped += 1;
+                    continue;
                 }
-            } else if !shared.overflow.swap(true, Ordering::Relaxed) {
-                shared.waker.wake();
+                queue.push_back(frame);
+                taken += 1;
             }
-            return false;
+            was_empty
+        };
+        if dropped > 0 {
+            shared.dropped.fetch_add(dropped, Ordering::Relaxed);
+            let mut drops = self.drops.lock();
+            match &drops.to {
+                Some((inbox, id)) => inbox.count_drops(*id, dropped as u32),
+                None => drops.held = drops.held.saturating_add(dropped as u32),
+            }
         }
-        shared.push(frame);
-        true
+        // A queue that was not empty is already the writer's business, unless it
+        // just overflowed.
+        if (was_empty && taken > 0) || shared.overflow.load(Ordering::Relaxed) {
+            shared.waker.wake();
+        }
+        taken
     }
 
     /// Close with `code` after what is queued.

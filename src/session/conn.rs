@@ -4,10 +4,9 @@
 use super::{Ended, SessionConfig, Shared, ABNORMAL_CLOSURE, ERROR_GRACE, IDLE_CLOSE};
 use crate::codec::{self, Decoder, Fault, Item};
 use crate::inbox::{Event, Inbox, Kind};
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use std::cell::RefCell;
 use std::future::Future;
-use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,9 +15,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::Control;
+use write::Wrote;
 
-/// Frames written per write call: a burst becomes one syscall, but stays bounded.
-const BATCH: usize = 64;
+mod write;
+
 /// Every read goes to this worker thread's buffer; a session keeps only what an
 /// incomplete frame leaves over, so an idle one holds no buffer at all.
 const SCRATCH_BYTES: usize = 64 * 1024;
@@ -84,8 +84,8 @@ pub struct Session<S> {
     fault: Option<Box<Fault>>,
     /// Reads that brought bytes: the heartbeat and the idle timeout follow it.
     heard: u64,
-    /// A control frame that goes at the next frame boundary: the reply to the
-    /// peer's last ping, or (winding down) our last close frame, ahead of the queue.
+    /// Control frames that go at the next frame boundary: the replies to the
+    /// peer's pings, or (winding down) our last close frame, ahead of the queue.
     ctl: Option<Bytes>,
     clock: Option<Box<Clock>>,
     timer: Option<Pin<Box<Sleep>>>,
@@ -102,13 +102,6 @@ pub struct Session<S> {
     /// What our close frame being out means was acted on.
     close_noted: bool,
     dirty: bool,
-}
-
-enum Wrote {
-    /// Nothing more to write for now.
-    Done,
-    Pending,
-    Failed,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -286,125 +279,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.decode(&mut buf[..n]);
             Poll::Ready(true)
         })
-    }
-
-    /// Writes what is queued, a batch per call, until done or the socket is full.
-    fn poll_write(&mut self, cx: &mut Context<'_>) -> Wrote {
-        loop {
-            if self.close_out {
-                return self.poll_flushed(cx);
-            }
-            let mut batch: [Bytes; BATCH] = std::array::from_fn(|_| Bytes::new());
-            let (n, ends_with_close) = self.gather(&mut batch);
-            if n == 0 {
-                return self.poll_flushed(cx);
-            }
-            let mut slices = [IoSlice::new(&[]); BATCH];
-            for (slice, frame) in slices.iter_mut().zip(&batch[..n]) {
-                *slice = IoSlice::new(frame);
-            }
-            let polled = Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]);
-            let mut written = match polled {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Wrote::Failed,
-                Poll::Ready(Ok(w)) => w,
-                Poll::Pending => 0,
-            };
-            self.dirty |= written > 0;
-            self.shared.queued.fetch_sub(written, Ordering::Relaxed);
-            let mut done = 0;
-            while done < n && written >= batch[done].len() {
-                written -= batch[done].len();
-                done += 1;
-            }
-            if done < n {
-                batch[done].advance(written);
-                let mut frames = self.shared.frames.lock();
-                for frame in batch[done..n].iter_mut().rev() {
-                    frames.push_front(std::mem::take(frame));
-                }
-                self.carried = (n - done) as u8;
-                self.carried_close = ends_with_close;
-            } else if ends_with_close {
-                self.close_out = true;
-            }
-            if polled.is_pending() {
-                return Wrote::Pending;
-            }
-        }
-    }
-
-    fn poll_flushed(&mut self, cx: &mut Context<'_>) -> Wrote {
-        if !self.dirty {
-            return Wrote::Done;
-        }
-        match Pin::new(&mut self.io).poll_flush(cx) {
-            Poll::Ready(Ok(())) => {
-                self.dirty = false;
-                Wrote::Done
-            }
-            Poll::Ready(Err(_)) => Wrote::Failed,
-            Poll::Pending => Wrote::Pending,
-        }
-    }
-
-    /// Takes the next frames to write: the rest of the last batch, then (between
-    /// frames) a pong and a ping, then the queue, up to and including a close
-    /// frame. Winding down, only our close frame follows the rest of the batch.
-    fn gather(&mut self, batch: &mut [Bytes; BATCH]) -> (usize, bool) {
-        let mut n = 0;
-        let mut extra = 0;
-        let winding_down = matches!(self.state, State::Failing(_) | State::Replying);
-        let mut frames = self.shared.frames.lock();
-        while self.carried > 0 {
-            batch[n] = frames.pop_front().unwrap_or_default();
-            self.carried -= 1;
-            n += 1;
-        }
-        if std::mem::take(&mut self.carried_close) {
-            return (n, true);
-        }
-        if winding_down {
-            if let Some(close) = self.ctl.take() {
-                extra += close.len();
-                batch[n] = close;
-                n += 1;
-                drop(frames);
-                self.shared.queued.fetch_add(extra, Ordering::Relaxed);
-                return (n, true);
-            }
-            return (n, false);
-        }
-        for ctl in [self.ctl.take(), self.ping_due.then(|| self.ping())].into_iter().flatten() {
-            extra += ctl.len();
-            batch[n] = ctl;
-            n += 1;
-        }
-        self.ping_due = false;
-        let mut ends_with_close = false;
-        while n < BATCH {
-            let Some(frame) = frames.pop_front() else { break };
-            ends_with_close = frame.first().is_some_and(|b| b & 0x0f == 0x8);
-            batch[n] = frame;
-            n += 1;
-            if ends_with_close {
-                break;
-            }
-        }
-        drop(frames);
-        self.shared.queued.fetch_add(extra, Ordering::Relaxed);
-        if ends_with_close && matches!(self.state, State::Open) {
-            self.state = State::Closing;
-            self.set_deadline(Some(Instant::now() + self.close_timeout));
-        }
-        (n, ends_with_close)
-    }
-
-    fn ping(&self) -> Bytes {
-        if self.client() {
-            codec::control_frame(Control::Ping, &[], true)
-        } else {
-            Bytes::from_static(&[0x89, 0])
-        }
     }
 
     /// Our close frame is out: what that means in each state.
