@@ -5,13 +5,12 @@ use crate::error::{Error, Result};
 use crate::inbox::{Event, Inbox, Kind};
 use crate::listener::napi_or_tokio_spawn;
 use crate::proxy::{self, ProxyOptions};
-use crate::session::{self, SessionConfig, SessionHandle};
-use crate::stream::Prefixed;
+use crate::session::{self, Session, SessionConfig, SessionHandle};
+use crate::stream::UpToHead;
 use crate::tls::{self, DefaultTrust, TlsOptions};
 use base64::Engine;
 use bytes::Bytes;
 use parking_lot::Mutex;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -108,11 +107,9 @@ impl Target {
         Ok(Target { request, host, port, tls, proxy, proxy_tls })
     }
 
-    async fn connect(
-        &self,
-        cfg: &ClientConfig,
-        heard: Arc<AtomicU64>,
-    ) -> Result<tokio_tungstenite::WebSocketStream<Prefixed<Box<dyn Io>>>> {
+    /// Connects and does the handshake (tungstenite's); the stream, and the bytes
+    /// the server sent after its answer.
+    async fn connect(&self, cfg: &ClientConfig) -> Result<(Box<dyn Io>, Vec<u8>)> {
         let transport: Box<dyn Io> = match &self.proxy {
             Some(p) => through_proxy(p, self.proxy_tls.clone(), &self.host, self.port).await?,
             None => {
@@ -134,11 +131,11 @@ impl Target {
         };
         let (ws, _response) = tokio_tungstenite::client_async_with_config(
             self.request.clone(),
-            Prefixed::client(stream, heard),
+            UpToHead::new(stream),
             Some(cfg.session.websocket_config()),
         )
         .await?;
-        Ok(ws)
+        Ok(ws.into_inner().into_parts())
     }
 }
 
@@ -258,9 +255,9 @@ impl Client {
         let (stop, stopped) = watch::channel(false);
         let shared = Arc::new(Shared { cfg, inbox, current: Mutex::new(None), stop });
         let s = shared.clone();
-        let dial = move |heard| {
+        let dial = move || {
             let (target, shared) = (target.clone(), s.clone());
-            async move { target.connect(&shared.cfg, heard).await }
+            async move { target.connect(&shared.cfg).await }
         };
         let task = napi_or_tokio_spawn(supervise(shared.clone(), dial, stopped));
         Ok(Client { shared, task: Mutex::new(Some(task)) })
@@ -295,8 +292,8 @@ impl Client {
 /// Dials (through `dial`), runs each connection, and waits between attempts.
 async fn supervise<D, F, S>(shared: Arc<Shared>, dial: D, mut stop: watch::Receiver<bool>)
 where
-    D: Fn(Arc<AtomicU64>) -> F,
-    F: std::future::Future<Output = Result<tokio_tungstenite::WebSocketStream<S>>>,
+    D: Fn() -> F,
+    F: std::future::Future<Output = Result<(S, Vec<u8>)>>,
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let cfg = &shared.cfg;
@@ -305,13 +302,13 @@ where
     while !*stop.borrow() {
         let id = session::next_id();
         inbox.push(Event::new(Kind::Connecting, id, Bytes::new(), 0));
-        let (handle, rx, session_shared) = SessionHandle::new(&cfg.session);
+        let (handle, session_shared) = SessionHandle::new(&cfg.session, true);
         let attempt = tokio::select! {
-            r = tokio::time::timeout(cfg.connect_timeout, dial(session_shared.heard.clone())) => r,
+            r = tokio::time::timeout(cfg.connect_timeout, dial()) => r,
             _ = stop.wait_for(|s| *s) => break,
         };
         match attempt {
-            Ok(Ok(ws)) => {
+            Ok(Ok((stream, rest))) => {
                 failures = 0;
                 *shared.current.lock() = Some((id, handle));
                 if *stop.borrow() {
@@ -324,14 +321,15 @@ where
                 if let Some((_, h)) = &*shared.current.lock() {
                     h.report_drops(inbox, id);
                 }
-                let unsent = session_shared.clone();
-                let ended = session::run(ws, id, rx, session_shared, inbox.clone(), cfg.session.clone()).await;
-                shared.current.lock().take();
+                let ended = Session::new(stream, rest, id, session_shared, inbox.clone(), &cfg.session).await;
+                let handle = shared.current.lock().take();
                 if let Some(err) = ended.error {
                     inbox.push(Event::new(Kind::Error, id, err, 0));
                 }
                 inbox.push(Event::new(Kind::Close, id, Bytes::new(), ended.code.into()));
-                crate::memory::session_freed(unsent.unsent());
+                // The session and its handle are gone, its queue with them; then trim.
+                let unsent = handle.map_or(0, |(_, h)| h.unsent());
+                crate::memory::session_freed(unsent);
             }
             Ok(Err(e)) => {
                 failures += 1;
@@ -407,14 +405,14 @@ mod tests {
         let start = tokio::time::Instant::now();
         let times = Arc::new(Mutex::new(Vec::new()));
         let (s, t) = (shared.clone(), times.clone());
-        let dial = move |_| {
+        let dial = move || {
             let mut times = t.lock();
             times.push((tokio::time::Instant::now() - start).as_millis() as u64);
             if times.len() == attempts {
                 s.stop.send_replace(true);
             }
             let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-            async move { Err::<tokio_tungstenite::WebSocketStream<tokio::io::DuplexStream>, _>(refused.into()) }
+            async move { Err::<(tokio::io::DuplexStream, Vec<u8>), _>(refused.into()) }
         };
         tokio::time::timeout(Duration::from_secs(600), supervise(shared, dial, stopped)).await.unwrap();
         let times = times.lock().clone();

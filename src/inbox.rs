@@ -157,6 +157,23 @@ impl Inbox {
         Ok(())
     }
 
+    /// Waits until the queue has room again (or is closed). Owned, so a
+    /// session can hold it while it waits and drop it when it does not.
+    pub async fn room(self: Arc<Self>) {
+        loop {
+            let notified = self.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let s = self.state.lock();
+                if s.closed || !s.full {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
     /// True while the queue is full (readers are waiting for the flow).
     pub fn backed_up(&self) -> bool {
         self.state.lock().full

@@ -4,6 +4,7 @@
 
 pub mod bridge;
 pub mod client;
+pub mod codec;
 pub mod error;
 pub mod handshake;
 pub mod inbox;
@@ -13,7 +14,6 @@ pub mod proxy;
 pub mod session;
 pub mod stream;
 pub mod tls;
-pub mod utf8_watch;
 
 mod js;
 #[cfg(test)]

@@ -4,8 +4,7 @@
 use crate::error::{Error, Result};
 use crate::handshake::{self, Rejection, UpgradeRequest};
 use crate::inbox::{Event, Inbox, Kind};
-use crate::session::{self, SessionConfig, SessionHandle};
-use crate::stream::Prefixed;
+use crate::session::{self, Session, SessionConfig, SessionHandle};
 use bytes::Bytes;
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -15,9 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
-use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 #[derive(Clone, Debug, Default)]
 pub struct ListenerConfig {
@@ -51,8 +48,8 @@ struct Shared {
 /// Work for the listener's dispatcher task, which owns all sending so that the JS
 /// thread pays one channel send per batch, however many sessions receive it.
 enum Command {
-    /// `(session, message)` in order; session 0 means every session.
-    Send(Vec<(u32, Message)>),
+    /// `(session, encoded frame)` in order; session 0 means every session.
+    Send(Vec<(u32, Bytes)>),
     /// Close every session with this code (after everything sent before).
     Close(u16),
 }
@@ -67,19 +64,25 @@ pub struct Listener {
 struct Departure {
     shared: Arc<Shared>,
     id: u32,
-    ended: Option<session::Ended>,
     opened: bool,
+    finished: bool,
 }
 
-impl Drop for Departure {
-    fn drop(&mut self) {
-        if self.shared.sessions.write().remove(&self.id).is_some() {
+impl Departure {
+    /// The session ended so: it leaves the table and the flow hears of it.
+    fn finish(&mut self, ended: session::Ended) {
+        let unsent = self.leave(ended);
+        // The session leaves the table, its handle and queue with it; then trim.
+        crate::memory::session_freed(unsent);
+    }
+
+    /// Leaves the table and reports the end; what the session left unsent.
+    fn leave(&mut self, ended: session::Ended) -> usize {
+        self.finished = true;
+        let entry = self.shared.sessions.write().remove(&self.id);
+        if entry.is_some() {
             self.shared.generation.fetch_add(1, Ordering::Release);
         }
-        let ended = self.ended.take().unwrap_or(session::Ended {
-            code: session::ABNORMAL_CLOSURE,
-            error: Some("session task stopped unexpectedly".into()),
-        });
         if let Some(err) = ended.error {
             self.shared.inbox.push(Event::new(Kind::Error, self.id, err, 0));
         }
@@ -87,6 +90,17 @@ impl Drop for Departure {
             self.shared.inbox.push(Event::new(Kind::Close, self.id, Bytes::new(), ended.code as u32));
         }
         self.shared.left.notify_waiters();
+        entry.map_or(0, |e| e.handle.unsent())
+    }
+}
+
+impl Drop for Departure {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Not `finish`: this may run as the runtime shuts down, with no trim to start.
+            let error = Some("session task stopped unexpectedly".into());
+            self.leave(session::Ended { code: session::ABNORMAL_CLOSURE, error });
+        }
     }
 }
 
@@ -133,10 +147,10 @@ impl Listener {
         std_stream.set_nonblocking(true)?;
         // Refused past the connection limit: the duplicate is dropped unused, which
         // closes only our descriptor; JS answers on its own.
-        Ok(self.start(req, protocol, move |heard| {
+        Ok(self.start(req, protocol, head, move || {
             let tcp = tokio::net::TcpStream::from_std(std_stream)?;
             let _ = tcp.set_nodelay(true);
-            Ok(Prefixed::new(head, tcp, heard))
+            Ok(tcp)
         }))
     }
 
@@ -155,7 +169,7 @@ impl Listener {
             Ok(p) => p,
             Err(r) => return Ok(Err(r)),
         };
-        Ok(self.start(req, protocol, move |heard| Ok(Prefixed::new(head, stream, heard))))
+        Ok(self.start(req, protocol, head, move || Ok(stream)))
     }
 
     /// Checks the request; the subprotocol to answer with, or the refusal.
@@ -177,67 +191,50 @@ impl Listener {
         &self,
         req: &UpgradeRequest,
         protocol: Option<String>,
+        head: Vec<u8>,
         make_stream: F,
     ) -> std::result::Result<u32, Rejection>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        F: FnOnce(Arc<AtomicU64>) -> std::io::Result<S> + Send + 'static,
+        F: FnOnce() -> std::io::Result<S> + Send + 'static,
     {
-        let shared = self.shared.clone();
-        let cfg = shared.cfg.session.clone();
+        let shared = &self.shared;
         let response = handshake::accept_response(&req.key, protocol.as_deref());
         let id = session::next_id();
-        let (handle, rx, session_shared) = SessionHandle::new(&cfg);
-        let heard = session_shared.heard.clone();
-        let handle = Arc::new(handle);
+        let (handle, session_shared) = SessionHandle::new(&shared.cfg.session, false);
         {
             // Registered before we return: JS may reply to this session at once.
             let mut sessions = shared.sessions.write();
             if shared.cfg.max_connections.is_some_and(|max| sessions.len() >= max) {
                 return Err(FULL);
             }
-            sessions.insert(id, Entry { handle: handle.clone(), abort: OnceLock::new() });
+            sessions.insert(id, Entry { handle: Arc::new(handle), abort: OnceLock::new() });
         }
         shared.generation.fetch_add(1, Ordering::Release);
-        let task_shared = shared.clone();
-        let task = napi_or_tokio_spawn(async move {
-            let mut departure = Departure { shared: task_shared, id, ended: None, opened: false };
-            let mut stream = match make_stream(heard) {
-                Ok(s) => s,
-                Err(e) => {
-                    departure.ended =
-                        Some(session::Ended { code: session::ABNORMAL_CLOSURE, error: Some(e.to_string()) });
-                    return;
-                }
-            };
-            // The 101 (~130 bytes) always fits a fresh socket's buffer or the bridge's pipe.
-            if stream.write_all(&response).await.is_err() {
-                // The client left during the handshake: nothing to report (as core).
-                departure.ended = Some(session::Ended { code: session::ABNORMAL_CLOSURE, error: None });
-                return;
-            }
-            let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(cfg.websocket_config())).await;
-            departure.opened = true;
-            let inbox = departure.shared.inbox.clone();
-            inbox.push(Event::new(Kind::Open, id, Bytes::new(), 0));
-            handle.report_drops(&inbox, id);
-            drop(handle);
-            let unsent = session_shared.clone();
-            departure.ended = Some(session::run(ws, id, rx, session_shared, inbox, cfg).await);
-            // The session leaves the table, its handle and queue with it; then trim.
-            drop(departure);
-            crate::memory::session_freed(unsent.unsent());
-        });
+        let departure = Departure { shared: shared.clone(), id, opened: false, finished: false };
+        let start = Box::new(Start { response, head, queue: session_shared });
+        let task = napi_or_tokio_spawn(serve(departure, start, make_stream));
         if let Some(entry) = shared.sessions.read().get(&id) {
             let _ = entry.abort.set(task.abort_handle());
         }
         Ok(id)
     }
 
-    /// Queue messages, in order: to one session (silently nothing if it is gone,
-    /// as core) or, for session 0, to every session with the payload shared.
-    pub fn send_many(&self, batch: Vec<(u32, Message)>) {
+    /// Queue frames, in order: to one session (silently nothing if it is gone,
+    /// as core) or, for session 0, to every session, all sharing the frame's bytes.
+    /// Frames are encoded as a server sends them (`codec::data_frame`).
+    pub fn send_frames(&self, batch: Vec<(u32, Bytes)>) {
         let _ = self.commands.send(Command::Send(batch));
+    }
+
+    /// `send_frames` for messages, each encoded once.
+    pub fn send_many(&self, batch: Vec<(u32, Message)>) {
+        let frame = |m: Message| match m {
+            Message::Text(t) => Some(crate::codec::data_frame(true, t.as_bytes(), false)),
+            Message::Binary(b) => Some(crate::codec::data_frame(false, &b, false)),
+            _ => None,
+        };
+        self.send_frames(batch.into_iter().filter_map(|(to, m)| Some((to, frame(m)?))).collect());
     }
 
     /// Refuse new sessions, close the open ones with `code` and wait until they
@@ -279,43 +276,112 @@ impl Listener {
     }
 }
 
+/// What a session's task starts from.
+struct Start {
+    response: Vec<u8>,
+    head: Vec<u8>,
+    queue: Arc<session::Shared>,
+}
+
+/// A session's task: the 101 answer, the session, and its departure from the
+/// table. Its future is the task's memory for the session's whole life.
+fn serve<S, F>(departure: Departure, start: Box<Start>, make_stream: F) -> impl std::future::Future<Output = ()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: FnOnce() -> std::io::Result<S> + Send + 'static,
+{
+    // What an async block captures it keeps for its whole life: `start` is boxed,
+    // so that what it holds is freed as the session begins.
+    let mut departure = departure;
+    async move {
+        // A block, so that what it moves into the session is not kept beside it.
+        let session = {
+            let Start { response, head, queue } = *start;
+            let mut stream = match make_stream() {
+                Ok(s) => s,
+                Err(e) => {
+                    let error = Some(e.to_string());
+                    return departure.finish(session::Ended { code: session::ABNORMAL_CLOSURE, error });
+                }
+            };
+            // The 101 (~130 bytes) always fits a fresh socket's buffer or the bridge's pipe.
+            if stream.write_all(&response).await.is_err() {
+                // The client left during the handshake: nothing to report (as core).
+                return departure.finish(session::Ended { code: session::ABNORMAL_CLOSURE, error: None });
+            }
+            drop(response);
+            departure.opened = true;
+            let (id, shared) = (departure.id, &departure.shared);
+            shared.inbox.push(Event::new(Kind::Open, id, Bytes::new(), 0));
+            if let Some(entry) = shared.sessions.read().get(&id) {
+                entry.handle.report_drops(&shared.inbox, id);
+            }
+            Session::new(stream, head, id, queue, shared.inbox.clone(), &shared.cfg.session)
+        };
+        let ended = session.await;
+        departure.finish(ended);
+    }
+}
+
 /// Session sends between two yields of the dispatcher, so that a huge batch does
 /// not hold a worker thread either.
 const SENDS_PER_YIELD: usize = 1024;
+/// Sends a session takes at once from a batch with broadcasts: as many as one
+/// write of the session takes.
+const BROADCAST_RUN: usize = 64;
 
 /// Sends without holding the session table: `adopt` takes its write lock on the JS
 /// thread, which must never wait behind a fan-out. A broadcast goes to a snapshot
 /// of the table, reused while no session joins or leaves.
 async fn dispatch(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
-    let mut everyone: Vec<Arc<SessionHandle>> = Vec::new();
+    let mut everyone: Vec<(u32, Arc<SessionHandle>)> = Vec::new();
     let mut snapshot_of = None;
     while let Some(command) = commands.recv().await {
         match command {
             Command::Send(batch) => {
                 let mut sent = 0;
-                for (target, msg) in batch {
-                    if target == 0 {
+                // A run of sends with broadcasts in it goes session by session: each
+                // session takes its frames of the run at once, and writes them at once.
+                for run in batch.chunks(BROADCAST_RUN) {
+                    if !run.iter().any(|(target, _)| *target == 0) {
+                        for (target, frame) in run {
+                            let one = shared.sessions.read().get(target).map(|e| e.handle.clone());
+                            if let Some(h) = one {
+                                h.send_frame(frame.clone());
+                            }
+                        }
+                        sent += run.len();
+                    } else {
                         let generation = shared.generation.load(Ordering::Acquire);
                         if snapshot_of != Some(generation) {
                             everyone.clear();
-                            everyone.extend(shared.sessions.read().values().map(|e| e.handle.clone()));
+                            everyone.extend(shared.sessions.read().iter().map(|(&id, e)| (id, e.handle.clone())));
                             snapshot_of = Some(generation);
                         }
-                        for h in &everyone {
-                            h.send(msg.clone());
+                        for (id, h) in &everyone {
+                            let mine = run.iter().filter(|(target, _)| *target == 0 || target == id);
+                            h.send_frames(mine.map(|(_, frame)| frame.clone()));
                         }
-                        sent += everyone.len();
-                    } else {
-                        let one = shared.sessions.read().get(&target).map(|e| e.handle.clone());
-                        if let Some(h) = one {
-                            h.send(msg);
+                        // A reply to a session that joined since the snapshot.
+                        for (target, frame) in run.iter().filter(|(t, _)| *t != 0) {
+                            if everyone.iter().all(|(id, _)| id != target) {
+                                let one = shared.sessions.read().get(target).map(|e| e.handle.clone());
+                                if let Some(h) = one {
+                                    h.send_frame(frame.clone());
+                                }
+                            }
                         }
-                        sent += 1;
+                        sent += everyone.len() * run.len();
                     }
                     if sent >= SENDS_PER_YIELD {
                         sent = 0;
                         tokio::task::yield_now().await;
                     }
+                }
+                if snapshot_of != Some(shared.generation.load(Ordering::Acquire)) {
+                    // Sessions came or went: the handles of those gone are not kept.
+                    everyone.clear();
+                    snapshot_of = None;
                 }
             }
             Command::Close(code) => {
@@ -344,6 +410,8 @@ mod tests {
     use super::*;
     use futures_util::StreamExt;
     use tokio::io::{AsyncReadExt, DuplexStream};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::WebSocketStream;
 
     /// A session adopted over an in-memory pipe; returns the client's side once
     /// past the 101 answer.
@@ -360,6 +428,51 @@ mod tests {
     fn adopt_pipe(listener: &Listener, capacity: usize) -> (std::result::Result<u32, Rejection>, DuplexStream) {
         let (ours, theirs) = tokio::io::duplex(capacity);
         (listener.adopt_stream(ours, Vec::new(), &handshake::sample_request()).unwrap(), theirs)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_broadcast_is_framed_once_and_its_bytes_shared_by_every_session() {
+        let listener = Listener::new(ListenerConfig::default(), Inbox::new(Box::new(|_| {})));
+        // Pipes too small for the 101 answer: the sessions never start writing,
+        // so what was sent to them stays queued where this test can look.
+        let pipes: Vec<_> = (0..3).map(|_| adopt_pipe(&listener, 8)).collect();
+        let ids: Vec<u32> = pipes.iter().map(|(id, _)| *id.as_ref().unwrap()).collect();
+        let frame = crate::codec::data_frame(true, b"to everyone", false);
+        let reply = crate::codec::data_frame(true, b"to one", false);
+        listener.send_frames(vec![(0, frame.clone()), (ids[1], reply.clone()), (0, frame.clone())]);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        {
+            let sessions = listener.shared.sessions.read();
+            for id in &ids {
+                let queued = sessions[id].handle.queued_frames();
+                let expected = if *id == ids[1] { vec![&frame, &reply, &frame] } else { vec![&frame, &frame] };
+                assert_eq!(queued.iter().collect::<Vec<_>>(), expected, "session {id}: in order");
+                for (q, e) in queued.iter().zip(expected) {
+                    assert_eq!(q.as_ptr(), e.as_ptr(), "session {id}: the same bytes, not a copy");
+                }
+            }
+        }
+        drop(pipes);
+        listener.close(1001).await;
+    }
+
+    #[tokio::test]
+    async fn a_sessions_task_is_small() {
+        // The task's future is what a connection costs in memory while idle,
+        // with the socket's registration and the session's `Shared`.
+        let listener = Listener::new(ListenerConfig::default(), Inbox::new(Box::new(|_| {})));
+        let departure = Departure { shared: listener.shared.clone(), id: 1, opened: false, finished: false };
+        let (_handle, queue) = SessionHandle::new(&SessionConfig::default(), false);
+        let std_stream = std::net::TcpListener::bind("127.0.0.1:0").map(|l| l.local_addr());
+        let make = move || -> std::io::Result<tokio::net::TcpStream> {
+            let _ = &std_stream;
+            Err(std::io::ErrorKind::Other.into())
+        };
+        let task = serve(departure, Box::new(Start { response: Vec::new(), head: Vec::new(), queue }), make);
+        let size = std::mem::size_of_val(&task);
+        drop(task);
+        assert!(size <= 288, "a session's task takes {size} bytes");
+        listener.close(1001).await;
     }
 
     #[tokio::test(start_paused = true)]

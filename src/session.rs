@@ -1,19 +1,28 @@
-//! One WebSocket connection: a reader and a writer running concurrently in one
-//! task, an unbounded send queue with a byte cap, and the heartbeat.
+//! One WebSocket connection: a single task that reads, writes and keeps time
+//! (`conn::Session`), and the queue of encoded frames that senders fill.
+//!
+//! An idle session holds its socket, a small state struct and this module's
+//! `Shared`: no read buffer (reads go to a per-thread scratch buffer, and only an
+//! incomplete frame or message is kept), no channel, no second task.
 
-use crate::inbox::{Event, Inbox, Kind};
+mod conn;
+#[cfg(test)]
+mod tests;
+
+use crate::codec;
+use crate::inbox::Inbox;
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, Notify};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::Control;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+pub use conn::Session;
 
 /// Close code reported when the connection ended without a close frame.
 pub const ABNORMAL_CLOSURE: u16 = 1006;
@@ -22,14 +31,6 @@ pub const ABNORMAL_CLOSURE: u16 = 1006;
 /// a restart. (1000 would claim the conversation was complete; 1008 and 1011 are
 /// faults.) Reported to the flow as a close, not as an error.
 pub const IDLE_CLOSE: u16 = 1001;
-/// tungstenite zero-fills its whole read buffer before every read attempt, so its
-/// 128 KiB default cost a 128 KiB memset per small read (22% of worker time in the
-/// echo benchmark; echo +14% at 4 KiB) and made 128 KiB resident per connection,
-/// since the fill touches every page.
-/// Bigger frames still grow the buffer as needed.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
-/// Messages written per flush: a burst becomes one write syscall, but stays bounded.
-const FLUSH_EVERY: usize = 64;
 /// After a protocol error from the peer, how long replies still go out before the
 /// close frame: the flow's answer to the messages that came before the bad frame
 /// (Autobahn 3.2, 4.1.x, 5.15...) crosses to JS and back first, a few ms.
@@ -66,32 +67,30 @@ impl Default for SessionConfig {
 }
 
 impl SessionConfig {
+    /// For the client's handshake, which tungstenite does.
     pub fn websocket_config(&self) -> WebSocketConfig {
         WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER_BYTES)
+            .read_buffer_size(4096)
             .max_message_size(Some(self.max_message_bytes))
             .max_frame_size(Some(self.max_message_bytes))
     }
 }
 
-pub enum Outgoing {
-    Msg(Message),
-    Close(u16),
-}
-
-/// State shared between a session's task and whoever sends to it.
-#[derive(Default)]
+/// What a session shares with those who send to it: frames encoded and waiting.
 pub struct Shared {
-    /// Counts reads that brought bytes from the peer; the heartbeat compares it
-    /// between ticks, so liveness follows tokio's clock (paused in tests).
-    pub heard: Arc<AtomicU64>,
+    frames: Mutex<VecDeque<Bytes>>,
+    /// Bytes queued and not yet written.
     queued: AtomicUsize,
+    /// The session's task, woken when the queue gains its first frame.
+    waker: AtomicWaker,
     /// Messages dropped because the queue was full (drop policy).
     pub dropped: AtomicU64,
+    /// The queue passed its cap (close policy): the session closes with 1008.
     overflow: AtomicBool,
-    /// Signalled when the queue passes its cap; wakes the watchdog even while the
-    /// writer is stuck on a peer that does not read.
-    overflowed: Notify,
+    /// The session is over: nothing more is queued.
+    ended: AtomicBool,
+    /// This end is a client: its frames are masked.
+    client: bool,
 }
 
 impl Shared {
@@ -99,11 +98,22 @@ impl Shared {
     pub fn unsent(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
     }
+
+    fn push(&self, frame: Bytes) {
+        let was_empty = {
+            let mut frames = self.frames.lock();
+            frames.push_back(frame);
+            frames.len() == 1
+        };
+        // A queue that was not empty is already the writer's business.
+        if was_empty {
+            self.waker.wake();
+        }
+    }
 }
 
 /// The sending side of a session.
 pub struct SessionHandle {
-    tx: mpsc::UnboundedSender<Outgoing>,
     shared: Arc<Shared>,
     max_queue_bytes: usize,
     drop_when_full: bool,
@@ -120,17 +130,25 @@ struct DropReport {
 }
 
 impl SessionHandle {
-    pub fn new(cfg: &SessionConfig) -> (Self, mpsc::UnboundedReceiver<Outgoing>, Arc<Shared>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared::default());
+    /// A session's sending side and the state its task takes; `client` for the
+    /// client end of a connection.
+    pub fn new(cfg: &SessionConfig, client: bool) -> (Self, Arc<Shared>) {
+        let shared = Arc::new(Shared {
+            frames: Mutex::new(VecDeque::new()),
+            queued: AtomicUsize::new(0),
+            waker: AtomicWaker::new(),
+            dropped: AtomicU64::new(0),
+            overflow: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
+            client,
+        });
         let handle = SessionHandle {
-            tx,
             shared: shared.clone(),
             max_queue_bytes: cfg.max_queue_bytes,
             drop_when_full: cfg.drop_when_full,
             drops: Mutex::default(),
         };
-        (handle, rx, shared)
+        (handle, shared)
     }
 
     /// From now on, report dropped messages to `inbox` as session `id` (drop
@@ -143,40 +161,95 @@ impl SessionHandle {
         drops.to = Some((inbox.clone(), id));
     }
 
-    /// Queue a message; false if the session is gone, its queue overflowed, or the
-    /// message was dropped because the queue is full. A message is always taken
-    /// while nothing waits (as `ws` sends whatever its bufferedAmount), so a cap
-    /// below one message's size still lets messages through one at a time.
-    pub fn send(&self, msg: Message) -> bool {
-        if self.tx.is_closed() {
-            // The session has ended: nothing is queued, nothing counts as dropped.
-            return false;
-        }
-        let len = msg.len();
-        let waiting = self.shared.queued.fetch_add(len, Ordering::Relaxed);
-        let full = waiting > 0 && waiting + len > self.max_queue_bytes;
-        if full && self.drop_when_full {
-            // Only one task sends to a session, so taking it back is exact.
-            self.shared.queued.fetch_sub(len, Ordering::Relaxed);
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-            let mut drops = self.drops.lock();
-            match &drops.to {
-                Some((inbox, id)) => inbox.count_drops(*id, 1),
-                None => drops.held = drops.held.saturating_add(1),
-            }
-            return false;
-        }
-        if full {
-            if !self.shared.overflow.swap(true, Ordering::Relaxed) {
-                self.shared.overflowed.notify_one();
-            }
-            return false;
-        }
-        self.tx.send(Outgoing::Msg(msg)).is_ok()
+    /// Bytes queued and not yet written (see `Shared::unsent`).
+    pub fn unsent(&self) -> usize {
+        self.shared.unsent()
     }
 
+    /// The frames waiting, for tests that look at what is shared.
+    #[cfg(test)]
+    pub fn queued_frames(&self) -> Vec<Bytes> {
+        self.shared.frames.lock().iter().cloned().collect()
+    }
+
+    /// Queue a text or binary message, encoded for this end.
+    pub fn send(&self, msg: Message) -> bool {
+        let client = self.shared.client;
+        match msg {
+            Message::Text(t) => self.send_frame(codec::data_frame(true, t.as_bytes(), client)),
+            Message::Binary(b) => self.send_frame(codec::data_frame(false, &b, client)),
+            _ => false,
+        }
+    }
+
+    /// Queue an encoded frame (shared bytes: a broadcast's frame is encoded once);
+    /// false if the session is gone, its queue overflowed, or the frame was dropped
+    /// because the queue is full. A frame is always taken while nothing waits (as
+    /// `ws` sends whatever its bufferedAmount), so a cap below one message's size
+    /// still lets messages through one at a time.
+    pub fn send_frame(&self, frame: Bytes) -> bool {
+        self.send_frames(std::iter::once(frame)) == 1
+    }
+
+    /// `send_frame` for several frames, in order, under one lock and with one
+    /// wake-up: a burst of broadcasts becomes one write. Returns how many were taken.
+    pub fn send_frames(&self, frames: impl Iterator<Item = Bytes>) -> usize {
+        let shared = &self.shared;
+        if shared.ended.load(Ordering::Relaxed) {
+            // The session has ended: nothing is queued, nothing counts as dropped.
+            return 0;
+        }
+        let (mut taken, mut dropped) = (0, 0);
+        let was_empty = {
+            let mut queue = shared.frames.lock();
+            let was_empty = queue.is_empty();
+            for frame in frames {
+                let len = frame.len();
+                let waiting = shared.queued.fetch_add(len, Ordering::Relaxed);
+                if waiting > 0 && waiting + len > self.max_queue_bytes {
+                    shared.queued.fetch_sub(len, Ordering::Relaxed);
+                    if !self.drop_when_full {
+                        shared.overflow.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    dropped += 1;
+                    continue;
+                }
+                queue.push_back(frame);
+                taken += 1;
+            }
+            was_empty
+        };
+        if dropped > 0 {
+            shared.dropped.fetch_add(dropped, Ordering::Relaxed);
+            let mut drops = self.drops.lock();
+            match &drops.to {
+                Some((inbox, id)) => inbox.count_drops(*id, dropped as u32),
+                None => drops.held = drops.held.saturating_add(dropped as u32),
+            }
+        }
+        // A queue that was not empty is already the writer's business, unless it
+        // just overflowed.
+        if (was_empty && taken > 0) || shared.overflow.load(Ordering::Relaxed) {
+            shared.waker.wake();
+        }
+        taken
+    }
+
+    /// Close with `code` after what is queued.
     pub fn close(&self, code: u16) {
-        let _ = self.tx.send(Outgoing::Close(code));
+        let frame = codec::control_frame(Control::Close, &code.to_be_bytes(), self.shared.client);
+        self.shared.queued.fetch_add(frame.len(), Ordering::Relaxed);
+        self.shared.push(frame);
+    }
+}
+
+impl Drop for SessionHandle {
+    /// Nobody can send any more: the session closes (1001) once its queue is out.
+    fn drop(&mut self) {
+        if !self.shared.ended.load(Ordering::Relaxed) {
+            self.close(1001);
+        }
     }
 }
 
@@ -185,221 +258,6 @@ impl SessionHandle {
 pub struct Ended {
     pub code: u16,
     pub error: Option<String>,
-}
-
-/// What a read or write error means: `None` for a peer that just went away (core
-/// reports nothing then), else the close code to send and the text to report.
-fn classify(e: WsError) -> Option<(u16, String)> {
-    use tokio_tungstenite::tungstenite::error::ProtocolError;
-    match e {
-        WsError::Io(e) if crate::utf8_watch::InvalidUtf8::is(&e) => Some((1007, e.to_string())),
-        WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Io(_) => None,
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake | ProtocolError::SendAfterClosing) => None,
-        WsError::Utf8(_) => Some((1007, "invalid UTF-8 in a text message".into())),
-        WsError::Capacity(c) => Some((1009, format!("message too big: {c}"))),
-        WsError::Protocol(p) => Some((1002, format!("protocol error: {p}"))),
-        other => Some((1011, other.to_string())),
-    }
-}
-
-pub async fn run<S>(
-    ws: WebSocketStream<S>,
-    id: u32,
-    mut rx: mpsc::UnboundedReceiver<Outgoing>,
-    shared: Arc<Shared>,
-    inbox: Arc<Inbox>,
-    cfg: SessionConfig,
-) -> Ended
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let (mut sink, mut stream) = ws.split();
-    let heard = &shared.heard;
-    let ping_due = Notify::new();
-    // The peer's protocol error, kept here so that however the session then ends
-    // (the grace, a write that fails, the heartbeat), the error is what it reports.
-    let fault: Mutex<Option<(u16, (u16, String))>> = Mutex::new(None);
-    let faulted = Notify::new();
-
-    // A protocol error stops the reading but not the writer: see `grace`.
-    let reader = async {
-        let mut code = ABNORMAL_CLOSURE;
-        while let Some(next) = stream.next().await {
-            match next {
-                Ok(Message::Text(t)) => inbox.push_data(Event::new(Kind::Text, id, Bytes::from(t), 0)).await,
-                Ok(Message::Binary(b)) => inbox.push_data(Event::new(Kind::Binary, id, b, 0)).await,
-                Ok(Message::Close(frame)) => code = frame.map_or(1005, |f| u16::from(f.code)),
-                Ok(_) => {}
-                Err(e) => match classify(e) {
-                    None => return (Ended { code, error: None }, None),
-                    Some(f) => {
-                        *fault.lock() = Some((code, f));
-                        faulted.notify_one();
-                        return std::future::pending().await;
-                    }
-                },
-            }
-        }
-        (Ended { code, error: None }, None)
-    };
-
-    // The replies queued, and those the flow sends within ERROR_GRACE, go out before
-    // the close frame that reports a protocol error.
-    let grace = async {
-        faulted.notified().await;
-        tokio::time::sleep(ERROR_GRACE).await;
-        (Ended { code: ABNORMAL_CLOSURE, error: None }, None)
-    };
-
-    let writer = async {
-        loop {
-            let first = tokio::select! {
-                m = rx.recv() => m,
-                _ = ping_due.notified() => {
-                    if let Err(e) = sink.send(Message::Ping(Bytes::new())).await {
-                        return write_failed(e, &cfg).await;
-                    }
-                    continue;
-                }
-            };
-            let close = match first {
-                None => 1001,
-                Some(Outgoing::Close(code)) => code,
-                Some(Outgoing::Msg(m)) => {
-                    let mut written = m.len();
-                    let mut result = sink.feed(m).await;
-                    let mut close = None;
-                    for _ in 1..FLUSH_EVERY {
-                        if result.is_err() {
-                            break;
-                        }
-                        match rx.try_recv() {
-                            Ok(Outgoing::Msg(m)) => {
-                                written += m.len();
-                                result = sink.feed(m).await;
-                            }
-                            Ok(Outgoing::Close(code)) => {
-                                close = Some(code);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    if result.is_ok() {
-                        result = sink.flush().await;
-                    }
-                    shared.queued.fetch_sub(written, Ordering::Relaxed);
-                    if let Err(e) = result {
-                        return write_failed(e, &cfg).await;
-                    }
-                    match close {
-                        Some(code) => code,
-                        None => continue,
-                    }
-                }
-            };
-            let frame = CloseFrame { code: CloseCode::from(close), reason: Utf8Bytes::from_static("") };
-            let _ = tokio::time::timeout(cfg.close_timeout, sink.send(Message::Close(Some(frame)))).await;
-            // Give the peer time to answer; the reader ends the session when it does.
-            tokio::time::sleep(cfg.close_timeout).await;
-            return (Ended { code: ABNORMAL_CLOSURE, error: None }, None);
-        }
-    };
-
-    // Runs beside reader and writer, so a peer that stops reading (the writer
-    // blocked in a flush) is still found: by the queue cap or by the heartbeat.
-    let watchdog = async {
-        let mut beat = cfg.heartbeat.map(|p| {
-            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + p, p);
-            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            i
-        });
-        let (mut last_heard, mut silent_ticks) = (heard.load(Ordering::Relaxed), 0u32);
-        // The idle timeout, checked four times per period: a silent peer is closed
-        // after one to one and a quarter periods. The heartbeat, when on, rules.
-        let idle = cfg.idle.filter(|_| cfg.heartbeat.is_none());
-        let mut idle_check = idle.map(|d| tokio::time::interval((d / 4).max(Duration::from_millis(1))));
-        let (mut idle_heard, mut quiet_since) = (heard.load(Ordering::Relaxed), tokio::time::Instant::now());
-        loop {
-            tokio::select! {
-                _ = shared.overflowed.notified() => {
-                    return (Ended { code: ABNORMAL_CLOSURE, error: None }, Some((1008, "peer too slow: send queue full".into())));
-                }
-                _ = async { idle_check.as_mut().expect("guarded").tick().await }, if idle_check.is_some() => {
-                    let now_heard = heard.load(Ordering::Relaxed);
-                    if now_heard != idle_heard || inbox.backed_up() {
-                        (idle_heard, quiet_since) = (now_heard, tokio::time::Instant::now());
-                    } else if idle.is_some_and(|d| quiet_since.elapsed() >= d) {
-                        return (Ended { code: IDLE_CLOSE, error: None }, Some((IDLE_CLOSE, "idle timeout".into())));
-                    }
-                }
-                _ = async { beat.as_mut().expect("guarded").tick().await }, if beat.is_some() => {
-                    // Dropped after two whole intervals without a byte from the peer. A
-                    // backed-up inbox means readers wait for the flow, not for the peer.
-                    let now_heard = heard.load(Ordering::Relaxed);
-                    if now_heard != last_heard || inbox.backed_up() {
-                        (last_heard, silent_ticks) = (now_heard, 0);
-                    } else {
-                        silent_ticks += 1;
-                    }
-                    if silent_ticks >= 2 {
-                        return (Ended { code: ABNORMAL_CLOSURE, error: Some("heartbeat timeout: no answer to ping".into()) }, None);
-                    }
-                    ping_due.notify_one();
-                }
-            }
-        }
-    };
-
-    let (mut ended, failure) = tokio::select! {
-        ended = reader => ended,
-        ended = writer => ended,
-        ended = watchdog => ended,
-        ended = grace => ended,
-    };
-    // A peer's protocol error is what ended the session, whichever branch saw the
-    // end: the grace, a write that failed once the peer was gone, the heartbeat.
-    let failure = match fault.into_inner() {
-        Some((code, f)) => {
-            ended.code = code;
-            Some(f)
-        }
-        None => failure,
-    };
-    if let Some((code, text)) = failure {
-        // Tell the peer why before dropping the connection (1007, 1009, 1002, 1008...).
-        let frame = CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from(truncate(&text, 120)) };
-        let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
-        if code != IDLE_CLOSE {
-            ended.error = Some(text);
-        }
-    }
-    ended
-}
-
-/// A write failed. If the peer has started closing, what is left unsent is dropped
-/// and the reader, which sees the close handshake through, ends the session with
-/// the peer's code; this waits at most the close timeout for it.
-async fn write_failed(e: WsError, cfg: &SessionConfig) -> (Ended, Option<(u16, String)>) {
-    use tokio_tungstenite::tungstenite::error::ProtocolError;
-    let closing = matches!(
-        e,
-        WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Protocol(ProtocolError::SendAfterClosing)
-    );
-    if closing {
-        tokio::time::sleep(cfg.close_timeout).await;
-        return (Ended { code: ABNORMAL_CLOSURE, error: None }, None);
-    }
-    (Ended { code: ABNORMAL_CLOSURE, error: None }, classify(e))
-}
-
-/// A close reason must fit in a control frame (123 bytes); cut at a char boundary.
-fn truncate(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
 }
 
 /// Session ids are process-wide, so a `_session` from one listener never matches a
@@ -415,6 +273,3 @@ pub fn next_id() -> u32 {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

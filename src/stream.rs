@@ -1,83 +1,75 @@
-//! `Prefixed`: a session's byte stream. It first yields bytes already read by
-//! someone else (the `head` of an upgrade request), then reads from the socket
-//! (instead of tungstenite's `from_partially_read`, whose zero-capacity read buffer
-//! made every frame a malloc: TRANSPORT-NOTES §2). It also counts reads that bring
-//! bytes, so the heartbeat counts a long frame still arriving as a live peer, and
-//! has `Utf8Watch` follow the bytes, so invalid text fails as it arrives.
+//! `UpToHead`: a client's stream while tungstenite does the handshake. It passes
+//! on the server's HTTP response head and nothing after it, keeping those bytes
+//! (frames the server sent at once) for the session, which then reads the socket
+//! itself; tungstenite's own buffers go away with its handshake.
 
-use bytes::{Buf, Bytes};
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::utf8_watch::{InvalidUtf8, Utf8Watch};
+/// A response head longer than this is refused (tungstenite would too).
+const HEAD_MAX: usize = 16 * 1024;
 
-pub struct Prefixed<S> {
-    prefix: Bytes,
+pub struct UpToHead<S> {
     inner: S,
-    /// Counts reads that brought bytes (see `session::Shared::heard`).
-    heard: Arc<AtomicU64>,
-    watch: Utf8Watch,
-    /// Set once the peer's text is known invalid: the next read fails with it.
-    invalid: bool,
+    /// 0: inside a line; 1: just after "\n"; 2: just after "\n\r"; 3: past the head.
+    state: u8,
+    seen: usize,
+    rest: Vec<u8>,
 }
 
-impl<S> Prefixed<S> {
-    /// A server's session stream: frames from the first byte.
-    pub fn new(prefix: impl Into<Bytes>, inner: S, heard: Arc<AtomicU64>) -> Self {
-        Prefixed { prefix: prefix.into(), inner, heard, watch: Utf8Watch::frames(), invalid: false }
+impl<S> UpToHead<S> {
+    pub fn new(inner: S) -> Self {
+        UpToHead { inner, state: 0, seen: 0, rest: Vec::new() }
     }
 
-    /// A client's stream: the server's HTTP response comes before the frames.
-    pub fn client(inner: S, heard: Arc<AtomicU64>) -> Self {
-        Prefixed { watch: Utf8Watch::after_http_head(), ..Self::new(Bytes::new(), inner, heard) }
+    /// The stream, and what the server sent after its response head.
+    pub fn into_parts(self) -> (S, Vec<u8>) {
+        (self.inner, self.rest)
+    }
+
+    /// How many of `data` belong to the head: it ends at an empty line, "\n" then
+    /// an optional "\r" then "\n", as httparse (tungstenite's parser) reads it.
+    fn head_part(&mut self, data: &[u8]) -> usize {
+        for (i, &b) in data.iter().enumerate() {
+            self.state = match (self.state, b) {
+                (1 | 2, b'\n') => {
+                    self.state = 3;
+                    return i + 1;
+                }
+                (1, b'\r') => 2,
+                (_, b'\n') => 1,
+                _ => 0,
+            };
+        }
+        data.len()
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for UpToHead<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        // The read that found bad text was still passed on, so the complete messages
-        // in it are delivered; the bad frame in it is incomplete (a complete one is
-        // tungstenite's to check), so tungstenite reads again and gets this.
-        if self.invalid {
-            return Poll::Ready(Err(InvalidUtf8::io_error()));
+        if self.state == 3 {
+            // tungstenite has the whole head and reads no further.
+            return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
-        let polled = if self.prefix.has_remaining() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix[..n]);
-            self.prefix.advance(n);
-            Poll::Ready(Ok(()))
-        } else {
-            let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-            if buf.filled().len() > before {
-                self.heard.fetch_add(1, Ordering::Relaxed);
-            }
-            polled
-        };
-        if !self.watch.feed(&buf.filled()[before..]) {
-            self.invalid = true;
+        std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        let head = self.head_part(&buf.filled()[before..]);
+        self.seen += head;
+        if self.seen > HEAD_MAX {
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, "HTTP response head too long")));
         }
-        polled
+        let rest = buf.filled()[before + head..].to_vec();
+        self.rest.extend_from_slice(&rest);
+        buf.set_filled(before + head);
+        Poll::Ready(Ok(()))
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for UpToHead<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
@@ -90,18 +82,26 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncReadExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn split(sent: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let (mut server, client) = tokio::io::duplex(1024);
+        server.write_all(sent).await.unwrap();
+        drop(server);
+        let mut s = UpToHead::new(client);
+        let mut head = Vec::new();
+        s.read_to_end(&mut head).await.unwrap();
+        let (_, rest) = s.into_parts();
+        (head, rest)
+    }
 
     #[tokio::test]
-    async fn prefix_comes_first_then_the_stream() {
-        let (mut a, b) = tokio::io::duplex(64);
-        tokio::io::AsyncWriteExt::write_all(&mut a, b"world").await.unwrap();
-        drop(a);
-        let heard = Arc::new(AtomicU64::new(0));
-        let mut p = Prefixed::new(&b"hello "[..], b, heard.clone());
-        let mut s = String::new();
-        p.read_to_string(&mut s).await.unwrap();
-        assert_eq!(s, "hello world");
-        assert!(heard.load(Ordering::Relaxed) > 0, "a read from the stream counts as hearing the peer");
+    async fn the_head_is_passed_on_and_what_follows_kept() {
+        for end in ["\r\n\r\n", "\n\n", "\r\n\n", "\n\r\n"] {
+            let head = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket{end}");
+            let mut sent = head.clone().into_bytes();
+            sent.extend_from_slice(b"\x81\x02hi");
+            assert_eq!(split(&sent).await, (head.into_bytes(), b"\x81\x02hi".to_vec()), "{end:?}");
+        }
     }
 }

@@ -1,5 +1,5 @@
 use super::bridge::JsBridge;
-use super::{close_code, inbox_for, pull, send_each, session_config, CopiedBuffer, SessionOptions};
+use super::{close_code, inbox_for, invalid, pull, session_config, to_frame, CopiedBuffer, SessionOptions};
 use crate::handshake::UpgradeRequest;
 use crate::inbox::Inbox;
 use crate::listener::{Listener, ListenerConfig};
@@ -113,13 +113,13 @@ impl JsListener {
     /// Sending happens on the listener's own task; returns how many were taken.
     #[napi(catch_unwind)]
     pub fn send_many(&self, targets: Uint32Array, payloads: Vec<Either<String, &[u8]>>) -> Result<u32> {
-        let mut batch = Vec::with_capacity(targets.len());
-        let taken = send_each(&targets, payloads, |target, msg| {
-            batch.push((target, msg));
-            1
-        })?;
-        self.inner.send_many(batch);
-        Ok(taken)
+        if targets.len() != payloads.len() {
+            return Err(invalid("targets and payloads differ in length"));
+        }
+        // Encoded here, once: a broadcast's sessions all write these bytes.
+        let batch: Vec<_> = targets.iter().zip(payloads).map(|(&target, data)| (target, to_frame(data))).collect();
+        self.inner.send_frames(batch);
+        Ok(targets.len() as u32)
     }
 
     /// Close every session with `code` (default 1001) and stop; resolves when done.

@@ -80,6 +80,14 @@ pub fn to_message(data: Either<String, &[u8]>) -> Message {
     }
 }
 
+/// A JS string or Buffer as the frame a server sends (text or binary), encoded once.
+pub fn to_frame(data: Either<String, &[u8]>) -> bytes::Bytes {
+    match data {
+        Either::A(s) => crate::codec::data_frame(true, s.as_bytes(), false),
+        Either::B(b) => crate::codec::data_frame(false, b, false),
+    }
+}
+
 /// Parse an optional byte count given by JS (a number), with a default.
 pub fn bytes_option(v: Option<f64>, default: usize, name: &str) -> Result<usize> {
     match v {
