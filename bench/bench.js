@@ -130,6 +130,7 @@ async function main() {
     process.once('SIGTERM', onSignal);
 
     for (let round = 0; round < o.rounds; round++) {
+        ctx.round = round;
         const shared = scenarios.filter((s) => !s.fresh);
         if (shared.length) {
             log('round ' + (round + 1) + '/' + o.rounds + ': starting core and ours Node-RED and the ceiling server');
@@ -167,7 +168,13 @@ async function main() {
                     medians[v][key] = typeof runs[0][key] === 'number' ? median(runs.map((r) => r[key])) : runs[runs.length - 1][key];
                 }
             }
-            const ratios = sc.ratios(c, medians).map((r) => ({ ...r, value: Number.isFinite(r.value) ? r.value : null }));
+            // Each ratio is the median of the rounds' own ratios: within a round the variants
+            // run back to back, so a machine whose load drifts between rounds skews them less.
+            const perRound = store[c.id][sc.variants[0]].map((_, k) => sc.ratios(c, Object.fromEntries(sc.variants.map((v) => [v, store[c.id][v][k]]))));
+            const ratios = sc.ratios(c, medians).map((r, i) => {
+                const value = median(perRound.map((rs) => rs[i].value));
+                return { ...r, value, rounds: perRound.map((rs) => (Number.isFinite(rs[i].value) ? rs[i].value : null)) };
+            });
             entry.cases.push({ ...c, runs: store[c.id], medians, ratios });
         }
         results.scenarios.push(entry);

@@ -72,7 +72,9 @@ function svg(results) {
         const b = Math.max(x(1), x(r.value));
         parts.push('<text x="' + LABEL_RIGHT + '" y="' + (mid + 4) + '" text-anchor="end">' + esc(r.label) + '</text>');
         parts.push('<rect x="' + a.toFixed(1) + '" y="' + (y + 4) + '" width="' + Math.max(1, b - a).toFixed(1) + '" height="' + (ROW - 8) + '" fill="' + COLORS[r.status] + '"/>');
-        parts.push('<text x="' + (b + 4).toFixed(1) + '" y="' + (mid + 4) + '" fill="#222">' + num(r.value) + '×</text>');
+        // The figure goes right of the bar, or of the target mark if that is further right.
+        const tx = r.target === null ? b : Math.max(b, x(r.target) + 4);
+        parts.push('<text x="' + (tx + 4).toFixed(1) + '" y="' + (mid + 4) + '" fill="#222">' + num(r.value) + '×</text>');
         if (r.target !== null) {
             const tx = x(r.target).toFixed(1);
             parts.push('<path d="M' + tx + ' ' + (y + 9) + ' l-4 -7 h8 z" fill="#000"/><line x1="' + tx + '" y1="' + (y + 2) + '" x2="' + tx + '" y2="' + (y + ROW - 2) + '" stroke="#000"/>');

@@ -24,21 +24,21 @@ if ((n & 255) === 0) {
 }
 return null;`;
 
-// Node-RED's own limit: msgs shaped as 'websocket in' makes them, fed to the same
-// counter with no transport, in bursts of 256 per event-loop turn for a bounded time.
+// Node-RED's own limit: msgs shaped as 'websocket in' makes them, sent (one
+// output, not cloned) to the same counter with no transport, in bursts of 256 per
+// event-loop turn for a bounded time. GET /bench/limit starts it.
 const LIMIT = `const later = global.get('setImmediate');
 const size = Math.min(Number(msg.req.query.size) || 64, 1 << 20);
 const end = Date.now() + Math.min(Number(msg.req.query.seconds) || 1, 120) * 1000;
 const payload = 'x'.repeat(size);
 const burst = () => {
     for (let i = 0; i < 256; i++) {
-        node.send([{ payload, _session: { type: 'websocket', id: 'limit' } }, null], false);
+        node.send({ payload, _session: { type: 'websocket', id: 'limit' } }, false);
     }
     if (Date.now() < end) later(burst);
 };
 later(burst);
-msg.payload = 'started';
-return [null, msg];`;
+return null;`;
 
 // The fan-out publisher: 'go <size> <seconds> <window>' from a subscriber starts
 // broadcasts (no _session, so 'websocket out' sends to every client), 'a <k>'
@@ -102,8 +102,9 @@ const FLOW = [
     fn('b-count', COUNTER, [['b-count-res']]),
     get('b-count-get', '/bench/count', [['b-count']]),
     respond('b-count-res'),
-    get('b-limit-get', '/bench/limit', [['b-limit']]),
-    fn('b-limit', LIMIT, [['b-count'], ['b-limit-res']], 2),
+    get('b-limit-get', '/bench/limit', [['b-limit', 'b-limit-ok']]),
+    fn('b-limit', LIMIT, [['b-count']]),
+    fn('b-limit-ok', 'msg.payload = \'started\';\nreturn msg;', [['b-limit-res']]),
     respond('b-limit-res'),
     listener('b-fan-l', '/bench/fanout'),
     wsIn('b-fan-in', 'b-fan-l', [['b-pub']]),

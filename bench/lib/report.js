@@ -29,7 +29,7 @@ function header(meta) {
         '- Date: ' + meta.date + '; commit ' + meta.commit + '.',
         '- Machine: ' + m.cpus + ' × ' + m.cpuModel + ', ' + m.memGiB + ' GiB, ' + m.os + ' (kernel ' + m.kernel + '); load average ' + m.loadavg.join(', ') + ' at the start' + (meta.shared ? ' (' + meta.shared + ')' : '') + '.',
         '- Node ' + meta.node + ', Node-RED ' + meta.nodeRed + ' (core nodes on `ws` ' + meta.coreWs + '), load generator and ceiling server `bench/loadgen` (tokio-tungstenite; one worker thread for the load, two for the server, as the addon has).',
-        '- Command: `' + meta.command + '`: ' + meta.rounds + ' round(s), ' + meta.warmup + ' s warm-up + ' + meta.seconds + ' s measured per run; medians of the rounds; ' + meta.duration + '.'
+        '- Command: `' + meta.command + '`: ' + meta.rounds + ' round(s), ' + meta.warmup + ' s warm-up + ' + meta.seconds + ' s measured per run; figures are medians of the rounds, ratios the medians of each round\'s own ratio (the variants of a round run back to back); ' + meta.duration + '.'
     ].join('\n');
 }
 
