@@ -132,14 +132,15 @@ async function main() {
     for (let round = 0; round < o.rounds; round++) {
         ctx.round = round;
         const shared = scenarios.filter((s) => !s.fresh);
-        if (shared.length) {
-            log('round ' + (round + 1) + '/' + o.rounds + ': starting core and ours Node-RED and the ceiling server');
-            const [core, ours] = await Promise.all([nodered.start('core'), nodered.start('ours')]);
-            Object.assign(live.nr, { core, ours });
-            live.ceiling = loadgen.session('serve', { threads: 2, maxSeconds: 7200 }, 7260 * 1000);
-            live.ceiling.port = (await live.ceiling.next('listening')).port;
-        }
         try {
+            if (shared.length) {
+                log('round ' + (round + 1) + '/' + o.rounds + ': starting core and ours Node-RED and the ceiling server');
+                const up = await Promise.allSettled(['core', 'ours'].map((v) => nodered.start(v).then((nr) => { live.nr[v] = nr; })));
+                const failed = up.find((u) => u.status === 'rejected');
+                if (failed) throw failed.reason; // what did start is stopped below
+                live.ceiling = loadgen.session('serve', { threads: 2, maxSeconds: 7200 }, 7260 * 1000);
+                live.ceiling.port = (await live.ceiling.next('listening')).port;
+            }
             for (const { sc, list } of cases) {
                 for (const [i, c] of list.entries()) {
                     for (const variant of rotate(sc.variants, round + i)) {

@@ -21,6 +21,7 @@ const COLORS = { met: '#2e7d32', missed: '#c62828', none: '#78909c' };
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 const x = (v) => X0 + ((Math.log(Math.min(HI, Math.max(LO, v))) - Math.log(LO)) / (Math.log(HI) - Math.log(LO))) * (X1 - X0);
 const num = (v) => (v >= 10 ? v.toFixed(1) : v.toFixed(2));
+const short = (label) => label.replace(/ connections/g, ' conns').replace(/ subscribers/g, ' subs').replace(/RSS per connection/, 'RSS per conn');
 
 /** The rows to draw: {group, label, value, target, status}, all "higher is better". */
 function rows(results) {
@@ -33,7 +34,7 @@ function rows(results) {
                 const value = inverse ? 1 / r.value : r.value;
                 const target = r.target ? (inverse ? 1 / r.target.value : r.target.value) : null;
                 const status = target === null ? 'none' : value >= target - 1e-9 ? 'met' : 'missed';
-                out.push({ group: sc.title, label: inverse ? r.invLabel : r.label, value, target, status });
+                out.push({ group: sc.title, label: short(inverse ? r.invLabel : r.label), value, target, status });
             }
         }
     }
@@ -50,7 +51,7 @@ function svg(results) {
         '<svg xmlns="http://www.w3.org/2000/svg" width="' + W + '" height="' + height + '" viewBox="0 0 ' + W + ' ' + height + '" font-family="sans-serif" font-size="12">',
         '<rect width="100%" height="100%" fill="#ffffff"/>',
         '<text x="20" y="24" font-size="16" font-weight="bold">websocket-rs against core Node-RED: ratios per scenario (higher is better)</text>',
-        '<text x="20" y="44" fill="#444">' + esc(m.date + ', ' + m.machine.cpus + ' cores (' + m.machine.cpuModel + '), Node ' + m.node + ', Node-RED ' + m.nodeRed + ', medians of ' + m.rounds + ' round(s)' + (m.smoke ? ', SMOKE RUN (not a measurement)' : '')) + '</text>',
+        '<text x="20" y="44" fill="#444">' + esc(m.date + ', ' + m.machine.cpus + ' cores (' + m.machine.cpuModel + '), Node ' + m.node + ', Node-RED ' + m.nodeRed + ', medians of ' + m.rounds + ' round(s), load average ' + m.machine.loadavg[0] + ' at the start' + (m.smoke ? ', SMOKE RUN (not a measurement)' : '')) + '</text>',
         '<text x="20" y="60" fill="#444">' + esc('green: target met, red: missed, grey: ceiling or reference (no target); ▼ marks the target; log scale') + '</text>'
     ];
     const bottom = height - 40;
