@@ -14,7 +14,7 @@ const path = require('path');
 const { spawnSync, execFileSync } = require('child_process');
 const loadgen = require('./lib/loadgen');
 const nodered = require('./lib/nodered');
-const { fdLimits, machine } = require('./lib/proc');
+const { fdLimits, machine, loadavg } = require('./lib/proc');
 const { median, int } = require('./lib/stats');
 const report = require('./lib/report');
 const { svg } = require('./chart');
@@ -91,6 +91,7 @@ async function main() {
     raiseFdLimit();
     const o = parseArgs(process.argv.slice(2));
     const started = new Date();
+    const loadavgStart = loadavg();
     const outDir = o.out ? path.resolve(o.out) : o.smoke ? fs.mkdtempSync(path.join(os.tmpdir(), 'wsrs-bench-smoke-')) : __dirname;
     fs.mkdirSync(outDir, { recursive: true });
     log('building the load generator (cargo, cached in bench/loadgen/target)');
@@ -157,7 +158,7 @@ async function main() {
         }
     }
 
-    const results = { meta: { ...meta(o, started), duration: Math.round((Date.now() - started) / 1000) + ' s in all' }, scenarios: [] };
+    const results = { meta: { ...meta(o, started), loadavgStart, loadavgEnd: loadavg(), duration: Math.round((Date.now() - started) / 1000) + ' s in all' }, scenarios: [] };
     for (const { sc, list } of cases) {
         const entry = { id: sc.id, title: sc.title, cases: [] };
         for (const c of list) {
@@ -181,7 +182,6 @@ async function main() {
         results.scenarios.push(entry);
     }
     const mt = results.meta;
-    mt.loadavgEnd = os.loadavg().map((x) => Number(x.toFixed(2)));
     process.stdout.write(report.text(results));
     fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify(results, null, 1) + '\n');
     fs.writeFileSync(path.join(outDir, 'chart.svg'), svg(results));

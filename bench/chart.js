@@ -51,7 +51,7 @@ function svg(results) {
         '<svg xmlns="http://www.w3.org/2000/svg" width="' + W + '" height="' + height + '" viewBox="0 0 ' + W + ' ' + height + '" font-family="sans-serif" font-size="12">',
         '<rect width="100%" height="100%" fill="#ffffff"/>',
         '<text x="20" y="24" font-size="16" font-weight="bold">websocket-rs against core Node-RED: ratios per scenario (higher is better)</text>',
-        '<text x="20" y="44" fill="#444">' + esc(m.date + ', ' + m.machine.cpus + ' cores (' + m.machine.cpuModel + '), Node ' + m.node + ', Node-RED ' + m.nodeRed + ', medians of ' + m.rounds + ' round(s), load average ' + m.machine.loadavg[0] + ' at the start' + (m.smoke ? ', SMOKE RUN (not a measurement)' : '')) + '</text>',
+        '<text x="20" y="44" fill="#444">' + esc(m.date + ', ' + m.machine.cpus + ' cores (' + m.machine.cpuModel + '), Node ' + m.node + ', Node-RED ' + m.nodeRed + ', medians of ' + m.rounds + ' round(s)' + (m.loadavgStart || m.loadavgEnd ? ', load average ' + (m.loadavgStart || m.loadavgEnd)[0] + (m.loadavgStart ? ' at the start' : ' at the end') : '') + (m.smoke ? ', SMOKE RUN (not a measurement)' : '')) + '</text>',
         '<text x="20" y="60" fill="#444">' + esc('green: target met, red: missed, grey: ceiling or reference (no target); ▼ marks the target; log scale') + '</text>'
     ];
     const bottom = height - 40;

@@ -53,9 +53,11 @@ function machine() {
         cpuModel: cpus.length ? cpus[0].model.trim() : 'unknown',
         memGiB: Math.round(os.totalmem() / 2 ** 30),
         os: distro,
-        kernel: os.release(),
-        loadavg: os.loadavg().map((x) => Number(x.toFixed(2)))
+        kernel: os.release()
     };
 }
 
-module.exports = { cpuSeconds, rss, openFds, fdLimits, machine };
+/** The 1, 5 and 15 minute load averages: how busy the shared machine was. */
+const loadavg = () => os.loadavg().map((x) => Number(x.toFixed(2)));
+
+module.exports = { cpuSeconds, rss, openFds, fdLimits, machine, loadavg };

@@ -23,11 +23,17 @@ function ratioView(ratios) {
     return { fmt: (key) => (byKey[key] && byKey[key].value !== null ? fixed(2)(byKey[key].value) : '-') };
 }
 
+/** "load average a, b, c at the start, ... at the end (1, 5 and 15 min)", from what the run recorded. */
+function loads(meta) {
+    const at = [['loadavgStart', 'at the start'], ['loadavgEnd', 'at the end']].filter(([k]) => meta[k]).map(([k, when]) => meta[k].join(', ') + ' ' + when);
+    return at.length ? 'load average ' + at.join(', ') + ' (1, 5 and 15 min)' : 'load average not recorded';
+}
+
 function header(meta) {
     const m = meta.machine;
     return [
         '- Date: ' + meta.date + '; commit ' + meta.commit + '.',
-        '- Machine: ' + m.cpus + ' × ' + m.cpuModel + ', ' + m.memGiB + ' GiB, ' + m.os + ' (kernel ' + m.kernel + '); load average ' + m.loadavg.join(', ') + ' at the start' + (meta.shared ? ' (' + meta.shared + ')' : '') + '.',
+        '- Machine: ' + m.cpus + ' × ' + m.cpuModel + ', ' + m.memGiB + ' GiB, ' + m.os + ' (kernel ' + m.kernel + '); ' + loads(meta) + '.',
         '- Node ' + meta.node + ', Node-RED ' + meta.nodeRed + ' (core nodes on `ws` ' + meta.coreWs + '), load generator and ceiling server `bench/loadgen` (tokio-tungstenite; one worker thread for the load, two for the server, as the addon has).',
         '- Command: `' + meta.command + '`: ' + meta.rounds + ' round(s), ' + meta.warmup + ' s warm-up + ' + meta.seconds + ' s measured per run; figures are medians of the rounds, ratios the medians of each round\'s own ratio (the variants of a round run back to back); ' + meta.duration + '.'
     ].join('\n');
