@@ -6,7 +6,7 @@
 // alternate within each round; prints medians, ratios and per-thread CPU.
 // Loopback only; each load run is bounded by --seconds.
 //
-//   node bench/ingest.js [--rounds 3] [--seconds 4] [--conns 16] [--size 64] [--binary 0]
+//   node bench/ingest.js [--rounds 3] [--seconds 4] [--conns 16] [--size 64]
 //                        [--cpuprof 0] [--only 0]   (only, a sum of: 1 core, 2 ours, 4 limit, 8 base)
 //                        [--concurrent 0]
 //
@@ -24,7 +24,7 @@ const { execFileSync, spawn } = require('child_process');
 const { startNodeRed } = require('../tests/nodered');
 const { parseOptions } = require('./options');
 
-const args = parseOptions({ rounds: 3, seconds: 4, conns: 16, size: 64, binary: 0, cpuprof: 0, only: 0, concurrent: 0 }, process.argv.slice(2));
+const args = parseOptions({ rounds: 3, seconds: 4, conns: 16, size: 64, cpuprof: 0, only: 0, concurrent: 0 }, process.argv.slice(2));
 const BASE = process.env.WSRS_INGEST_BASE;
 const VARIANTS = ['core', 'ours', 'limit', 'base'].filter((v, i) => (!args.only || (args.only & (1 << i))) && (v !== 'base' || BASE));
 const WARMUP_MS = 1000;
@@ -92,7 +92,6 @@ const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 function runLoadgen(url, seconds) {
     const bin = path.join(__dirname, 'loadgen', 'target', 'release', 'websocket-rs-loadgen');
     const argv = ['flood', '--url', url, '--conns', args.conns, '--size', args.size, '--seconds', seconds].map(String);
-    if (args.binary) argv.push('--binary');
     const child = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => { out += d; });
@@ -214,7 +213,7 @@ async function main() {
         }
     }
     const med = (v, k) => median(results[v].map((r) => r[k]));
-    console.log('ingest, ' + args.conns + ' connections, ' + args.size + ' B ' + (args.binary ? 'binary' : 'text') + ', ' + args.seconds + ' s × ' + args.rounds + ' rounds (medians)');
+    console.log('ingest, ' + args.conns + ' connections, ' + args.size + ' B text, ' + args.seconds + ' s × ' + args.rounds + ' rounds (medians)');
     console.log('| variant | msgs/s | CPU µs/msg: JS thread | Rust workers | other threads | whole process | JS thread: running | waiting for a CPU | idle |');
     console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const v of VARIANTS) {

@@ -1,0 +1,99 @@
+'use strict';
+// Markdown from results.json: the run's header, a table per scenario, the
+// targets, and the generated blocks of bench/RESULTS.md and README.md.
+
+const fs = require('fs');
+const path = require('path');
+const { fixed } = require('./stats');
+
+const SCENARIOS = ['echo', 'latency', 'ingest', 'fanout', 'idle'].map((id) => require('../scenarios/' + id));
+
+function verdict(r) {
+    if (!r.target || r.value === null) return '';
+    return (r.target.op === '>=' ? r.value >= r.target.value : r.value <= r.target.value) ? 'yes' : 'no';
+}
+
+function targetText(t) {
+    return t ? (t.op === '>=' ? '≥ ' : '≤ ') + (Math.abs(t.value - 1 / 3) < 1e-9 ? '⅓' : String(t.value)) : '';
+}
+
+/** Ratio entries of a case by key, with fmt(key) for the tables. */
+function ratioView(ratios) {
+    const byKey = Object.fromEntries(ratios.map((r) => [r.key, r]));
+    return { fmt: (key) => (byKey[key] && byKey[key].value !== null ? fixed(2)(byKey[key].value) : '-') };
+}
+
+/** "load average a, b, c at the start, ... at the end (1, 5 and 15 min)", from what the run recorded. */
+function loads(meta) {
+    const at = [['loadavgStart', 'at the start'], ['loadavgEnd', 'at the end']].filter(([k]) => meta[k]).map(([k, when]) => meta[k].join(', ') + ' ' + when);
+    return at.length ? 'load average ' + at.join(', ') + ' (1, 5 and 15 min)' : 'load average not recorded';
+}
+
+function header(meta) {
+    const m = meta.machine;
+    return [
+        '- Date: ' + meta.date + '; commit ' + meta.commit + '.',
+        '- Machine: ' + m.cpus + ' × ' + m.cpuModel + ', ' + m.memGiB + ' GiB, ' + m.os + ' (kernel ' + m.kernel + '); ' + loads(meta) + '.',
+        '- Node ' + meta.node + ', Node-RED ' + meta.nodeRed + ' (core nodes on `ws` ' + meta.coreWs + '), load generator and ceiling server `bench/loadgen` (tokio-tungstenite; one worker thread for the load, two for the server, as the addon has).',
+        '- Command: `' + meta.command + '`: ' + meta.rounds + ' round(s), ' + meta.warmup + ' s warm-up + ' + meta.seconds + ' s measured per run; figures are medians of the rounds, ratios the medians of each round\'s own ratio (the variants of a round run back to back); ' + meta.duration + '.'
+    ].join('\n');
+}
+
+function tables(results) {
+    const out = [];
+    for (const sc of results.scenarios) {
+        const mod = SCENARIOS.find((s) => s.id === sc.id);
+        out.push('### ' + mod.title, '', mod.what, '');
+        out.push(...mod.table(sc.cases.map((c) => ({ c, m: c.medians, r: ratioView(c.ratios) }))), '');
+    }
+    return out.join('\n');
+}
+
+function targets(results) {
+    const rows = ['| ratio | measured | target | met |', '| --- | --- | --- | --- |'];
+    for (const sc of results.scenarios) {
+        for (const c of sc.cases) {
+            for (const r of c.ratios) {
+                if (!r.target && !r.ceiling) continue;
+                rows.push('| ' + [r.label, fixed(2)(r.value), r.target ? targetText(r.target) : '(ceiling)', verdict(r)].join(' | ') + ' |');
+            }
+        }
+    }
+    return rows.join('\n');
+}
+
+/** Replaces the text between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in `file`. */
+function writeBlock(file, name, text) {
+    const open = '<!-- bench:' + name + ' -->';
+    const close = '<!-- /bench:' + name + ' -->';
+    const src = fs.readFileSync(file, 'utf8');
+    const a = src.indexOf(open);
+    const b = src.indexOf(close);
+    if (a < 0 || b < a) throw new Error(file + ' has no ' + open + ' … ' + close + ' block');
+    fs.writeFileSync(file, src.slice(0, a + open.length) + '\n' + text.trim() + '\n' + src.slice(b));
+}
+
+/** The whole report: header, tables and targets. */
+function text(results) {
+    return [header(results.meta), '', tables(results), '### Targets', '', targets(results), ''].join('\n');
+}
+
+/** Rewrites the generated blocks of bench/RESULTS.md and README.md from `results`. */
+function writeDocs(results) {
+    const m = results.meta;
+    if (m.smoke) throw new Error('a smoke run\'s results are not measurements: not written into the documents');
+    const bench = path.join(__dirname, '..');
+    writeBlock(path.join(bench, 'RESULTS.md'), 'results', text(results));
+    const when = 'Last run: ' + m.date + ', ' + m.machine.cpus + ' cores (' + m.machine.cpuModel + '), Node ' + m.node + ', Node-RED ' + m.nodeRed +
+        ', medians of ' + m.rounds + ' rounds (`' + m.command + '`):';
+    writeBlock(path.join(bench, '..', 'README.md'), 'summary', when + '\n\n' + targets(results));
+}
+
+module.exports = { text, targets, writeDocs, SCENARIOS };
+
+// `node bench/lib/report.js [results.json]`: the documents again from saved results.
+if (require.main === module) {
+    const file = process.argv[2] || path.join(__dirname, '..', 'results.json');
+    writeDocs(JSON.parse(fs.readFileSync(file, 'utf8')));
+    console.log('rewrote the generated blocks of bench/RESULTS.md and README.md from ' + file);
+}

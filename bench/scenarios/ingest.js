@@ -1,0 +1,87 @@
+'use strict';
+// Ingest: 16 connections send as fast as they can into `websocket in` → a
+// function node that counts; the rate is counted inside Node-RED. The limit
+// feeds the same counter with messages made inside Node-RED, no transport.
+
+const { windowed, delay } = require('../lib/measure');
+const { int, fixed } = require('../lib/stats');
+
+const CONNS = 16;
+/** Messages sent per measured second: what Node-RED must work off after a run stays bounded. */
+const BUDGET = { 64: 100000, 4096: 25000 };
+
+/**
+ * Rate and CPU per message over the counter's busy period: from `warmup` after
+ * its first note to its last one. A server that takes messages in faster than
+ * its flow handles them keeps counting after the sender stops, so the period is
+ * Node-RED's, not the sender's.
+ */
+function busy(notes, warmup) {
+    if (notes.length < 2) throw new Error('fewer than two counter notes (' + notes.length + ')');
+    const late = notes.filter(([, t]) => t >= notes[0][1] + warmup * 1000);
+    const inside = late.length >= 2 ? late : notes;
+    const [n0, t0, cpu0] = inside[0];
+    const [n1, t1, cpu1] = inside[inside.length - 1];
+    return { rate: ((n1 - n0) / Math.max(1, t1 - t0)) * 1000, cpuUs: ((cpu1 - cpu0) / (n1 - n0)) * 1e6, busy: (t1 - t0) / 1000 };
+}
+
+/** Reads the counter until it stops moving (bounded): every note since the previous read. */
+async function drain(nr) {
+    const until = Date.now() + 300000;
+    const notes = [];
+    let last = -1;
+    while (Date.now() < until) {
+        const r = await nr.count();
+        notes.push(...r.notes);
+        if (r.n === last) return notes;
+        last = r.n;
+        await delay(200);
+    }
+    throw new Error(nr.variant + ': the ingest backlog did not drain within 300 s');
+}
+
+module.exports = {
+    id: 'ingest',
+    title: 'Ingest',
+    variants: ['core', 'ours', 'limit'],
+    what: CONNS + ' connections send text messages as fast as the server takes them into `websocket in` → a function node that counts in its context, for the warm-up and the measured seconds or until ' +
+        int(BUDGET[64]) + ' (64 B) / ' + int(BUDGET[4096]) + ' (4 KiB) messages per measured second are sent. Every 256th message the counter notes the count, the time and the process\'s CPU time; ' +
+        'the rate is taken over Node-RED\'s busy period, from the warm-up after its first note to its last, so a backlog it took in faster than it could handle is counted as it is worked off. ' +
+        'The "limit" row feeds the same counter with messages made inside Node-RED (a function node sending bursts of 256 per event-loop turn, shaped as `websocket in` makes them): Node-RED\'s own ceiling for this flow.',
+
+    cases(o) {
+        return (o.smoke ? [64] : [64, 4096]).map((size) => ({ id: 'ingest-' + size, label: CONNS + ' connections, ' + o.sizeLabel(size), size }));
+    },
+
+    async measure(ctx, c, variant) {
+        const { warmup, seconds } = ctx.opts;
+        const nr = ctx.nr[variant === 'limit' ? 'core' : variant];
+        await drain(nr);
+        if (variant === 'limit') {
+            await nr.limit(warmup + seconds, c.size);
+            await delay((warmup + seconds) * 1000 + 200);
+        } else {
+            const maxMsgs = Math.round((BUDGET[c.size] || BUDGET[4096]) * seconds);
+            await windowed('flood', { url: nr.url('/bench/ingest'), conns: CONNS, size: c.size, maxMsgs, warmup, seconds }, nr.pid);
+        }
+        return busy(await drain(nr), warmup);
+    },
+
+    show: (m) => int(m.rate) + ' msgs/s counted over ' + m.busy.toFixed(1) + ' s',
+
+    table(rows) {
+        const out = ['| case | limit msgs/s | core msgs/s | ours msgs/s | ours ÷ core (target ≥ 1) | ours ÷ limit (target ≥ 0.9) | core ÷ limit | Node-RED CPU µs/msg limit / core / ours | busy s limit / core / ours |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |'];
+        for (const { c, m, r } of rows) {
+            const v = ['limit', 'core', 'ours'];
+            out.push('| ' + [c.label, int(m.limit.rate), int(m.core.rate), int(m.ours.rate), r.fmt('vsCore'), r.fmt('vsLimit'), r.fmt('coreVsLimit'),
+                v.map((k) => fixed(2)(m[k].cpuUs)).join(' / '), v.map((k) => fixed(1)(m[k].busy)).join(' / ')].join(' | ') + ' |');
+        }
+        return out;
+    },
+
+    ratios: (c, m) => [
+        { key: 'vsCore', label: 'ingest ' + c.label + ': msgs/s ours ÷ core', value: m.ours.rate / m.core.rate, target: { op: '>=', value: 1 } },
+        { key: 'vsLimit', label: 'ingest ' + c.label + ': msgs/s ours ÷ Node-RED limit', value: m.ours.rate / m.limit.rate, target: { op: '>=', value: 0.9 } },
+        { key: 'coreVsLimit', label: 'ingest ' + c.label + ': msgs/s core ÷ Node-RED limit', value: m.core.rate / m.limit.rate, reference: true }
+    ]
+};
