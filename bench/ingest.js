@@ -201,7 +201,7 @@ const pct = (x) => (x * 100).toFixed(0) + '%';
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 
 async function main() {
-    execFileSync('cargo', ['build', '--release', '--quiet', '--manifest-path', path.join(__dirname, 'loadgen', 'Cargo.toml')], { stdio: 'inherit' });
+    execFileSync('cargo', ['build', '--release', '--quiet', '--manifest-path', path.join(__dirname, 'loadgen', 'Cargo.toml'), '--target-dir', path.join(__dirname, 'loadgen', 'target')], { stdio: 'inherit' });
     const results = Object.fromEntries(VARIANTS.map((v) => [v, []]));
     for (let round = 0; round < args.rounds; round++) {
         const order = round % 2 ? [...VARIANTS].reverse() : VARIANTS;

@@ -280,7 +280,7 @@ mod tests {
         assert!(given < OUT_WINDOW + READ_CHUNK, "JS was given {given} bytes");
         assert!(ended(&mut rx).await, "the output must end once the session is closed");
         let inbox = events.recv().await.unwrap();
-        let batch = String::from_utf8_lossy(&inbox.drain()).into_owned();
+        let batch = String::from_utf8_lossy(&inbox.drain_as_js()).into_owned();
         assert!(batch.contains("peer too slow"), "{batch:?}");
         listener.close(1001).await;
     }

@@ -194,6 +194,24 @@ impl Inbox {
         out
     }
 
+    /// Tests: a wake-up's batch, then what JS's pulls on the next turns come to:
+    /// the pulling ends when nothing is left (the next event wakes JS again), or
+    /// else the rest is announced as another wake-up.
+    #[cfg(test)]
+    pub fn drain_as_js(self: &Arc<Self>) -> Vec<u8> {
+        let out = self.drain();
+        let more = {
+            let mut s = self.state.lock();
+            let more = !(s.queue.is_empty() && s.drops.is_empty());
+            s.scheduled = more;
+            more
+        };
+        if more {
+            self.wake();
+        }
+        out
+    }
+
     /// Take one batch, to be encoded into the Buffer JS gets, on the JS thread
     /// after a wake-up. JS then pulls the rest (`pull`) until none is left; only
     /// then does a new event wake it again.

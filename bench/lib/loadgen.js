@@ -12,7 +12,7 @@ const live = new Set();
 
 /** Builds the load generator if needed (cargo: a no-op when it is up to date). */
 function build() {
-    execFileSync('cargo', ['build', '--release', '--quiet', '--manifest-path', path.join(dir, 'Cargo.toml')], { stdio: ['ignore', 'inherit', 'inherit'] });
+    execFileSync('cargo', ['build', '--release', '--quiet', '--manifest-path', path.join(dir, 'Cargo.toml'), '--target-dir', path.join(dir, 'target')], { stdio: ['ignore', 'inherit', 'inherit'] });
 }
 
 function toArgs(mode, opts) {

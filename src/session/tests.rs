@@ -140,7 +140,7 @@ async fn pings_are_answered_and_messages_delivered_in_order() {
     assert_eq!(client.next().await.unwrap().unwrap(), Message::Pong(Bytes::from_static(b"p1")));
     let mut kinds = Vec::new();
     while kinds.len() < 2 {
-        let batch = wakes.recv().await.unwrap().drain();
+        let batch = wakes.recv().await.unwrap().drain_as_js();
         kinds.extend((0..word(&batch, 0) as usize).map(|i| word(&batch, 4 + 16 * i)));
     }
     assert_eq!(kinds, [Kind::Text as u32, Kind::Binary as u32]);
@@ -188,7 +188,7 @@ async fn a_long_frame_still_arriving_counts_as_a_live_peer() {
         assert!(!task.is_finished(), "dropped while the frame was still arriving");
     }
     let inbox = tokio::time::timeout(Duration::from_secs(2), events.recv()).await.unwrap().unwrap();
-    let batch = inbox.drain();
+    let batch = inbox.drain_as_js();
     assert_eq!(word(&batch, 4), Kind::Binary as u32);
     assert_eq!(word(&batch, 12) as usize, len);
     // The control: the same peer, silent from now on, is dropped.
@@ -208,7 +208,7 @@ async fn the_flows_reply_goes_out_before_the_close_that_reports_a_protocol_error
     peer.write_all(&bytes).await.unwrap();
     // The flow answers 10 ms after the message reaches it, and again after the grace.
     let inbox = wakes.recv().await.unwrap();
-    assert_eq!(word(&inbox.drain(), 4), Kind::Text as u32);
+    assert_eq!(word(&inbox.drain_as_js(), 4), Kind::Text as u32);
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert!(handle.send(Message::text("echo")));
     let (opcode, payload) = next_frame(&mut peer).await;
@@ -251,7 +251,7 @@ async fn a_message_read_with_the_start_of_bad_text_is_still_delivered() {
     bytes.extend_from_slice(&text_frame_header(10));
     bytes.extend_from_slice(b"ab\xff");
     peer.write_all(&bytes).await.unwrap();
-    let batch = wakes.recv().await.unwrap().drain();
+    let batch = wakes.recv().await.unwrap().drain_as_js();
     assert_eq!((word(&batch, 0), word(&batch, 4)), (1, Kind::Text as u32));
     assert_eq!(&batch[batch.len() - 2..], b"ok");
     let (opcode, payload) = next_frame(&mut peer).await;
@@ -325,7 +325,7 @@ async fn the_drop_policy_keeps_a_peer_that_stopped_reading_and_counts_the_drops(
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(!task.is_finished(), "the drop policy closed the session");
     assert_eq!(shared.dropped.load(Ordering::Relaxed), refused as u64);
-    let batch = wakes.recv().await.unwrap().drain();
+    let batch = wakes.recv().await.unwrap().drain_as_js();
     assert_eq!(
         (word(&batch, 0), word(&batch, 4), word(&batch, 8), word(&batch, 16)),
         (1, Kind::Dropped as u32, 7, refused as u32)
@@ -348,10 +348,10 @@ async fn a_reader_waits_for_the_flow_and_leaves_the_socket_unread() {
     assert!(blocked.is_err(), "the socket was read while the inbox was backed up");
     assert!(!task.is_finished());
     // The control: once the flow takes the backlog, the session reads again.
-    inbox.drain();
+    inbox.drain_as_js();
     let batch = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
-            let b = inbox.drain();
+            let b = inbox.drain_as_js();
             if word(&b, 0) > 0 {
                 return b;
             }
@@ -540,11 +540,11 @@ async fn drops_reach_the_flow_only_between_the_sessions_open_and_its_end() {
     assert!(wakes.try_recv().is_err(), "the flow heard of drops before the session's open");
     inbox.push(crate::inbox::Event::new(Kind::Open, 5, Bytes::new(), 0));
     handle.report_drops(&inbox, 5);
-    let batch = wakes.recv().await.unwrap().drain();
+    let batch = wakes.recv().await.unwrap().drain_as_js();
     assert_eq!(word(&batch, 0), 2);
     assert_eq!((word(&batch, 4), word(&batch, 20), word(&batch, 24), word(&batch, 32)), (1, 7, 5, 2));
     assert!(!handle.send(big()));
-    let batch = wakes.recv().await.unwrap().drain();
+    let batch = wakes.recv().await.unwrap().drain_as_js();
     assert_eq!((word(&batch, 0), word(&batch, 4), word(&batch, 16)), (1, 7, 1), "reported once open");
     // After the session's end nothing is queued, and nothing counts as dropped.
     let (ours, _peer) = tokio::io::duplex(1024);
