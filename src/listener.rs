@@ -344,10 +344,15 @@ async fn dispatch(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Com
                 // session takes its frames of the run at once, and writes them at once.
                 for run in batch.chunks(BROADCAST_RUN) {
                     if !run.iter().any(|(target, _)| *target == 0) {
-                        for (target, frame) in run {
+                        // Replies: each session of the run takes its own at once.
+                        for (i, (target, _)) in run.iter().enumerate() {
+                            if run[..i].iter().any(|(earlier, _)| earlier == target) {
+                                continue;
+                            }
                             let one = shared.sessions.read().get(target).map(|e| e.handle.clone());
                             if let Some(h) = one {
-                                h.send_frame(frame.clone());
+                                let mine = run[i..].iter().filter(|(t, _)| t == target);
+                                h.send_frames(mine.map(|(_, frame)| frame.clone()));
                             }
                         }
                         sent += run.len();
