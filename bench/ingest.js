@@ -7,7 +7,7 @@
 // Loopback only; each load run is bounded by --seconds.
 //
 //   node bench/ingest.js [--rounds 3] [--seconds 4] [--conns 16] [--size 64]
-//                        [--cpuprof 0] [--only 0]   (only, a sum of: 1 core, 2 ours, 4 limit, 8 base)
+//                        [--cpuprof 0] [--only 0]   (only, a sum of: 1 core, 2 ours, 4 limit, 8 base, 16 fresh)
 //                        [--concurrent 0]
 //
 // --concurrent 1 runs the variants of a round at the same time, each fed over the
@@ -26,7 +26,8 @@ const { parseOptions } = require('./options');
 
 const args = parseOptions({ rounds: 3, seconds: 4, conns: 16, size: 64, cpuprof: 0, only: 0, concurrent: 0 }, process.argv.slice(2));
 const BASE = process.env.WSRS_INGEST_BASE;
-const VARIANTS = ['core', 'ours', 'limit', 'base'].filter((v, i) => (!args.only || (args.only & (1 << i))) && (v !== 'base' || BASE));
+// "fresh" is the limit with a payload decoded from bytes for each msg, as a transport must.
+const VARIANTS = ['core', 'ours', 'limit', 'base', 'fresh'].filter((v, i) => (args.only ? args.only & (1 << i) : v !== 'fresh') && (v !== 'base' || BASE));
 const WARMUP_MS = 1000;
 
 // The count is sampled with its time by a timer inside Node-RED (timers run
@@ -47,7 +48,8 @@ const FLOWS = {
         { id: 'ing-l', type: 'websocket-listener', path: '/bench/ingest', wholemsg: 'false' },
         { id: 'ing-in', type: 'websocket in', z: 'ing-tab', server: 'ing-l', client: '', wires: [['ing-count']] }
     ]),
-    limit: counting([{ id: 'ing-gen', type: 'bench-ingest-gen', z: 'ing-tab', size: args.size, wires: [['ing-count']] }])
+    limit: counting([{ id: 'ing-gen', type: 'bench-ingest-gen', z: 'ing-tab', size: args.size, wires: [['ing-count']] }]),
+    fresh: counting([{ id: 'ing-gen', type: 'bench-ingest-gen', z: 'ing-tab', size: args.size, fresh: true, wires: [['ing-count']] }])
 };
 
 /** CPU seconds per thread group (the JS (main) thread, Rust workers, the rest),
@@ -121,7 +123,7 @@ async function start(variant, round) {
         const nr = await startNodeRed({
             withPackage: variant === 'ours' || variant === 'base',
             userDir,
-            flows: variant === 'limit' ? FLOWS.limit : FLOWS.ws,
+            flows: FLOWS[variant] || FLOWS.ws,
             settings: { logging: { console: { level: 'warn' } }, nodesDir: path.join(__dirname, 'ingest-gen') },
             stderr: 'inherit',
             prefix: 'wsrs-ingest-' + variant + '-',
@@ -143,7 +145,7 @@ const totalSeconds = () => args.seconds + WARMUP_MS / 1000 + 0.5;
 
 /** Starts the feed (bounded by totalSeconds) of a started run. */
 async function load(run) {
-    if (run.variant === 'limit') {
+    if (run.variant === 'limit' || run.variant === 'fresh') {
         await run.nr.request('GET', '/bench/go?ms=' + Math.round(totalSeconds() * 1000));
         run.gen = delay(totalSeconds() * 1000);
     } else {
@@ -223,6 +225,7 @@ async function main() {
     // Ratios per round (same round, adjacent runs), then their median.
     const ratio = (a, b) => results[a] && results[b] ? median(results[a].map((r, i) => r.rate / results[b][i].rate)).toFixed(3) : '-';
     console.log('msgs/s: ours/core ' + ratio('ours', 'core') + ', ours/limit ' + ratio('ours', 'limit') + ', core/limit ' + ratio('core', 'limit') +
+        (results.fresh ? ', ours/fresh ' + ratio('ours', 'fresh') + ', core/fresh ' + ratio('core', 'fresh') + ', fresh/limit ' + ratio('fresh', 'limit') : '') +
         (BASE ? ', ours/base ' + ratio('ours', 'base') + ', base/core ' + ratio('base', 'core') + ', base/limit ' + ratio('base', 'limit') : ''));
 }
 

@@ -1,7 +1,8 @@
 'use strict';
 // Benchmark-only node (bench/ingest.js): messages made inside Node-RED, shaped as
 // `websocket in` makes them (a fresh msg and `_session` each; one payload string
-// for all, so no decoding), sent in batches of 256 per event-loop turn — the
+// for all, so no decoding; or with `fresh`, each its own payload decoded from
+// bytes, as a transport must), sent in batches of 256 per event-loop turn — the
 // counting flow fed with no transport at all, Node-RED's own limit. GET
 // /bench/go?ms=N starts it for N ms (bounded, self-stopping).
 
@@ -9,11 +10,14 @@ module.exports = function (RED) {
     function IngestGen(n) {
         RED.nodes.createNode(this, n);
         const node = this;
-        const payload = 'x'.repeat(Number(n.size) || 64);
+        const size = Number(n.size) || 64;
+        const payload = 'x'.repeat(size);
+        const bytes = Buffer.from(payload);
+        const make = n.fresh ? () => bytes.toString('utf8', 0, size) : () => payload;
         let until = 0;
         function burst() {
             for (let i = 0; i < 256; i++) {
-                node.send({ payload, _session: { type: 'websocket', id: 'bench' } });
+                node.send({ payload: make(), _session: { type: 'websocket', id: 'bench' } });
             }
             if (Date.now() < until) setImmediate(burst);
         }
