@@ -555,3 +555,85 @@ async fn drops_reach_the_flow_only_between_the_sessions_open_and_its_end() {
     assert_eq!(shared.dropped.load(Ordering::Relaxed), 3);
     assert!(wakes.try_recv().is_err(), "a drop was reported after the session's end");
 }
+
+/// A pipe end that takes at most a few bytes per write, and every other write
+/// none (it is full, and soon ready again), as a congested socket does.
+struct Trickle(DuplexStream, bool);
+
+impl tokio::io::AsyncRead for Trickle {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Trickle {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.1 = !self.1;
+        if self.1 {
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        let n = buf.len().min(3);
+        std::pin::Pin::new(&mut self.0).poll_write(cx, &buf[..n])
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_batch_written_in_pieces_still_leaves_room_for_pongs_and_the_close() {
+    // 200 frames queued, written a few bytes at a time: the batch carried over
+    // from one write to the next is full when the peer's pings come.
+    let cfg = SessionConfig::default();
+    let (ours, peer) = tokio::io::duplex(1 << 20);
+    let (handle, shared) = SessionHandle::new(&cfg, false);
+    for i in 0..200u8 {
+        assert!(handle.send_frame(crate::codec::data_frame(false, &[i], false)));
+    }
+    let task = tokio::spawn(Session::new(Trickle(ours, false), Vec::new(), 1, shared, inbox(), &cfg));
+    let mut client = WebSocketStream::from_raw_socket(peer, Role::Client, None).await;
+    for _ in 0..3 {
+        client.send(Message::Ping(Bytes::from_static(b"p"))).await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    let (mut data, mut pongs) = (Vec::new(), 0);
+    while data.len() < 200 {
+        match tokio::time::timeout(Duration::from_secs(5), client.next()).await.expect("in time") {
+            Some(Ok(Message::Binary(b))) => data.push(b[0]),
+            Some(Ok(Message::Pong(_))) => pongs += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(data, (0..200).collect::<Vec<u8>>(), "every frame, whole and in order");
+    handle.close(1000);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), client.next()).await.expect("in time") {
+            Some(Ok(Message::Pong(_))) => pongs += 1,
+            Some(Ok(Message::Close(f))) => {
+                assert_eq!(f.map(|f| u16::from(f.code)), Some(1000));
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(pongs, 3, "every ping answered");
+    assert!(!task.is_finished() || task.await.is_ok(), "the session's task panicked");
+}

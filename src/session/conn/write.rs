@@ -98,6 +98,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if std::mem::take(&mut self.carried_close) {
             return (n, true);
         }
+        if n == BATCH {
+            // A full batch carried over: control frames go in the next one.
+            return (n, false);
+        }
         if winding_down {
             if let Some(close) = self.ctl.take() {
                 extra += close.len();
@@ -109,12 +113,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             return (n, false);
         }
-        for ctl in [self.ctl.take(), self.ping_due.then(|| self.ping())].into_iter().flatten() {
-            extra += ctl.len();
-            batch[n] = ctl;
+        if let Some(pongs) = self.ctl.take() {
+            extra += pongs.len();
+            batch[n] = pongs;
             n += 1;
         }
-        self.ping_due = false;
+        if self.ping_due && n < BATCH {
+            self.ping_due = false;
+            batch[n] = self.ping();
+            extra += batch[n].len();
+            n += 1;
+        }
         let mut ends_with_close = false;
         while n < BATCH {
             let Some(frame) = frames.pop_front() else { break };
