@@ -20,9 +20,10 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { execFileSync, spawn } = require('child_process');
+const { spawn } = require('child_process');
 const { startNodeRed } = require('../tests/nodered');
 const { parseOptions } = require('./options');
+const loadgen = require('./lib/loadgen');
 
 const args = parseOptions({ rounds: 3, seconds: 4, conns: 16, size: 64, cpuprof: 0, only: 0, concurrent: 0 }, process.argv.slice(2));
 const BASE = process.env.WSRS_INGEST_BASE;
@@ -92,9 +93,8 @@ const minus = (a, b) => Object.fromEntries(Object.keys(a).map((k) => [k, a[k] - 
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function runLoadgen(url, seconds) {
-    const bin = path.join(__dirname, 'loadgen', 'target', 'release', 'websocket-rs-loadgen');
     const argv = ['flood', '--url', url, '--conns', args.conns, '--size', args.size, '--seconds', seconds].map(String);
-    const child = spawn(bin, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(loadgen.bin, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => { out += d; });
     const killer = setTimeout(() => child.kill('SIGKILL'), (seconds + 30) * 1000);
@@ -203,7 +203,7 @@ const pct = (x) => (x * 100).toFixed(0) + '%';
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 
 async function main() {
-    execFileSync('cargo', ['build', '--release', '--quiet', '--manifest-path', path.join(__dirname, 'loadgen', 'Cargo.toml'), '--target-dir', path.join(__dirname, 'loadgen', 'target')], { stdio: 'inherit' });
+    loadgen.build();
     const results = Object.fromEntries(VARIANTS.map((v) => [v, []]));
     for (let round = 0; round < args.rounds; round++) {
         const order = round % 2 ? [...VARIANTS].reverse() : VARIANTS;
