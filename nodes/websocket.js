@@ -8,6 +8,8 @@ const bridge = require('./lib/bridge');
 const messages = require('./lib/messages');
 const { clientOptions } = require('./lib/client-options');
 const limits = require('./lib/limits');
+const events = require('./lib/events');
+const commands = require('./lib/commands');
 
 const WS_URL = /^wss?:\/\//i;
 
@@ -129,7 +131,7 @@ module.exports = function (RED) {
             }
             upgrade.stopReading(socket);
             const data = upgrade.takeBuffered(socket, head);
-            if (this.startSession(socket, () => this.native.adopt(fd, data, upgrade.requestInfo(req)))) {
+            if (this.startSession(socket, () => this.native.adopt(fd, data, this.requestInfo(req, socket)))) {
                 // Rust owns a duplicate of the descriptor now. destroy() only closes
                 // ours; end() would send a FIN on Rust's connection.
                 socket.destroy();
@@ -169,7 +171,14 @@ module.exports = function (RED) {
         bridge(req, socket, head) {
             const data = upgrade.takeBuffered(socket, head);
             bridge.carry(socket, (onOutput) =>
-                this.startSession(socket, () => this.native.bridge(data, upgrade.requestInfo(req), onOutput)));
+                this.startSession(socket, () => this.native.bridge(data, this.requestInfo(req, socket), onOutput)));
+        },
+
+        /** The request as the addon takes it; with the connect info if a node wants events. */
+        requestInfo(req, socket) {
+            const info = upgrade.requestInfo(req);
+            if (this.eventNodes.size > 0) info.announce = events.connectInfo(req, socket);
+            return info;
         },
 
         shutdown(done) {
@@ -251,15 +260,19 @@ module.exports = function (RED) {
 
     function WebSocketInNode(n) {
         RED.nodes.createNode(this, n);
+        // Connect, disconnect and error as msgs on a second output (opt-in).
+        this.events = n.events === true;
         const config = configOf(this, n);
         if (config) {
             config.registerInputNode(this);
             config.watchStatus(this);
+            if (this.events) events.register(config, this);
         }
         this.on('close', () => {
             if (config) {
                 config.removeInputNode(this);
                 config.unwatchStatus(this);
+                events.unregister(config, this);
             }
             this.status({});
         });
@@ -275,21 +288,26 @@ module.exports = function (RED) {
         config.watchStatus(this);
         this.on('input', (msg, send, done) => {
             let data;
+            let cmd = null;
             try {
-                data = messages.outboundData(msg, config.wholemsg, RED.util.ensureString);
+                if (commands.hasCommand(msg)) {
+                    if (!config.isListener) throw new Error(RED._('websocket.errors.listener-only'));
+                    cmd = commands.parse(msg);
+                }
+                // A msg with commands sends only a payload it has (whole or not).
+                const sends = !cmd || Object.prototype.hasOwnProperty.call(msg, 'payload');
+                data = sends ? messages.outboundData(msg, config.wholemsg, RED.util.ensureString, !!cmd) : undefined;
             } catch (err) {
                 return done(err);
             }
-            if (data !== undefined) {
-                try {
-                    if (msg._session && msg._session.type === 'websocket') {
-                        config.reply(msg._session.id, data);
-                    } else {
-                        config.broadcast(data);
-                    }
-                } catch (err) {
-                    this.warn(RED._('websocket.errors.send-error') + withCode(err).message);
+            try {
+                if (cmd) {
+                    commands.queue(config, msg, cmd, data);
+                } else if (data !== undefined) {
+                    send1(config, msg._session, data);
                 }
+            } catch (err) {
+                this.warn(RED._('websocket.errors.send-error') + withCode(err).message);
             }
             done();
         });
@@ -299,4 +317,19 @@ module.exports = function (RED) {
         });
     }
     RED.nodes.registerType('websocket out', WebSocketOutNode);
+
+    /** A msg without commands: to its session(s), else to everyone. */
+    function send1(config, session, data) {
+        if (Array.isArray(session)) {
+            const ids = commands.sessionIds(session);
+            if (config.isListener) return commands.multicast(config, ids, data);
+            // A client has one connection: sent once if it is among them.
+            const live = ids.find((id) => config.idOf.has(id));
+            if (live !== undefined) config.reply(live, data);
+        } else if (session && session.type === 'websocket') {
+            config.reply(session.id, data);
+        } else {
+            config.broadcast(data);
+        }
+    }
 };

@@ -107,9 +107,9 @@ impl Target {
         Ok(Target { request, host, port, tls, proxy, proxy_tls })
     }
 
-    /// Connects and does the handshake (tungstenite's); the stream, and the bytes
-    /// the server sent after its answer.
-    async fn connect(&self, cfg: &ClientConfig) -> Result<(Box<dyn Io>, Vec<u8>)> {
+    /// Connects and does the handshake (tungstenite's); the stream, the bytes
+    /// the server sent after its answer, and the subprotocol it chose.
+    async fn connect(&self, cfg: &ClientConfig) -> Result<(Box<dyn Io>, Vec<u8>, Bytes)> {
         let transport: Box<dyn Io> = match &self.proxy {
             Some(p) => through_proxy(p, self.proxy_tls.clone(), &self.host, self.port).await?,
             None => {
@@ -129,13 +129,16 @@ impl Target {
             }
             None => transport,
         };
-        let (ws, _response) = tokio_tungstenite::client_async_with_config(
+        let (ws, response) = tokio_tungstenite::client_async_with_config(
             self.request.clone(),
             UpToHead::new(stream),
             Some(cfg.session.websocket_config()),
         )
         .await?;
-        Ok(ws.into_inner().into_parts())
+        let protocol = response.headers().get("sec-websocket-protocol");
+        let protocol = protocol.map_or_else(Bytes::new, |p| Bytes::copy_from_slice(p.as_bytes()));
+        let (stream, rest) = ws.into_inner().into_parts();
+        Ok((stream, rest, protocol))
     }
 }
 
@@ -293,7 +296,7 @@ impl Client {
 async fn supervise<D, F, S>(shared: Arc<Shared>, dial: D, mut stop: watch::Receiver<bool>)
 where
     D: Fn() -> F,
-    F: std::future::Future<Output = Result<(S, Vec<u8>)>>,
+    F: std::future::Future<Output = Result<(S, Vec<u8>, Bytes)>>,
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let cfg = &shared.cfg;
@@ -308,7 +311,7 @@ where
             _ = stop.wait_for(|s| *s) => break,
         };
         match attempt {
-            Ok(Ok((stream, rest))) => {
+            Ok(Ok((stream, rest, protocol))) => {
                 failures = 0;
                 *shared.current.lock() = Some((id, handle));
                 if *stop.borrow() {
@@ -317,7 +320,9 @@ where
                         h.close(1001);
                     }
                 }
-                inbox.push(Event::new(Kind::Open, id, Bytes::new(), 0));
+                // The subprotocol, all of the payload (`extra` its length, as a listener's).
+                let protocol_len = protocol.len() as u32;
+                inbox.push(Event::new(Kind::Open, id, protocol, protocol_len));
                 if let Some((_, h)) = &*shared.current.lock() {
                     h.report_drops(inbox, id);
                 }
@@ -326,7 +331,7 @@ where
                 if let Some(err) = ended.error {
                     inbox.push(Event::new(Kind::Error, id, err, 0));
                 }
-                inbox.push(Event::new(Kind::Close, id, Bytes::new(), ended.code.into()));
+                inbox.push(Event::new(Kind::Close, id, ended.reason.into_bytes(), ended.code.into()));
                 // The session and its handle are gone, its queue with them; then trim.
                 let unsent = handle.map_or(0, |(_, h)| h.unsent());
                 crate::memory::session_freed(unsent);
@@ -412,7 +417,7 @@ mod tests {
                 s.stop.send_replace(true);
             }
             let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-            async move { Err::<(tokio::io::DuplexStream, Vec<u8>), _>(refused.into()) }
+            async move { Err::<(tokio::io::DuplexStream, Vec<u8>, Bytes), _>(refused.into()) }
         };
         tokio::time::timeout(Duration::from_secs(600), supervise(shared, dial, stopped)).await.unwrap();
         let times = times.lock().clone();

@@ -12,6 +12,9 @@ pub struct UpgradeRequest {
     pub version: String,
     /// Raw `Sec-WebSocket-Protocol` header (comma-separated), empty if absent.
     pub protocol: String,
+    /// Not part of the request: what JS wants handed back with the session's
+    /// `Open` event (the connect info of `websocket in` events); empty: nothing.
+    pub announce: Vec<u8>,
 }
 
 /// Why a request was refused, as an HTTP response to write before closing.
@@ -119,6 +122,7 @@ pub fn sample_request() -> UpgradeRequest {
         key: "dGhlIHNhbXBsZSBub25jZQ==".into(),
         version: "13".into(),
         protocol: String::new(),
+        announce: Vec::new(),
     }
 }
 

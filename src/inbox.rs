@@ -14,10 +14,14 @@ use tokio::sync::Notify;
 #[repr(u32)]
 pub enum Kind {
     /// A session opened (listener: a client connected; client: the connection is up).
+    /// The payload: the negotiated subprotocol (its first `extra` bytes), then what JS
+    /// handed over to announce (a listener's connect info); empty for a listener
+    /// session JS asked nothing of.
     Open = 1,
     Text = 2,
     Binary = 3,
-    /// A session ended; `extra` is the close code (1006 when none was received).
+    /// A session ended; `extra` is the close code (1006 when none was received),
+    /// the payload the peer's close reason.
     Close = 4,
     /// Something went wrong; the payload is the error text, `extra` 0.
     Error = 5,

@@ -5,12 +5,14 @@
 pub mod bridge;
 pub mod client;
 pub mod codec;
+pub mod commands;
 pub mod error;
 pub mod handshake;
 pub mod inbox;
 pub mod listener;
 pub mod memory;
 pub mod proxy;
+pub mod rooms;
 pub mod session;
 pub mod stream;
 pub mod tls;

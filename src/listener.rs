@@ -1,12 +1,14 @@
 //! The sessions of one `websocket-listener`: adopting upgraded connections from
 //! Node's HTTP server, the handshake answer, reply and broadcast, and closing.
 
+use crate::commands::Op;
 use crate::error::{Error, Result};
 use crate::handshake::{self, Rejection, UpgradeRequest};
 use crate::inbox::{Event, Inbox, Kind};
+use crate::rooms::Rooms;
 use crate::session::{self, Session, SessionConfig, SessionHandle};
 use bytes::Bytes;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -15,6 +17,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::Message;
+
+mod ops;
 
 #[derive(Clone, Debug, Default)]
 pub struct ListenerConfig {
@@ -43,6 +47,8 @@ struct Shared {
     closing: AtomicBool,
     /// Signalled each time a session leaves the table.
     left: Notify,
+    /// Taken by the dispatcher, and by a session leaving the table (after it has).
+    rooms: Mutex<Rooms<Arc<SessionHandle>>>,
 }
 
 /// Work for the listener's dispatcher task, which owns all sending so that the JS
@@ -52,6 +58,8 @@ enum Command {
     Send(Vec<(u32, Bytes)>),
     /// Close every session with this code (after everything sent before).
     Close(u16),
+    /// A flow's requests of one turn, in order (`crate::commands`).
+    Ops(Vec<Op>),
 }
 
 #[derive(Clone)]
@@ -83,11 +91,14 @@ impl Departure {
         if entry.is_some() {
             self.shared.generation.fetch_add(1, Ordering::Release);
         }
+        // Out of the table first: a join that looks for it under this lock then fails.
+        self.shared.rooms.lock().ended(self.id);
         if let Some(err) = ended.error {
             self.shared.inbox.push(Event::new(Kind::Error, self.id, err, 0));
         }
         if self.opened {
-            self.shared.inbox.push(Event::new(Kind::Close, self.id, Bytes::new(), ended.code as u32));
+            let reason = Bytes::from(ended.reason.into_bytes());
+            self.shared.inbox.push(Event::new(Kind::Close, self.id, reason, ended.code as u32));
         }
         self.shared.left.notify_waiters();
         entry.map_or(0, |e| e.handle.unsent())
@@ -99,7 +110,7 @@ impl Drop for Departure {
         if !self.finished {
             // Not `finish`: this may run as the runtime shuts down, with no trim to start.
             let error = Some("session task stopped unexpectedly".into());
-            self.leave(session::Ended { code: session::ABNORMAL_CLOSURE, error });
+            self.leave(session::Ended::new(session::ABNORMAL_CLOSURE, error));
         }
     }
 }
@@ -113,6 +124,7 @@ impl Listener {
             generation: AtomicU64::new(0),
             closing: AtomicBool::new(false),
             left: Notify::new(),
+            rooms: Mutex::new(Rooms::default()),
         });
         let (commands, rx) = mpsc::unbounded_channel();
         napi_or_tokio_spawn(dispatch(shared.clone(), rx));
@@ -212,7 +224,8 @@ impl Listener {
         }
         shared.generation.fetch_add(1, Ordering::Release);
         let departure = Departure { shared: shared.clone(), id, opened: false, finished: false };
-        let start = Box::new(Start { response, head, queue: session_shared });
+        let (open, protocol_len) = announcement(protocol.as_deref(), &req.announce);
+        let start = Box::new(Start { response, head, queue: session_shared, open, protocol_len });
         let task = napi_or_tokio_spawn(serve(departure, start, make_stream));
         if let Some(entry) = shared.sessions.read().get(&id) {
             let _ = entry.abort.set(task.abort_handle());
@@ -225,6 +238,16 @@ impl Listener {
     /// Frames are encoded as a server sends them (`codec::data_frame`).
     pub fn send_frames(&self, batch: Vec<(u32, Bytes)>) {
         let _ = self.commands.send(Command::Send(batch));
+    }
+
+    /// Run a flow's requests (`crate::commands`), in order after what was sent before.
+    pub fn run(&self, ops: Vec<Op>) {
+        let _ = self.commands.send(Command::Ops(ops));
+    }
+
+    /// Every room with its number of members, as of now.
+    pub fn rooms(&self) -> Vec<(String, usize)> {
+        self.shared.rooms.lock().sizes().map(|(name, n)| (name.to_owned(), n)).collect()
     }
 
     /// `send_frames` for messages, each encoded once.
@@ -281,6 +304,20 @@ struct Start {
     response: Vec<u8>,
     head: Vec<u8>,
     queue: Arc<session::Shared>,
+    /// The `Open` event's payload and its `extra` (see `announcement`).
+    open: Bytes,
+    protocol_len: u32,
+}
+
+/// The `Open` event's payload: nothing unless JS asked for an announcement, else
+/// the negotiated subprotocol (its length is the event's `extra`), then what JS
+/// handed over. Built before the session starts, and freed as it does.
+fn announcement(protocol: Option<&str>, announce: &[u8]) -> (Bytes, u32) {
+    if announce.is_empty() {
+        return (Bytes::new(), 0);
+    }
+    let protocol = protocol.unwrap_or("");
+    ([protocol.as_bytes(), announce].concat().into(), protocol.len() as u32)
 }
 
 /// A session's task: the 101 answer, the session, and its departure from the
@@ -296,23 +333,23 @@ where
     async move {
         // A block, so that what it moves into the session is not kept beside it.
         let session = {
-            let Start { response, head, queue } = *start;
+            let Start { response, head, queue, open, protocol_len } = *start;
             let mut stream = match make_stream() {
                 Ok(s) => s,
                 Err(e) => {
                     let error = Some(e.to_string());
-                    return departure.finish(session::Ended { code: session::ABNORMAL_CLOSURE, error });
+                    return departure.finish(session::Ended::new(session::ABNORMAL_CLOSURE, error));
                 }
             };
             // The 101 (~130 bytes) always fits a fresh socket's buffer or the bridge's pipe.
             if stream.write_all(&response).await.is_err() {
                 // The client left during the handshake: nothing to report (as core).
-                return departure.finish(session::Ended { code: session::ABNORMAL_CLOSURE, error: None });
+                return departure.finish(session::Ended::new(session::ABNORMAL_CLOSURE, None));
             }
             drop(response);
             departure.opened = true;
             let (id, shared) = (departure.id, &departure.shared);
-            shared.inbox.push(Event::new(Kind::Open, id, Bytes::new(), 0));
+            shared.inbox.push(Event::new(Kind::Open, id, open, protocol_len));
             if let Some(entry) = shared.sessions.read().get(&id) {
                 entry.handle.report_drops(&shared.inbox, id);
             }
@@ -334,59 +371,13 @@ const BROADCAST_RUN: usize = 64;
 /// thread, which must never wait behind a fan-out. A broadcast goes to a snapshot
 /// of the table, reused while no session joins or leaves.
 async fn dispatch(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
-    let mut everyone: Vec<(u32, Arc<SessionHandle>)> = Vec::new();
-    let mut snapshot_of = None;
+    let mut fanout = Fanout::default();
     while let Some(command) = commands.recv().await {
         match command {
-            Command::Send(batch) => {
-                let mut sent = 0;
-                // A run of sends with broadcasts in it goes session by session: each
-                // session takes its frames of the run at once, and writes them at once.
-                for run in batch.chunks(BROADCAST_RUN) {
-                    if !run.iter().any(|(target, _)| *target == 0) {
-                        // Replies: each session of the run takes its own at once.
-                        for (i, (target, _)) in run.iter().enumerate() {
-                            if run[..i].iter().any(|(earlier, _)| earlier == target) {
-                                continue;
-                            }
-                            let one = shared.sessions.read().get(target).map(|e| e.handle.clone());
-                            if let Some(h) = one {
-                                let mine = run[i..].iter().filter(|(t, _)| t == target);
-                                h.send_frames(mine.map(|(_, frame)| frame.clone()));
-                            }
-                        }
-                        sent += run.len();
-                    } else {
-                        let generation = shared.generation.load(Ordering::Acquire);
-                        if snapshot_of != Some(generation) {
-                            everyone.clear();
-                            everyone.extend(shared.sessions.read().iter().map(|(&id, e)| (id, e.handle.clone())));
-                            snapshot_of = Some(generation);
-                        }
-                        for (id, h) in &everyone {
-                            let mine = run.iter().filter(|(target, _)| *target == 0 || target == id);
-                            h.send_frames(mine.map(|(_, frame)| frame.clone()));
-                        }
-                        // A reply to a session that joined since the snapshot.
-                        for (target, frame) in run.iter().filter(|(t, _)| *t != 0) {
-                            if everyone.iter().all(|(id, _)| id != target) {
-                                let one = shared.sessions.read().get(target).map(|e| e.handle.clone());
-                                if let Some(h) = one {
-                                    h.send_frame(frame.clone());
-                                }
-                            }
-                        }
-                        sent += everyone.len() * run.len();
-                    }
-                    if sent >= SENDS_PER_YIELD {
-                        sent = 0;
-                        tokio::task::yield_now().await;
-                    }
-                }
-                if snapshot_of != Some(shared.generation.load(Ordering::Acquire)) {
-                    // Sessions came or went: the handles of those gone are not kept.
-                    everyone.clear();
-                    snapshot_of = None;
+            Command::Send(batch) => fanout.send(&shared, &batch).await,
+            Command::Ops(ops) => {
+                for op in ops {
+                    ops::run(&shared, &mut fanout, op).await;
                 }
             }
             Command::Close(code) => {
@@ -395,6 +386,68 @@ async fn dispatch(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Com
                 }
                 return;
             }
+        }
+    }
+}
+
+/// The dispatcher's snapshot of the session table, for broadcasts.
+#[derive(Default)]
+struct Fanout {
+    everyone: Vec<(u32, Arc<SessionHandle>)>,
+    snapshot_of: Option<u64>,
+}
+
+impl Fanout {
+    async fn send(&mut self, shared: &Shared, batch: &[(u32, Bytes)]) {
+        let Fanout { everyone, snapshot_of } = self;
+        let mut sent = 0;
+        // A run of sends with broadcasts in it goes session by session: each
+        // session takes its frames of the run at once, and writes them at once.
+        for run in batch.chunks(BROADCAST_RUN) {
+            if !run.iter().any(|(target, _)| *target == 0) {
+                // Replies: each session of the run takes its own at once.
+                for (i, (target, _)) in run.iter().enumerate() {
+                    if run[..i].iter().any(|(earlier, _)| earlier == target) {
+                        continue;
+                    }
+                    let one = shared.sessions.read().get(target).map(|e| e.handle.clone());
+                    if let Some(h) = one {
+                        let mine = run[i..].iter().filter(|(t, _)| t == target);
+                        h.send_frames(mine.map(|(_, frame)| frame.clone()));
+                    }
+                }
+                sent += run.len();
+            } else {
+                let generation = shared.generation.load(Ordering::Acquire);
+                if *snapshot_of != Some(generation) {
+                    everyone.clear();
+                    everyone.extend(shared.sessions.read().iter().map(|(&id, e)| (id, e.handle.clone())));
+                    *snapshot_of = Some(generation);
+                }
+                for (id, h) in everyone.iter() {
+                    let mine = run.iter().filter(|(target, _)| *target == 0 || target == id);
+                    h.send_frames(mine.map(|(_, frame)| frame.clone()));
+                }
+                // A reply to a session that joined since the snapshot.
+                for (target, frame) in run.iter().filter(|(t, _)| *t != 0) {
+                    if everyone.iter().all(|(id, _)| id != target) {
+                        let one = shared.sessions.read().get(target).map(|e| e.handle.clone());
+                        if let Some(h) = one {
+                            h.send_frame(frame.clone());
+                        }
+                    }
+                }
+                sent += everyone.len() * run.len();
+            }
+            if sent >= SENDS_PER_YIELD {
+                sent = 0;
+                tokio::task::yield_now().await;
+            }
+        }
+        if *snapshot_of != Some(shared.generation.load(Ordering::Acquire)) {
+            // Sessions came or went: the handles of those gone are not kept.
+            everyone.clear();
+            *snapshot_of = None;
         }
     }
 }
@@ -473,7 +526,8 @@ mod tests {
             let _ = &std_stream;
             Err(std::io::ErrorKind::Other.into())
         };
-        let task = serve(departure, Box::new(Start { response: Vec::new(), head: Vec::new(), queue }), make);
+        let start = Start { response: Vec::new(), head: Vec::new(), queue, open: Bytes::new(), protocol_len: 0 };
+        let task = serve(departure, Box::new(start), make);
         let size = std::mem::size_of_val(&task);
         drop(task);
         assert!(size <= 288, "a session's task takes {size} bytes");

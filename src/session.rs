@@ -238,7 +238,12 @@ impl SessionHandle {
 
     /// Close with `code` after what is queued.
     pub fn close(&self, code: u16) {
-        let frame = codec::control_frame(Control::Close, &code.to_be_bytes(), self.shared.client);
+        self.close_with(code, "");
+    }
+
+    /// Close with `code` and `reason` (cut to what a close frame holds) after what is queued.
+    pub fn close_with(&self, code: u16, reason: &str) {
+        let frame = codec::control_frame(Control::Close, &codec::close_payload(code, reason), self.shared.client);
         self.shared.queued.fetch_add(frame.len(), Ordering::Relaxed);
         self.shared.push(frame);
     }
@@ -254,10 +259,18 @@ impl Drop for SessionHandle {
 }
 
 /// How a session ended: the close code, and an error worth reporting if any.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Ended {
     pub code: u16,
     pub error: Option<String>,
+    /// The reason in the peer's close frame, when `code` is the peer's.
+    pub reason: String,
+}
+
+impl Ended {
+    pub fn new(code: u16, error: Option<String>) -> Self {
+        Ended { code, error, reason: String::new() }
+    }
 }
 
 /// Session ids are process-wide, so a `_session` from one listener never matches a

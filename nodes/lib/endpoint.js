@@ -5,6 +5,8 @@
 
 const { KIND, forEachEvent, binaryPayload } = require('./batch');
 const messages = require('./messages');
+const events = require('./events');
+const commands = require('./commands');
 const warnings = require('./warnings');
 const { formatSize } = require('./limits');
 
@@ -44,10 +46,15 @@ module.exports = function (RED) {
         node.outPayloads = [];
         node.flushScheduled = false;
         node.flushOutbox = flushOutbox.bind(node);
+        // A turn with requests beyond sends crosses as one program (lib/commands.js).
+        node.outProgram = null;
+        node.outNames = null;
+        events.init(node);
     }
 
     function flushOutbox() {
         this.flushScheduled = false;
+        if (this.outProgram) return commands.flush(this, RED);
         if (this.outTargets.length === 0) return;
         const targets = new Uint32Array(this.outTargets);
         const payloads = this.outPayloads;
@@ -138,6 +145,9 @@ module.exports = function (RED) {
                 this.setStatus({ fill: 'yellow', shape: 'ring', text: 'common.status.connecting' });
                 break;
         }
+        if (kind === KIND.OPEN || kind === KIND.CLOSE || kind === KIND.ERROR) {
+            events.onEvent(this, kind, session, buf, start, end, extra);
+        }
     }
 
     function sessionOf(session) {
@@ -163,6 +173,11 @@ module.exports = function (RED) {
         queueSend(target, data) {
             this.outTargets.push(target);
             this.outPayloads.push(data);
+            if (this.outProgram) this.outProgram.push(commands.OP.SEND, target, this.outPayloads.length - 1);
+            this.scheduleFlush();
+        },
+
+        scheduleFlush() {
             if (!this.flushScheduled) {
                 this.flushScheduled = true;
                 setImmediate(this.flushOutbox);

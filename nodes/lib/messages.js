@@ -30,22 +30,23 @@ function inboundMsg(data, wholemsg, session) {
 
 /**
  * What to send for `msg`, or undefined when there is nothing to send: whole-msg
- * mode sends the msg as JSON without `_session`; payload mode sends a Buffer as
- * binary and anything else as text (objects as JSON). Unlike core, an empty
- * string is sent as an empty frame rather than dropped.
+ * mode sends the msg as JSON without `_session` (and without `websocket` when
+ * `command`: it carries requests for the out node, lib/commands.js); payload
+ * mode sends a Buffer as binary and anything else as text (objects as JSON).
+ * Unlike core, an empty string is sent as an empty frame rather than dropped.
  */
-function outboundData(msg, wholemsg, ensureString) {
+function outboundData(msg, wholemsg, ensureString, command) {
     if (wholemsg) {
-        const hasSession = Object.prototype.hasOwnProperty.call(msg, '_session');
-        const session = msg._session;
-        if (hasSession) {
-            delete msg._session;
+        const hidden = command ? ['_session', 'websocket'] : ['_session'];
+        const kept = hidden.filter((k) => Object.prototype.hasOwnProperty.call(msg, k)).map((k) => [k, msg[k]]);
+        for (const [k] of kept) {
+            delete msg[k];
         }
         try {
             return JSON.stringify(msg);
         } finally {
-            if (hasSession) {
-                msg._session = session;
+            for (const [k, v] of kept) {
+                msg[k] = v;
             }
         }
     }

@@ -108,6 +108,7 @@ fn valid_request() -> impl Strategy<Value = UpgradeRequest> {
         key,
         version,
         protocol,
+        announce: Vec::new(),
     })
 }
 
@@ -245,6 +246,7 @@ proptest! {
             key: b.key.unwrap_or(req.key),
             version: b.version.unwrap_or(req.version),
             protocol: req.protocol,
+            announce: Vec::new(),
         };
         match validate(&broken) {
             Ok(()) => prop_assert!(false, "accepted {:?}", broken),
@@ -261,7 +263,7 @@ proptest! {
         protocol in prop_oneof![offers(), any::<String>()],
         configured in prop::collection::vec(any::<String>(), 0..3),
     ) {
-        let req = UpgradeRequest { method, upgrade, key, version, protocol };
+        let req = UpgradeRequest { method, upgrade, key, version, protocol, announce: Vec::new() };
         match validate(&req) {
             Err(r) => prop_assert!(r.status == 400 || r.status == 426),
             Ok(()) => {

@@ -34,11 +34,21 @@ pub struct UpgradeInfo {
     pub key: String,
     pub version: String,
     pub protocol: String,
+    /// Handed back with the session's open event once it has opened (the connect
+    /// info of `websocket in` events); absent when nobody asked for it.
+    pub announce: Option<String>,
 }
 
 impl From<UpgradeInfo> for UpgradeRequest {
     fn from(u: UpgradeInfo) -> Self {
-        UpgradeRequest { method: u.method, upgrade: u.upgrade, key: u.key, version: u.version, protocol: u.protocol }
+        UpgradeRequest {
+            method: u.method,
+            upgrade: u.upgrade,
+            key: u.key,
+            version: u.version,
+            protocol: u.protocol,
+            announce: u.announce.map(String::into_bytes).unwrap_or_default(),
+        }
     }
 }
 
@@ -120,6 +130,25 @@ impl JsListener {
         let batch: Vec<_> = targets.iter().zip(payloads).map(|(&target, data)| (target, to_frame(data))).collect();
         self.inner.send_frames(batch);
         Ok(targets.len() as u32)
+    }
+
+    /// Run a turn's requests of the flow, in order: `ops` is a program as described
+    /// in src/commands.rs, `payloads` the messages it sends (each framed once) and
+    /// `names` its room names and close reasons. A faulty program runs not at all
+    /// and throws ERR_WSRS_INVALID_ARGUMENT. Returns the number of ops' words.
+    #[napi(catch_unwind)]
+    pub fn run(&self, ops: Uint32Array, payloads: Vec<Either<String, &[u8]>>, names: Vec<String>) -> Result<u32> {
+        let frames: Vec<_> = payloads.into_iter().map(to_frame).collect();
+        let names: Vec<std::sync::Arc<str>> = names.into_iter().map(Into::into).collect();
+        let program = crate::commands::decode(&ops, &frames, &names).map_err(invalid)?;
+        self.inner.run(program);
+        Ok(ops.len() as u32)
+    }
+
+    /// Every room with its number of members (for tests and diagnostics).
+    #[napi(catch_unwind)]
+    pub fn rooms(&self) -> std::collections::HashMap<String, u32> {
+        self.inner.rooms().into_iter().map(|(name, n)| (name, n as u32)).collect()
     }
 
     /// Close every session with `code` (default 1001) and stop; resolves when done.

@@ -92,6 +92,8 @@ pub struct Session<S> {
     room: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     /// The peer's close code (1005: its close frame had none), 0 before it came.
     peer_code: u16,
+    /// The reason in the peer's close frame, if it gave one.
+    peer_reason: Option<Box<str>>,
     /// Frames at the queue's front left from the last batch (the first maybe
     /// partly written); `carried_close`: the last of them is our close frame.
     carried: u8,
@@ -131,6 +133,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             timer: None,
             room: None,
             peer_code: 0,
+            peer_reason: None,
             carried: 0,
             carried_close: false,
             ping_due: false,
@@ -160,8 +163,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// The session's end: reported with the peer's fault if there was one.
     fn end(&mut self, code: u16, error: Option<String>) -> Ended {
         let ended = match self.fault.take() {
-            Some(fault) => Ended { code: ABNORMAL_CLOSURE, error: Some(fault.text.clone()) },
-            None => Ended { code, error },
+            Some(fault) => Ended::new(ABNORMAL_CLOSURE, Some(fault.text.clone())),
+            None if code == self.peer_code => {
+                Ended { code, error, reason: self.peer_reason.take().map(String::from).unwrap_or_default() }
+            }
+            None => Ended::new(code, error),
         };
         self.shared.ended.store(true, Ordering::Relaxed);
         // What was left unsent is freed now; its owner trims after the session
@@ -219,6 +225,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             [hi, lo, ..] => u16::from_be_bytes([hi, lo]),
             _ => 1005,
         };
+        // The decoder checked the reason is UTF-8.
+        if let Some(reason) = payload.get(2..).filter(|r| !r.is_empty()) {
+            self.peer_reason = std::str::from_utf8(reason).ok().map(Into::into);
+        }
         match self.state {
             State::Open => {
                 // The reply echoes the peer's close, ahead of anything queued.
@@ -327,14 +337,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let due = clock.deadline.filter(|&d| d <= now).is_some();
         if idle_out {
-            self.fail(IDLE_CLOSE, "idle timeout", Ended { code: IDLE_CLOSE, error: None });
+            self.fail(IDLE_CLOSE, "idle timeout", Ended::new(IDLE_CLOSE, None));
         }
         if due {
             self.set_deadline(None);
             match std::mem::replace(&mut self.state, State::Open) {
                 State::Faulted => {
                     let (code, text) = self.fault.as_ref().map(|f| (f.code, f.text.clone())).unwrap_or_default();
-                    self.fail(code, &text, Ended { code: ABNORMAL_CLOSURE, error: None });
+                    self.fail(code, &text, Ended::new(ABNORMAL_CLOSURE, None));
                 }
                 State::Failing(then) => return Some(self.end(then.code, then.error)),
                 State::Closing => return Some(self.end(ABNORMAL_CLOSURE, None)),
@@ -364,7 +374,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         loop {
             if self.shared.overflow.load(Ordering::Relaxed) && !matches!(self.state, State::Failing(_)) {
                 let text = "peer too slow: send queue full";
-                self.fail(1008, text, Ended { code: ABNORMAL_CLOSURE, error: Some(text.into()) });
+                self.fail(1008, text, Ended::new(ABNORMAL_CLOSURE, Some(text.into())));
             }
             if self.poll_timer(cx) {
                 if let Some(ended) = self.on_time(Instant::now()) {

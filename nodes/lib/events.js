@@ -1,0 +1,108 @@
+'use strict';
+// Connection events as msgs: a `websocket in` node whose `events` option is on
+// gets connect, disconnect and error on its second output. Nothing here runs,
+// and nothing about a connection is kept, unless such a node uses the config node.
+
+const { pathOf } = require('./upgrade');
+const { KIND } = require('./batch');
+const { sessionKey } = require('./messages');
+
+/** Sets up a config node's share: the in nodes that want events, and the sessions announced to them. */
+function init(node) {
+    node.eventNodes = new Set();
+    node.announced = new Set();
+}
+
+/** The `websocket in` node `node` wants events of `config`'s sessions from now on. */
+function register(config, node) {
+    config.eventNodes.add(node);
+}
+
+function unregister(config, node) {
+    config.eventNodes.delete(node);
+}
+
+/** A query string as an object; a name given more than once gets an array of its values. */
+function queryOf(url) {
+    const q = url.indexOf('?');
+    const query = {};
+    if (q < 0) return query;
+    const end = url.indexOf('#', q);
+    for (const [name, value] of new URLSearchParams(url.slice(q + 1, end < 0 ? undefined : end))) {
+        const had = query[name];
+        query[name] = had === undefined ? value : [].concat(had, value);
+    }
+    return query;
+}
+
+/**
+ * What a connect event tells of a listener's client, taken from the upgrade
+ * request as it is handed to Rust, which gives it back with the session's open
+ * event (so it exists only for a session that opened, and JS keeps nothing
+ * meanwhile). `extra` adds fields (such as a verified identity).
+ */
+function connectInfo(req, socket, extra) {
+    const url = req.url || '';
+    const info = {
+        url,
+        path: pathOf(url),
+        query: queryOf(url),
+        headers: req.headers,
+        remoteAddress: socket.remoteAddress
+    };
+    return JSON.stringify(extra ? Object.assign(info, extra) : info);
+}
+
+function eventMsg(event, session, details) {
+    return {
+        payload: event,
+        _session: { type: 'websocket', id: sessionKey(session) },
+        websocket: Object.assign({ event }, details)
+    };
+}
+
+function emit(config, msg) {
+    for (const n of config.eventNodes) {
+        try {
+            n.send([null, msg]);
+        } catch (err) {
+            n.error(err);
+        }
+    }
+}
+
+/**
+ * An event of the addon's batch (called for open, close and error only): the
+ * matching msg, if any node wants it. A disconnect follows only a connect that
+ * was emitted, for the same session.
+ */
+function onEvent(config, kind, session, buf, start, end, extra) {
+    switch (kind) {
+        case KIND.OPEN: {
+            if (config.eventNodes.size === 0) return;
+            const subprotocol = buf.toString('latin1', start, start + extra) || null;
+            let details;
+            if (config.isListener) {
+                // Nothing handed over: no node wanted events when the client came.
+                if (end - start <= extra) return;
+                details = JSON.parse(buf.toString('utf8', start + extra, end));
+                details.subprotocol = subprotocol;
+            } else {
+                details = { url: config.path, subprotocol };
+            }
+            config.announced.add(session);
+            emit(config, eventMsg('connect', session, details));
+            break;
+        }
+        case KIND.CLOSE:
+            if (!config.announced.delete(session) || config.eventNodes.size === 0) return;
+            emit(config, eventMsg('disconnect', session, { code: extra, reason: buf.toString('utf8', start, end) }));
+            break;
+        case KIND.ERROR:
+            if (config.eventNodes.size === 0) return;
+            emit(config, eventMsg('error', session, { message: buf.toString('utf8', start, end) }));
+            break;
+    }
+}
+
+module.exports = { init, register, unregister, connectInfo, queryOf, onEvent };
