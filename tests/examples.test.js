@@ -14,7 +14,8 @@ helper.init(require('./node-red-under-test').runtime);
 const NODES = [
     wsNode,
     require('@node-red/nodes/core/common/20-inject.js'),
-    require('@node-red/nodes/core/function/15-change.js')
+    require('@node-red/nodes/core/function/15-change.js'),
+    require('@node-red/nodes/core/function/10-function.js')
 ];
 const DIR = path.join(__dirname, '..', 'examples');
 
@@ -39,9 +40,10 @@ describe('examples', function () {
     after(() => helper.stopServer());
     afterEach(() => helper.unload());
 
-    it('are the three the README and the package test list, each a valid flow with its own tab', function () {
+    it('are the four the README and the package test list, each a valid flow with its own tab', function () {
         const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
-        assert.deepStrictEqual(files, ['01 - Echo server and client.json', '02 - Broadcast to many clients.json', '03 - Whole message mode.json']);
+        assert.deepStrictEqual(files, ['01 - Echo server and client.json', '02 - Broadcast to many clients.json',
+            '03 - Whole message mode.json', '04 - Chat with rooms.json']);
         for (const f of files) {
             const flow = JSON.parse(fs.readFileSync(path.join(DIR, f), 'utf8'));
             assert.strictEqual(flow.filter((n) => n.type === 'tab').length, 1, f);
@@ -88,5 +90,32 @@ describe('examples', function () {
         assert.deepStrictEqual(msg.payload, { item: 'widget', quantity: 3 });
         assert.strictEqual(msg.status, 'accepted');
         assert.ok(msg.receivedAt > 1.7e12, String(msg.receivedAt));
+    });
+
+    it('04 greets each client, and a post reaches exactly the members of its room', async function () {
+        const flow = example('04 - Chat with rooms.json', port);
+        await helper.load(NODES, flow);
+        const got = { alice: [], bob: [] };
+        for (const who of ['alice', 'bob']) {
+            helper.getNode(idOf(flow, 'debug', who + ' received')).on('input', (msg) => got[who].push(JSON.parse(msg.payload)));
+        }
+        await until(() => got.alice.length === 1 && got.bob.length === 1, 'both welcomed');
+        assert.match(got.alice[0].info, /^welcome/);
+        const press = (name) => helper.getNode(idOf(flow, 'inject', name)).receive({});
+        const said = (who, what) => until(() => got[who].some((m) => m.info === what || m.text === what), who + ' getting ' + what);
+        press('alice joins general');
+        press('bob joins general');
+        await Promise.all([said('alice', 'joined general'), said('bob', 'joined general')]);
+        press('alice posts to general');
+        await Promise.all([said('alice', 'hello, general'), said('bob', 'hello, general')]);
+        press('alice joins random');
+        await said('alice', 'joined random');
+        press('bob posts to random');
+        await said('alice', 'anyone here?');
+        // bob is not in random; positive control: a later post to general reaches him.
+        press('alice posts to general');
+        await until(() => got.bob.filter((m) => m.text === 'hello, general').length === 2, 'bob getting the second post');
+        assert.deepStrictEqual(got.bob.map((m) => m.info || m.text), ['welcome: send {"join": "<room>"}', 'joined general', 'hello, general', 'hello, general']);
+        assert.ok(got.alice.every((m) => m.from === undefined || /^[0-9a-f]+$/.test(m.from)));
     });
 });

@@ -107,7 +107,7 @@ describe('the packed package, installed as a user installs it', function () {
             'node_modules/node-forge/package.json', 'node_modules/node-forge/lib/index.js']) {
             assert.ok(files.includes(f), f + ' not packed');
         }
-        assert.strictEqual(files.filter((f) => /^examples\/.+\.json$/.test(f)).length, 3, 'examples: ' + files);
+        assert.strictEqual(files.filter((f) => /^examples\/.+\.json$/.test(f)).length, 4, 'examples: ' + files);
         const extra = files.filter((f) => /^(tests|bench|\.ci|target|scripts\/(?!build\.js$))/.test(f) || f.endsWith('.tgz'));
         assert.deepStrictEqual(extra, []);
         // Its one dependency, bundled so that an offline install fetches nothing.
@@ -145,11 +145,11 @@ describe('the packed package, installed as a user installs it', function () {
         await echoes('hello from an installed tarball');
     });
 
-    it('offers its three examples to Import → Examples', async function () {
+    it('offers its four examples to Import → Examples', async function () {
         const res = await nr.request('GET', '/library/examples/flows/' + NAME);
         assert.strictEqual(res.status, 200, res.text);
         const names = res.json().map((entry) => entry.fn).sort();
-        assert.deepStrictEqual(names, ['01 - Echo server and client', '02 - Broadcast to many clients', '03 - Whole message mode']);
+        assert.deepStrictEqual(names, ['01 - Echo server and client', '02 - Broadcast to many clients', '03 - Whole message mode', '04 - Chat with rooms']);
         for (const name of names) {
             const flow = await nr.request('GET', '/library/examples/flows/' + NAME + '/' + encodeURIComponent(name));
             assert.strictEqual(flow.status, 200, name);
