@@ -13,9 +13,9 @@ const { fit } = require('../bench/scenarios/idle');
 const { rows } = require('../bench/chart');
 
 const BENCH = path.join(__dirname, '..', 'bench', 'bench.js');
-const SCENARIOS = ['echo', 'latency', 'ingest', 'fanout', 'idle'];
+const SCENARIOS = ['echo', 'latency', 'ingest', 'fanout', 'rooms', 'idle'];
 // The measurement each scenario cannot do without, per variant.
-const MEASURED = { echo: ['rate', 'p99'], latency: ['rate', 'p99'], ingest: ['rate', 'cpuUs'], fanout: ['rate', 'perCpu'], idle: ['held'] };
+const MEASURED = { echo: ['rate', 'p99'], latency: ['rate', 'p99'], ingest: ['rate', 'cpuUs'], fanout: ['rate', 'perCpu'], rooms: ['rate', 'perCpu'], idle: ['held'] };
 
 /** Runs the bench to its end, bounded: SIGTERM (it stops what it started), then SIGKILL. */
 function runBench(args, ms) {
@@ -83,11 +83,12 @@ describe('bench: npm run bench -- --smoke', function () {
         assert.deepStrictEqual(variants('echo'), ['ceiling', 'core', 'ours']);
         assert.deepStrictEqual(variants('fanout'), ['ceiling', 'core', 'ours']);
         assert.deepStrictEqual(variants('ingest'), ['core', 'limit', 'ours']);
+        assert.deepStrictEqual(variants('rooms'), ['core', 'ours', 'ours-fn']);
         assert.ok(Number.isFinite(results.scenarios.find((s) => s.id === 'idle').cases[0].medians.ours.perConn));
     });
 
     it('prints a table per scenario and the targets', function () {
-        for (const title of ['### Echo', '### Latency', '### Ingest', '### Fan-out', '### Idle memory', '### Targets']) {
+        for (const title of ['### Echo', '### Latency', '### Ingest', '### Fan-out', '### Room publishes', '### Idle memory', '### Targets']) {
             assert.ok(run.stdout.includes(title), title + ' missing from:\n' + run.stdout);
         }
     });

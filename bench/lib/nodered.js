@@ -44,7 +44,9 @@ return null;`;
 // broadcasts (no _session, so 'websocket out' sends to every client), 'a <k>'
 // acknowledges k of them; at most <window> are ahead of the acknowledgements.
 // Bursts of 64 per event-loop turn; stops at 'stop' or after <seconds>.
-const PUBLISHER = `const later = global.get('setImmediate');
+// `publish` is the code of one publish (st.sent is its number), `perAck` how many
+// publishes one acknowledged broadcast stands for (a room publish reaches 1/10).
+const publisher = (publish, perAck) => `const later = global.get('setImmediate');
 const words = String(msg.payload).split(' ');
 let st = context.get('st');
 if (words[0] === 'go') {
@@ -59,7 +61,7 @@ if (words[0] === 'go') {
         st.busy = false;
         let n = 0;
         while (!st.stop && n < 64 && st.sent - st.acked < st.window) {
-            node.send({ payload: st.payload }, false);
+            ${publish}
             st.sent++;
             n++;
         }
@@ -75,10 +77,45 @@ if (words[0] === 'go') {
 } else if (words[0] === 'stop') {
     st.stop = true;
 } else if (words[0] === 'a') {
-    st.acked = Math.max(st.acked, Number(words[1]) || 0);
+    st.acked = Math.max(st.acked, (Number(words[1]) || 0) * ${perAck});
 }
 if (!st.busy && !st.stop) st.pump();
 return null;`;
+const PUBLISHER = publisher('node.send({ payload: st.payload }, false);', 1);
+
+// Rooms (issue 13): each subscriber joins room r0-r9 in turn as it connects, and
+// the publisher sends to the rooms in turn. Ours: the listener keeps the rooms
+// (connection events, msg.websocket.join and .room). Core: a Status node sees the
+// connects and disconnects, a function node keeps the members of each room in flow
+// context, and the publisher sends one msg per member, with its _session.
+const ROOMS = 10;
+const ROOM_JOIN = `if (msg.payload !== 'connect') return null;
+const n = context.get('n') || 0;
+context.set('n', n + 1);
+return { _session: msg._session, websocket: { join: 'r' + (n % ${ROOMS}) } };`;
+const ROOM_PUBLISH = publisher(`node.send({ payload: st.payload, websocket: { room: 'r' + (st.sent % ${ROOMS}) } }, false);`, ROOMS);
+const ROOM_TRACK = `const s = msg.status || {};
+if (!s._session || (s.event !== 'connect' && s.event !== 'disconnect')) return null;
+let rooms = flow.get('benchRooms');
+if (!rooms) {
+    rooms = { n: 0, of: {}, members: Array.from({ length: ${ROOMS} }, () => []) };
+    flow.set('benchRooms', rooms);
+}
+const id = s._session.id;
+if (s.event === 'connect') {
+    const r = rooms.n++ % ${ROOMS};
+    rooms.of[id] = r;
+    rooms.members[r].push(id);
+} else if (rooms.of[id] !== undefined) {
+    const m = rooms.members[rooms.of[id]];
+    delete rooms.of[id];
+    const i = m.indexOf(id);
+    if (i >= 0) m.splice(i, 1);
+}
+return null;`;
+const ROOM_PUBLISH_EACH = publisher(`for (const id of (flow.get('benchRooms') || { members: [] }).members[st.sent % ${ROOMS}] || []) {
+                node.send({ payload: st.payload, _session: { type: 'websocket', id } }, false);
+            }`, ROOMS);
 
 const GC = `const gc = global.get('gc');
 if (gc) gc();
@@ -110,6 +147,17 @@ const FLOW = [
     wsIn('b-fan-in', 'b-fan-l', [['b-pub']]),
     fn('b-pub', PUBLISHER, [['b-fan-out']]),
     wsOut('b-fan-out', 'b-fan-l'),
+    listener('b-rooms-l', '/bench/rooms'),
+    { ...wsIn('b-rooms-in', 'b-rooms-l', [['b-rooms-pub'], ['b-rooms-join']]), events: true, outputs: 2 },
+    fn('b-rooms-join', ROOM_JOIN, [['b-rooms-out']]),
+    fn('b-rooms-pub', ROOM_PUBLISH, [['b-rooms-out']]),
+    wsOut('b-rooms-out', 'b-rooms-l'),
+    listener('b-roomsf-l', '/bench/rooms-fn'),
+    wsIn('b-roomsf-in', 'b-roomsf-l', [['b-roomsf-pub']]),
+    { id: 'b-roomsf-status', type: 'status', z: 'b-tab', scope: ['b-roomsf-in'], wires: [['b-roomsf-track']] },
+    fn('b-roomsf-track', ROOM_TRACK, []),
+    fn('b-roomsf-pub', ROOM_PUBLISH_EACH, [['b-roomsf-out']]),
+    wsOut('b-roomsf-out', 'b-roomsf-l'),
     get('b-gc-get', '/bench/gc', [['b-gc']]),
     fn('b-gc', GC, [['b-gc-res']]),
     respond('b-gc-res')
@@ -164,4 +212,4 @@ async function start(variant) {
     };
 }
 
-module.exports = { start, FLOW };
+module.exports = { start, FLOW, ROOMS };

@@ -6,7 +6,7 @@ const fs = require('fs');
 const path = require('path');
 const { fixed } = require('./stats');
 
-const SCENARIOS = ['echo', 'latency', 'ingest', 'fanout', 'idle'].map((id) => require('../scenarios/' + id));
+const SCENARIOS = ['echo', 'latency', 'ingest', 'fanout', 'rooms', 'idle'].map((id) => require('../scenarios/' + id));
 
 function verdict(r) {
     if (!r.target || r.value === null) return '';
