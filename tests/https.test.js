@@ -101,6 +101,69 @@ describe('https: a real Node-RED serving HTTPS with @websocket-rs/node-red (byte
 
     defineEchoSuite({ label: 'wss', pool, deploy, output });
 
+    describe('sessions in flows through the byte bridge (issue 13)', function () {
+        // A listener whose in node has connection events on: each client is told its
+        // connect info, joins a room on request, and can be closed with a code.
+        const TAB = JSON.parse(ECHO_FLOW)[0].id;
+        const EV = (id) => 'e2eevents000000' + id;
+        const fn = (id, func, wires) => ({ id: EV(id), type: 'function', z: TAB, name: '', func, outputs: 1, timeout: 0, noerr: 0, initialize: '', finalize: '', libs: [], x: 400, y: 500, wires });
+        const FLOW = [
+            { id: EV('1'), type: 'websocket-listener', path: '/ws/ev', wholemsg: 'false' },
+            { id: EV('2'), type: 'websocket in', z: TAB, name: '', server: EV('1'), client: '', events: true, outputs: 2, x: 200, y: 500, wires: [[EV('4')], [EV('3')]] },
+            fn('3', "return msg.payload === 'connect' ? { _session: msg._session, payload: JSON.stringify(msg.websocket) } : null;", [[EV('5')]]),
+            fn('4', [
+                "const [verb, room, text] = String(msg.payload).split(' ');",
+                "if (verb === 'join') return { _session: msg._session, payload: 'joined', websocket: { join: room } };",
+                "if (verb === 'say') return { payload: text, websocket: { room } };",
+                "if (verb === 'bye') return { _session: msg._session, payload: 'bye', websocket: { close: { code: 4001, reason: 'see you' } } };",
+                'return null;'
+            ].join('\n'), [[EV('5')]]),
+            { id: EV('5'), type: 'websocket out', z: TAB, name: '', server: EV('1'), client: '', x: 600, y: 500, wires: [] }
+        ];
+
+        before(async function () {
+            await deploy(JSON.parse(ECHO_FLOW).concat(FLOW));
+        });
+        after(async function () {
+            await deploy(ECHO_FLOW);
+        });
+
+        async function joined(query) {
+            const ws = await connect('/ws/ev?' + query);
+            const texts = [];
+            ws.on('message', (d) => texts.push(d.toString()));
+            const next = async (n) => {
+                const end = Date.now() + WAIT;
+                while (texts.length < n) {
+                    if (Date.now() > end) throw new Error('timed out waiting for message ' + n + ' of ' + query);
+                    await new Promise((r) => setTimeout(r, 10));
+                }
+                return texts[n - 1];
+            };
+            const info = JSON.parse(await next(1));
+            return { ws, texts, next, info };
+        }
+
+        it('tells each client its connect info, publishes to a room, and closes one client with its code', async function () {
+            const a = await joined('who=a');
+            assert.deepStrictEqual([a.info.event, a.info.path, a.info.query], ['connect', '/ws/ev', { who: 'a' }]);
+            assert.match(a.info.remoteAddress, /127\.0\.0\.1$/);
+            assert.strictEqual(a.info.subprotocol, null);
+            const b = await joined('who=b');
+            const c = await joined('who=c');
+            a.ws.send('join r');
+            b.ws.send('join r');
+            assert.deepStrictEqual([await a.next(2), await b.next(2)], ['joined', 'joined']);
+            c.ws.send('say r hello');
+            assert.deepStrictEqual([await a.next(3), await b.next(3)], ['hello', 'hello']);
+            const end = closed(c.ws, { ms: WAIT });
+            c.ws.send('bye');
+            assert.deepStrictEqual(await end, { code: 4001, reason: 'see you' });
+            // c, not in the room, got its info and its 'bye' only (positive control: the 'bye').
+            assert.deepStrictEqual(c.texts.slice(1), ['bye']);
+        });
+    });
+
     describe('shutdown', function () {
         it('stops on SIGINT without crash output, closing clients with 1001', async function () {
             this.timeout(30000);
