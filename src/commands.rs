@@ -10,6 +10,7 @@
 //! | `PUBLISH` 3 | payload, n, n room names |
 //! | `JOIN` 4, `LEAVE` 5 | n, n session ids, m, m room names |
 //! | `CLOSE` 6 | n, n session ids, code, reason (a name, or `NONE`) |
+//! | `ROOMS` 7 | n, n session ids: each one's rooms, reported as an event |
 //!
 //! A payload is an index into the payloads (each framed once, however many
 //! sessions get it), a name an index into the names.
@@ -23,6 +24,7 @@ pub const PUBLISH: u32 = 3;
 pub const JOIN: u32 = 4;
 pub const LEAVE: u32 = 5;
 pub const CLOSE: u32 = 6;
+pub const ROOMS: u32 = 7;
 /// No reason given with a close.
 pub const NONE: u32 = u32::MAX;
 /// The most a close frame's reason may take (125 bytes of payload, 2 of them the code).
@@ -49,6 +51,10 @@ pub enum Op {
         ids: Vec<u32>,
         code: u16,
         reason: Arc<str>,
+    },
+    /// Report the rooms of each session (`inbox::Kind::Rooms`).
+    Rooms {
+        ids: Vec<u32>,
     },
 }
 
@@ -104,6 +110,7 @@ pub fn decode(words: &[u32], frames: &[Bytes], names: &[Arc<str>]) -> Result<Vec
                 }
                 ops.push(Op::Close { ids, code: code as u16, reason });
             }
+            ROOMS => ops.push(Op::Rooms { ids: r.list()?.to_vec() }),
             other => return Err(format!("unknown op {other}")),
         }
     }
@@ -150,7 +157,10 @@ mod tests {
     fn sends_and_multicasts_in_a_row_make_one_batch_and_other_ops_keep_their_place() {
         let frames = [Bytes::from_static(b"a"), Bytes::from_static(b"b")];
         let names = names(&["lobby", "bye"]);
-        let words = [SEND, 7, 0, MULTICAST, 1, 3, 7, 0, 9, JOIN, 1, 9, 1, 0, PUBLISH, 0, 1, 0, CLOSE, 2, 7, 9, 4000, 1];
+        let words = [
+            SEND, 7, 0, MULTICAST, 1, 3, 7, 0, 9, JOIN, 1, 9, 1, 0, PUBLISH, 0, 1, 0, ROOMS, 1, 9, CLOSE, 2, 7, 9,
+            4000, 1,
+        ];
         let ops = decode(&words, &frames, &names).unwrap();
         assert_eq!(
             ops,
@@ -158,6 +168,7 @@ mod tests {
                 Op::Send(vec![(7, frames[0].clone()), (7, frames[1].clone()), (9, frames[1].clone())]),
                 Op::Join { ids: vec![9], rooms: vec![names[0].clone()] },
                 Op::Publish { rooms: vec![names[0].clone()], frame: frames[0].clone() },
+                Op::Rooms { ids: vec![9] },
                 Op::Close { ids: vec![7, 9], code: 4000, reason: names[1].clone() },
             ]
         );

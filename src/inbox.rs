@@ -30,6 +30,9 @@ pub enum Kind {
     /// Messages for the session were dropped because its send queue was full
     /// (drop policy); `extra` is how many since the last batch.
     Dropped = 7,
+    /// The rooms a session is in, as the flow asked (`crate::commands::ROOMS`):
+    /// `extra` of them, each a u32 (LE) byte length and the name's UTF-8.
+    Rooms = 8,
 }
 
 #[derive(Debug)]

@@ -171,6 +171,20 @@ describe('sessions in flows', function () {
         assert.strictEqual(errors.length, 7, errors.join('\n'));
     });
 
+    it('answers msg.websocket.rooms on the events output, after the joins and leaves of the same msg', async function () {
+        await helper.load(wsNode, flow());
+        const events = collect(helper.getNode('events'));
+        const a = await identified('a');
+        const out = helper.getNode('out');
+        out.receive({ _session: a.session, websocket: { join: ['lobby', 'é'], rooms: true } });
+        out.receive({ _session: [a.session], websocket: { leave: 'lobby', rooms: true } });
+        await until(() => events.filter((m) => m.payload === 'rooms').length === 2, 'two listings');
+        const listings = events.filter((m) => m.payload === 'rooms');
+        assert.deepStrictEqual(listings.map((m) => m.websocket), [{ event: 'rooms', rooms: ['lobby', 'é'] }, { event: 'rooms', rooms: ['é'] }]);
+        assert.deepStrictEqual(listings[0]._session, a.session);
+        assert.deepStrictEqual(helper.getNode('listener').native.rooms(), { é: 1 });
+    });
+
     it('in whole-msg mode leaves a command object out of the JSON, and sends a command msg only with a payload', async function () {
         await helper.load(wsNode, flow({ listener: { wholemsg: 'true' } }));
         const ws = await client();

@@ -1,13 +1,14 @@
 'use strict';
 // What a `websocket out` msg may ask of a listener's sessions beyond a reply or a
 // broadcast: multicast (`_session` an array), and through `msg.websocket`:
-// `room` (publish to rooms), `join` / `leave` (room membership) and `close`.
+// `room` (publish to rooms), `join` / `leave` (room membership), `rooms` (list a
+// session's rooms, answered on the events output of `websocket in`) and `close`.
 // A turn's requests cross into the addon as one program (layout in
 // src/commands.rs), with the turn's plain sends in it, in order.
 
-const OP = Object.freeze({ SEND: 1, MULTICAST: 2, PUBLISH: 3, JOIN: 4, LEAVE: 5, CLOSE: 6 });
+const OP = Object.freeze({ SEND: 1, MULTICAST: 2, PUBLISH: 3, JOIN: 4, LEAVE: 5, CLOSE: 6, ROOMS: 7 });
 const NONE = 0xffffffff;
-const KEYS = ['room', 'join', 'leave', 'close'];
+const KEYS = ['room', 'join', 'leave', 'rooms', 'close'];
 const MAX_REASON_BYTES = 123;
 
 /** True if `msg.websocket` carries one of our command keys. */
@@ -66,10 +67,12 @@ function parse(msg) {
         room: w.room === undefined ? null : roomNames(w.room, 'room'),
         join: w.join === undefined ? null : roomNames(w.join, 'join'),
         leave: w.leave === undefined ? null : roomNames(w.leave, 'leave'),
+        rooms: w.rooms === undefined || w.rooms === false ? false : w.rooms,
         close: closeOf(w.close)
     };
-    if ((cmd.join || cmd.leave || cmd.close) && sessionIds(msg._session).length === 0) {
-        throw fail('msg.websocket.join, leave and close need msg._session (one session or an array of them)');
+    if (cmd.rooms !== false && cmd.rooms !== true) throw fail('msg.websocket.rooms must be true');
+    if ((cmd.join || cmd.leave || cmd.rooms || cmd.close) && sessionIds(msg._session).length === 0) {
+        throw fail('msg.websocket.join, leave, rooms and close need msg._session (one session or an array of them)');
     }
     return cmd;
 }
@@ -134,7 +137,7 @@ function multicast(config, ids, data) {
 /**
  * Queues what `cmd` asks, in the order: the payload (`data`, if any; to the
  * rooms if `cmd.room`, which wins over `_session`, else to the sessions), then
- * join and leave, then close.
+ * join and leave, then the rooms listing, then close.
  */
 function queue(config, msg, cmd, data) {
     const ids = sessionIds(msg._session);
@@ -155,6 +158,11 @@ function queue(config, msg, cmd, data) {
         p.push(op);
         pushList(p, sessions);
         pushList(p, rooms.map((r) => nameIndex(config, r)));
+    }
+    if (cmd.rooms) {
+        const p = program(config);
+        p.push(OP.ROOMS);
+        pushList(p, sessions);
     }
     if (cmd.close) {
         const p = program(config);

@@ -145,7 +145,7 @@ module.exports = function (RED) {
                 this.setStatus({ fill: 'yellow', shape: 'ring', text: 'common.status.connecting' });
                 break;
         }
-        if (kind === KIND.OPEN || kind === KIND.CLOSE || kind === KIND.ERROR) {
+        if (kind === KIND.OPEN || kind === KIND.CLOSE || kind === KIND.ERROR || kind === KIND.ROOMS) {
             events.onEvent(this, kind, session, buf, start, end, extra);
         }
     }

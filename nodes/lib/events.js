@@ -71,8 +71,20 @@ function emit(config, msg) {
     }
 }
 
+/** A session's rooms as the addon lists them: `count` names, each a u32 (LE) length and UTF-8. */
+function roomList(buf, start, count) {
+    const rooms = [];
+    let at = start;
+    for (let i = 0; i < count; i++) {
+        const len = buf.readUInt32LE(at);
+        rooms.push(buf.toString('utf8', at + 4, at + 4 + len));
+        at += 4 + len;
+    }
+    return rooms;
+}
+
 /**
- * An event of the addon's batch (called for open, close and error only): the
+ * An event of the addon's batch (called for open, close, error and rooms only): the
  * matching msg, if any node wants it. A disconnect follows only a connect that
  * was emitted, for the same session.
  */
@@ -101,6 +113,11 @@ function onEvent(config, kind, session, buf, start, end, extra) {
         case KIND.ERROR:
             if (config.eventNodes.size === 0) return;
             emit(config, eventMsg('error', session, { message: buf.toString('utf8', start, end) }));
+            break;
+        case KIND.ROOMS:
+            // The answer to msg.websocket.rooms, in order with the session's other events.
+            if (config.eventNodes.size === 0) return;
+            emit(config, eventMsg('rooms', session, { rooms: roomList(buf, start, extra) }));
             break;
     }
 }

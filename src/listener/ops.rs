@@ -3,6 +3,7 @@
 
 use super::{Fanout, Shared, SENDS_PER_YIELD};
 use crate::commands::Op;
+use crate::inbox::{Event, Kind};
 
 pub(super) async fn run(shared: &Shared, fanout: &mut Fanout, op: Op) {
     match op {
@@ -35,6 +36,23 @@ pub(super) async fn run(shared: &Shared, fanout: &mut Fanout, op: Op) {
                 }
             }
         }
+        Op::Rooms { ids } => {
+            // Under the rooms' lock, which a departing session takes before it reports
+            // its close: a session found in the table has its rooms reported first.
+            let all = shared.rooms.lock();
+            for id in ids {
+                if !shared.sessions.read().contains_key(&id) {
+                    continue;
+                }
+                let rooms = all.rooms_of(id);
+                let mut listing = Vec::with_capacity(rooms.iter().map(|r| 4 + r.len()).sum());
+                for room in rooms {
+                    listing.extend_from_slice(&(room.len() as u32).to_le_bytes());
+                    listing.extend_from_slice(room.as_bytes());
+                }
+                shared.inbox.push(Event::new(Kind::Rooms, id, listing, rooms.len() as u32));
+            }
+        }
         Op::Close { ids, code, reason } => {
             for id in ids {
                 let h = shared.sessions.read().get(&id).map(|e| e.handle.clone());
@@ -49,7 +67,7 @@ pub(super) async fn run(shared: &Shared, fanout: &mut Fanout, op: Op) {
 #[cfg(test)]
 mod tests {
     use super::super::{Listener, ListenerConfig};
-    use crate::commands::{self, CLOSE, JOIN, LEAVE, NONE, PUBLISH, SEND};
+    use crate::commands::{self, CLOSE, JOIN, LEAVE, NONE, PUBLISH, ROOMS, SEND};
     use crate::handshake;
     use crate::inbox::{Inbox, Kind};
     use bytes::Bytes;
@@ -171,6 +189,22 @@ mod tests {
             while ws.next().await.is_some() {}
         }
         until("every room emptied", || listener.shared.rooms.lock().is_empty()).await;
+        listener.close(1001).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flow_is_told_the_rooms_of_each_live_session_it_asks_about() {
+        let inbox = Inbox::new(Box::new(|_| {}));
+        let listener = Listener::new(ListenerConfig::default(), inbox.clone());
+        let (id, _ws) = open(&listener, &handshake::sample_request()).await;
+        run(&listener, &[JOIN, 1, id, 2, 0, 1, ROOMS, 1, id, LEAVE, 1, id, 1, 0, ROOMS, 2, id, 999], &[], &["é", "b"]);
+        // The dispatcher runs while this test waits (the clock is paused: no real wait).
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let ev: Vec<_> = events(&inbox).into_iter().filter(|e| e.0 == Kind::Rooms as u32).collect();
+        // A session that is not there (999) gets no listing.
+        let two = [&2u32.to_le_bytes()[..], "é".as_bytes(), &1u32.to_le_bytes()[..], b"b"].concat();
+        let one = [&1u32.to_le_bytes()[..], b"b"].concat();
+        assert_eq!(ev, [(Kind::Rooms as u32, id, two, 2), (Kind::Rooms as u32, id, one, 1)]);
         listener.close(1001).await;
     }
 
