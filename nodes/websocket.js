@@ -304,7 +304,7 @@ module.exports = function (RED) {
                 if (cmd) {
                     commands.queue(config, msg, cmd, data);
                 } else if (data !== undefined) {
-                    send1(config, msg._session, data);
+                    sendPlain(config, msg._session, data);
                 }
             } catch (err) {
                 this.warn(RED._('websocket.errors.send-error') + withCode(err).message);
@@ -319,7 +319,7 @@ module.exports = function (RED) {
     RED.nodes.registerType('websocket out', WebSocketOutNode);
 
     /** A msg without commands: to its session(s), else to everyone. */
-    function send1(config, session, data) {
+    function sendPlain(config, session, data) {
         if (Array.isArray(session)) {
             const ids = commands.sessionIds(session);
             if (config.isListener) return commands.multicast(config, ids, data);
