@@ -85,6 +85,13 @@ describe('sessions in flows', function () {
         await helper.load(wsNode, flow({ events: false }));
         const events = collect(helper.getNode('events'));
         const sink = collect(helper.getNode('sink'));
+        const listener = helper.getNode('listener');
+        const handed = [];
+        const adopt = listener.native.adopt.bind(listener.native);
+        listener.native.adopt = (fd, head, request) => {
+            handed.push(request);
+            return adopt(fd, head, request);
+        };
         const a = await client();
         a.send('a');
         a.close(4000, 'x');
@@ -95,7 +102,9 @@ describe('sessions in flows', function () {
         await until(() => sink.length === 2, 'both data msgs');
         assert.deepStrictEqual(sink.map((m) => m.payload), ['a', 'b']);
         assert.strictEqual(events.length, 0);
-        const listener = helper.getNode('listener');
+        // Nothing about the request was gathered for Rust to hand back.
+        assert.strictEqual(handed.length, 2);
+        assert.ok(handed.every((r) => r.announce === undefined), JSON.stringify(handed));
         assert.strictEqual(listener.eventNodes.size, 0);
         assert.strictEqual(listener.announced.size, 0);
     });
