@@ -26,6 +26,9 @@ pub enum Kind {
     /// Messages for the session were dropped because its send queue was full
     /// (drop policy); `extra` is how many since the last batch.
     Dropped = 7,
+    /// Client mode: not dialling until the flow asks (disconnected by a message,
+    /// connecting on request only, or reconnecting turned off).
+    Idle = 8,
 }
 
 #[derive(Debug)]

@@ -146,6 +146,10 @@ module.exports = function (RED) {
             case KIND.CONNECTING:
                 this.setStatus({ fill: 'yellow', shape: 'ring', text: 'common.status.connecting' });
                 break;
+            case KIND.IDLE:
+                // A client waiting for a connect message (or with reconnecting off).
+                this.setStatus({ fill: 'grey', shape: 'ring', text: 'common.status.not-connected' });
+                break;
         }
     }
 
