@@ -398,7 +398,7 @@ where
             Ok(Ok((stream, rest))) => {
                 failures = 0;
                 *shared.current.lock() = Some((id, handle));
-                if *stop.borrow() || asked_again(&*shared.wanted.borrow()) {
+                if *stop.borrow() || asked_again(&shared.wanted.borrow()) {
                     // close() or a request came while connecting and saw no session.
                     if let Some((_, h)) = &*shared.current.lock() {
                         h.close(if *stop.borrow() { 1001 } else { 1000 });
@@ -432,7 +432,7 @@ where
                 ));
             }
         }
-        if asked_again(&*shared.wanted.borrow()) {
+        if asked_again(&shared.wanted.borrow()) {
             failures = 0;
             continue;
         }
@@ -535,8 +535,11 @@ mod tests {
         assert_eq!(attempt_times(0, 0, 4).await, [0, step, 2 * step, 3 * step]);
     }
 
-    /// A client whose dials are recorded (ms since start, URL) and always refused.
-    fn refusing_client(c: ClientConfig) -> (Client, Arc<Mutex<Vec<(u64, String)>>>) {
+    /// Dials made: (ms since the start, URL).
+    type Dials = Arc<Mutex<Vec<(u64, String)>>>;
+
+    /// A client whose dials are recorded and always refused.
+    fn refusing_client(c: ClientConfig) -> (Client, Dials) {
         let target = Target::parse(&c).unwrap();
         let (shared, stopped) = Shared::new(c, Inbox::new(Box::new(|_| {})), target);
         let start = tokio::time::Instant::now();
