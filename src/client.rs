@@ -232,7 +232,8 @@ async fn through_proxy(
     Ok(tcp)
 }
 
-fn percent_decode(s: &str) -> Vec<u8> {
+/// `%XX` escapes decoded; anything else (a lone `%`) kept as it is.
+pub(crate) fn percent_decode(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(b.len());
