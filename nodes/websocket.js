@@ -10,6 +10,7 @@ const { clientOptions } = require('./lib/client-options');
 const limits = require('./lib/limits');
 const events = require('./lib/events');
 const commands = require('./lib/commands');
+const clientControl = require('./lib/client-control');
 
 const WS_URL = /^wss?:\/\//i;
 
@@ -214,6 +215,16 @@ module.exports = function (RED) {
             }
         },
 
+        /** Serves a msg.websocket connect or disconnect request (lib/client-control.js). */
+        request(req) {
+            this.use();
+            if (!this.native) {
+                throw new Error(this.failure ? this.failure.message : RED._('websocket.errors.not-started'));
+            }
+            if (req.disconnect) this.native.disconnect();
+            else this.native.connect(req.url, req.headers);
+        },
+
         /** An in or out node uses this client: starts it if it is waiting for that. */
         use() {
             this.used = true;
@@ -287,6 +298,18 @@ module.exports = function (RED) {
         }
         config.watchStatus(this);
         this.on('input', (msg, send, done) => {
+            if (!config.isListener) {
+                // A connect or disconnect request is served, not sent.
+                try {
+                    const req = clientControl.requestOf(msg);
+                    if (req) {
+                        config.request(req);
+                        return done();
+                    }
+                } catch (err) {
+                    return done(err);
+                }
+            }
             let data;
             let cmd = null;
             try {

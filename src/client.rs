@@ -40,6 +40,20 @@ pub struct ClientConfig {
     /// Failed attempts in a row double the wait up to this.
     pub reconnect_max_delay: Duration,
     pub connect_timeout: Duration,
+    /// Redial after a connection ends or an attempt fails (core always does).
+    pub reconnect: bool,
+    /// Dial as soon as the client starts; otherwise only when `connect` is called.
+    pub connect_at_start: bool,
+}
+
+/// What the flow wants: a connection to `target` (the configured one or the last
+/// asked for), or none. Each request bumps `generation`, so the supervisor can
+/// tell a new request from the one it serves.
+#[derive(Clone)]
+struct Wanted {
+    target: Arc<Target>,
+    on: bool,
+    generation: u64,
 }
 
 /// Where to connect, checked once when the node starts.
@@ -54,6 +68,9 @@ struct Target {
     /// TLS to an https:// proxy: always verified against the default trust, as
     /// core's proxy agent does; a `tls-config` applies to the server only.
     proxy_tls: Option<Arc<rustls::ClientConfig>>,
+    /// As asked, so that a later request can change one of them only.
+    url: String,
+    headers: Vec<(String, String)>,
 }
 
 impl Target {
@@ -104,7 +121,7 @@ impl Target {
             }
             _ => None,
         };
-        Ok(Target { request, host, port, tls, proxy, proxy_tls })
+        Ok(Target { request, host, port, tls, proxy, proxy_tls, url: cfg.url.clone(), headers: cfg.headers.clone() })
     }
 
     /// Connects and does the handshake (tungstenite's); the stream, the bytes
@@ -218,7 +235,8 @@ async fn through_proxy(
     Ok(tcp)
 }
 
-fn percent_decode(s: &str) -> Vec<u8> {
+/// `%XX` escapes decoded; anything else (a lone `%`) kept as it is.
+pub(crate) fn percent_decode(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(b.len());
@@ -242,6 +260,31 @@ struct Shared {
     inbox: Arc<Inbox>,
     current: Mutex<Option<(u32, SessionHandle)>>,
     stop: watch::Sender<bool>,
+    wanted: watch::Sender<Wanted>,
+}
+
+impl Shared {
+    fn new(cfg: ClientConfig, inbox: Arc<Inbox>, target: Target) -> (Arc<Self>, watch::Receiver<bool>) {
+        let (stop, stopped) = watch::channel(false);
+        let on = cfg.connect_at_start;
+        let (wanted, _) = watch::channel(Wanted { target: Arc::new(target), on, generation: 0 });
+        (Arc::new(Shared { cfg, inbox, current: Mutex::new(None), stop, wanted }), stopped)
+    }
+
+    /// A new request: the live connection, if any, is closed (1000) so that the
+    /// supervisor serves the request at once.
+    fn want(&self, on: bool, target: Option<Arc<Target>>) {
+        self.wanted.send_modify(|w| {
+            if let Some(t) = target {
+                w.target = t;
+            }
+            w.on = on;
+            w.generation += 1;
+        });
+        if let Some((_, handle)) = &*self.current.lock() {
+            handle.close(1000);
+        }
+    }
 }
 
 pub struct Client {
@@ -253,17 +296,44 @@ impl Client {
     /// Check the configuration and start connecting; errors here are the user's
     /// to fix (bad URL, bad TLS material) and are not retried.
     pub fn start(cfg: ClientConfig, inbox: Arc<Inbox>) -> Result<Self> {
-        let target = Arc::new(Target::parse(&cfg)?);
-        // The supervisor's receiver exists before close() can send, so no stop is lost.
-        let (stop, stopped) = watch::channel(false);
-        let shared = Arc::new(Shared { cfg, inbox, current: Mutex::new(None), stop });
+        let target = Target::parse(&cfg)?;
+        // The supervisor's receivers exist before close() can send, so no stop is lost.
+        let (shared, stopped) = Shared::new(cfg, inbox, target);
         let s = shared.clone();
-        let dial = move || {
-            let (target, shared) = (target.clone(), s.clone());
+        let dial = move |target: Arc<Target>| {
+            let shared = s.clone();
             async move { target.connect(&shared.cfg).await }
         };
         let task = napi_or_tokio_spawn(supervise(shared.clone(), dial, stopped));
         Ok(Client { shared, task: Mutex::new(Some(task)) })
+    }
+
+    /// Connect (again): to `url` and with `headers` where given (they replace the
+    /// last ones, which are kept for later connects), else as last asked or
+    /// configured. Already connected or connecting with nothing new asked:
+    /// nothing changes. A bad URL or header is an error and changes nothing.
+    pub fn connect(&self, url: Option<String>, headers: Option<Vec<(String, String)>>) -> Result<()> {
+        let (last, on) = {
+            let w = self.shared.wanted.borrow();
+            (w.target.clone(), w.on)
+        };
+        if url.is_none() && headers.is_none() {
+            if !on {
+                self.shared.want(true, None);
+            }
+            return Ok(());
+        }
+        let mut cfg = self.shared.cfg.clone();
+        cfg.url = url.unwrap_or_else(|| last.url.clone());
+        cfg.headers = headers.unwrap_or_else(|| last.headers.clone());
+        let target = Target::parse(&cfg)?;
+        self.shared.want(true, Some(Arc::new(target)));
+        Ok(())
+    }
+
+    /// Close the connection (1000) and stop dialling until `connect`.
+    pub fn disconnect(&self) {
+        self.shared.want(false, None);
     }
 
     /// Send on the live connection. With `session`, only if it is still that one.
@@ -292,32 +362,50 @@ impl Client {
     }
 }
 
-/// Dials (through `dial`), runs each connection, and waits between attempts.
+/// Dials (through `dial`) what the flow wants, runs each connection, and waits
+/// between attempts; a new request (connect, disconnect) cuts any wait short.
 async fn supervise<D, F, S>(shared: Arc<Shared>, dial: D, mut stop: watch::Receiver<bool>)
 where
-    D: Fn() -> F,
+    D: Fn(Arc<Target>) -> F,
     F: std::future::Future<Output = Result<(S, Vec<u8>, Bytes)>>,
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let cfg = &shared.cfg;
     let inbox = &shared.inbox;
+    let mut wanted = shared.wanted.subscribe();
     let mut failures: u32 = 0;
     while !*stop.borrow() {
+        let mut request = wanted.borrow_and_update().clone();
+        if !request.on {
+            inbox.push(Event::new(Kind::Idle, 0, Bytes::new(), 0));
+            failures = 0;
+            tokio::select! {
+                r = wanted.wait_for(|w| w.on) => match r {
+                    Ok(w) => request = w.clone(),
+                    Err(_) => break,
+                },
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
+        let (target, generation) = (request.target, request.generation);
+        let asked_again = |w: &Wanted| w.generation != generation;
         let id = session::next_id();
         inbox.push(Event::new(Kind::Connecting, id, Bytes::new(), 0));
         let (handle, session_shared) = SessionHandle::new(&cfg.session, true);
         let attempt = tokio::select! {
-            r = tokio::time::timeout(cfg.connect_timeout, dial()) => r,
+            r = tokio::time::timeout(cfg.connect_timeout, dial(target)) => r,
             _ = stop.wait_for(|s| *s) => break,
+            // Abandoned for a newer request.
+            _ = wanted.wait_for(asked_again) => continue,
         };
         match attempt {
             Ok(Ok((stream, rest, protocol))) => {
                 failures = 0;
                 *shared.current.lock() = Some((id, handle));
-                if *stop.borrow() {
-                    // close() ran while we were connecting and saw no session.
+                if *stop.borrow() || asked_again(&shared.wanted.borrow()) {
+                    // close() or a request came while connecting and saw no session.
                     if let Some((_, h)) = &*shared.current.lock() {
-                        h.close(1001);
+                        h.close(if *stop.borrow() { 1001 } else { 1000 });
                     }
                 }
                 // The subprotocol, all of the payload (`extra` its length, as a listener's).
@@ -350,10 +438,26 @@ where
                 ));
             }
         }
+        if asked_again(&shared.wanted.borrow()) {
+            failures = 0;
+            continue;
+        }
+        if !cfg.reconnect {
+            // Stay down until asked; a request that came meanwhile stands.
+            shared.wanted.send_if_modified(|w| {
+                let same = w.generation == generation;
+                if same {
+                    w.on = false;
+                }
+                same
+            });
+            continue;
+        }
         let delay = backoff(cfg.reconnect_delay, cfg.reconnect_max_delay, failures);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = stop.wait_for(|s| *s) => break,
+            _ = wanted.wait_for(asked_again) => failures = 0,
         }
     }
 }
@@ -386,6 +490,8 @@ mod tests {
             reconnect_delay: Duration::from_secs(3),
             reconnect_max_delay: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            reconnect: true,
+            connect_at_start: true,
         }
     }
 
@@ -405,12 +511,12 @@ mod tests {
     async fn attempt_times(delay_ms: u64, max_ms: u64, attempts: usize) -> Vec<u64> {
         let mut c = cfg("ws://127.0.0.1:9/");
         (c.reconnect_delay, c.reconnect_max_delay) = (Duration::from_millis(delay_ms), Duration::from_millis(max_ms));
-        let (stop, stopped) = watch::channel(false);
-        let shared = Arc::new(Shared { cfg: c, inbox: Inbox::new(Box::new(|_| {})), current: Mutex::new(None), stop });
+        let target = Target::parse(&c).unwrap();
+        let (shared, stopped) = Shared::new(c, Inbox::new(Box::new(|_| {})), target);
         let start = tokio::time::Instant::now();
         let times = Arc::new(Mutex::new(Vec::new()));
         let (s, t) = (shared.clone(), times.clone());
-        let dial = move || {
+        let dial = move |_: Arc<Target>| {
             let mut times = t.lock();
             times.push((tokio::time::Instant::now() - start).as_millis() as u64);
             if times.len() == attempts {
@@ -433,6 +539,86 @@ mod tests {
     async fn a_zero_delay_still_waits_the_minimum_between_attempts() {
         let step = MIN_RECONNECT_DELAY.as_millis() as u64;
         assert_eq!(attempt_times(0, 0, 4).await, [0, step, 2 * step, 3 * step]);
+    }
+
+    /// Dials made: (ms since the start, URL).
+    type Dials = Arc<Mutex<Vec<(u64, String)>>>;
+
+    /// A client whose dials are recorded and always refused.
+    fn refusing_client(c: ClientConfig) -> (Client, Dials) {
+        let target = Target::parse(&c).unwrap();
+        let (shared, stopped) = Shared::new(c, Inbox::new(Box::new(|_| {})), target);
+        let start = tokio::time::Instant::now();
+        let dials = Arc::new(Mutex::new(Vec::new()));
+        let d = dials.clone();
+        let dial = move |t: Arc<Target>| {
+            d.lock().push(((tokio::time::Instant::now() - start).as_millis() as u64, t.url.clone()));
+            let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+            async move { Err::<(tokio::io::DuplexStream, Vec<u8>, Bytes), _>(refused.into()) }
+        };
+        let task = tokio::spawn(supervise(shared.clone(), dial, stopped));
+        (Client { shared, task: Mutex::new(Some(task)) }, dials)
+    }
+
+    async fn at(ms: u64) {
+        tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_millis(ms)).await;
+    }
+
+    const A: &str = "ws://127.0.0.1:9/a";
+    const B: &str = "ws://127.0.0.1:9/b";
+
+    #[tokio::test(start_paused = true)]
+    async fn with_reconnect_off_a_failed_dial_is_not_retried_until_the_flow_asks() {
+        let mut c = cfg(A);
+        (c.reconnect, c.reconnect_delay) = (false, Duration::from_millis(200));
+        let (client, dials) = refusing_client(c);
+        at(10_000).await;
+        assert_eq!(*dials.lock(), [(0, A.into())]);
+        client.connect(None, None).unwrap();
+        at(10_000).await;
+        assert_eq!(*dials.lock(), [(0, A.into()), (10_000, A.into())]);
+        client.close(1001).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn on_request_nothing_is_dialled_until_connect_which_can_name_the_url() {
+        let mut c = cfg(A);
+        (c.connect_at_start, c.reconnect_delay, c.reconnect_max_delay) =
+            (false, Duration::from_millis(200), Duration::from_millis(200));
+        let (client, dials) = refusing_client(c);
+        at(5_000).await;
+        assert!(dials.lock().is_empty(), "dialled before asked: {:?}", dials.lock());
+        client.connect(Some(B.into()), None).unwrap();
+        at(450).await;
+        // Asked for B: B is dialled, and redialled after each failure.
+        assert_eq!(*dials.lock(), [(5_000, B.into()), (5_200, B.into()), (5_400, B.into())]);
+        client.close(1001).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_url_cuts_the_wait_short_and_disconnect_stops_the_dialling() {
+        let mut c = cfg(A);
+        (c.reconnect_delay, c.reconnect_max_delay) = (Duration::from_millis(1_000), Duration::from_millis(1_000));
+        let (client, dials) = refusing_client(c);
+        at(500).await;
+        client.connect(Some(B.into()), None).unwrap();
+        at(300).await;
+        // Connecting again with nothing new asked changes nothing.
+        client.connect(None, None).unwrap();
+        at(1_000).await;
+        assert_eq!(*dials.lock(), [(0, A.into()), (500, B.into()), (1_500, B.into())]);
+        client.disconnect();
+        at(60_000).await;
+        assert_eq!(dials.lock().len(), 3, "dialled after disconnect: {:?}", dials.lock());
+        // A bad URL is refused and changes nothing; a good one dials at once.
+        let e = client.connect(Some("http://127.0.0.1:9/".into()), None).unwrap_err();
+        assert_eq!(e.code(), "ERR_WSRS_INVALID_ARGUMENT");
+        at(1_000).await;
+        assert_eq!(dials.lock().len(), 3);
+        client.connect(None, None).unwrap();
+        at(1).await;
+        assert_eq!(dials.lock().last(), Some(&(62_800, B.into())), "the last URL asked for is kept");
+        client.close(1001).await;
     }
 
     #[test]

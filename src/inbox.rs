@@ -33,6 +33,9 @@ pub enum Kind {
     /// The rooms a session is in, as the flow asked (`crate::commands::ROOMS`):
     /// `extra` of them, each a u32 (LE) byte length and the name's UTF-8.
     Rooms = 8,
+    /// Client mode: not dialling until the flow asks (disconnected by a message,
+    /// connecting on request only, or reconnecting turned off).
+    Idle = 9,
 }
 
 #[derive(Debug)]

@@ -2,6 +2,7 @@
 //! `websocket out`, `websocket-listener` and `websocket-client` nodes.
 #![deny(clippy::all)]
 
+pub mod auth;
 pub mod bridge;
 pub mod client;
 pub mod codec;

@@ -121,6 +121,55 @@ describe('websocket-client', function () {
         assert.strictEqual(m.d.toString(), 'bin');
     });
 
+    it('takes its URL from an environment variable written ${NAME}, as core', async function () {
+        const s = await server();
+        process.env.WSRS_TEST_URL = 'ws://127.0.0.1:' + s.port + '/from-env';
+        try {
+            await helper.load(wsNode, clientFlow('${WSRS_TEST_URL}'));
+            await until(() => s.conns.length === 1, 'connection');
+            assert.strictEqual(s.requests[0].url, '/from-env');
+        } finally {
+            delete process.env.WSRS_TEST_URL;
+        }
+    });
+
+    it('warns when a message is sent while not connected (as core), with the count, rate-limited', async function () {
+        const s = await server();
+        // The helper's RED._ gives the bare key: give the parameters too.
+        const withParams = (RED) => {
+            RED._ = (key, params) => (params ? key + ' ' + JSON.stringify(params) : key);
+            return wsNode(RED);
+        };
+        await helper.load(withParams, clientFlow('ws://127.0.0.1:' + s.port + '/'));
+        await until(() => s.conns.length === 1, 'connection');
+        const client = helper.getNode('client');
+        const out = helper.getNode('out');
+        const warnings = [];
+        const warn = client.warn.bind(client);
+        client.warn = (text) => { warnings.push(String(text)); warn(text); };
+
+        // Connected: sent, and no warning.
+        const got = new Promise((r) => s.conns[0].once('message', (d) => r(d.toString())));
+        out.receive({ payload: 'while connected' });
+        assert.strictEqual(await got, 'while connected');
+        assert.deepStrictEqual(warnings, []);
+
+        servers.splice(servers.indexOf(s), 1);
+        await closeServer(s);
+        await until(() => client.count === 0, 'disconnect seen');
+        for (const payload of ['a', 'b', 'c']) out.receive({ payload });
+        await until(() => warnings.length === 1, 'a warning');
+        assert.strictEqual(warnings[0], 'websocket.errors.not-connected {"count":3}');
+        // The limiter logs the first ten of a minute and counts the rest.
+        for (let i = 0; i < 15; i++) {
+            out.receive({ payload: 'x' });
+            await delay(1);
+        }
+        await until(() => warnings.length === 10, 'ten warnings');
+        await delay(50);
+        assert.strictEqual(warnings.length, 10);
+    });
+
     it('echoes back to the server through an in → out wire (core does not)', async function () {
         const s = await server();
         const flow = clientFlow('ws://127.0.0.1:' + s.port + '/');

@@ -168,6 +168,60 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
         });
     });
 
+    describe('a websocket-client opens exactly one connection', function () {
+        // Node-RED 5.0's core can open two when the out node starts before the in node.
+        let wss = null;
+        const conns = [];
+        const tab = { id: 'e2eonetab0000001', type: 'tab', label: 'one', disabled: false, info: '', env: [] };
+        const client = (hb) => ({ id: 'e2eoneclient0001', type: 'websocket-client', path: 'ws://127.0.0.1:' + wss.address().port + '/', tls: '', wholemsg: 'false', hb, subprotocol: '', headers: [] });
+        const inNode = (name = '') => ({ id: 'e2eonein00000001', type: 'websocket in', z: tab.id, name, server: '', client: 'e2eoneclient0001', x: 100, y: 100, wires: [] });
+        const outNode = () => ({ id: 'e2eoneout0000001', type: 'websocket out', z: tab.id, name: '', server: '', client: 'e2eoneclient0001', x: 300, y: 100, wires: [] });
+
+        beforeEach(async function () {
+            wss = new WebSocket.Server({ host: '127.0.0.1', port: 0 });
+            await new Promise((resolve) => wss.once('listening', resolve));
+            wss.on('connection', (ws) => conns.push(ws));
+        });
+        afterEach(async function () {
+            for (const c of wss.clients) c.terminate();
+            await new Promise((resolve) => wss.close(() => resolve()));
+            conns.length = 0;
+        });
+
+        /** Removes the flow: the client is stopped when the deploy answers, so a second dial would have happened by then. */
+        async function removeAndCount(expected) {
+            const closing = closed(conns[conns.length - 1], { ms: WAIT });
+            await deploy([tab]);
+            assert.strictEqual((await closing).code, 1001);
+            assert.strictEqual(conns.length, expected, 'connections made');
+        }
+
+        for (const [label, nodes] of [
+            ['out node before in node', () => [outNode(), inNode()]],
+            ['in node before out node', () => [inNode(), outNode()]],
+            ['out node only', () => [outNode()]],
+            ['in node only', () => [inNode()]]
+        ]) {
+            it(label, async function () {
+                await deploy([tab, client('0'), ...nodes()]);
+                await until(() => conns.length === 1, 'the client connected', WAIT);
+                await removeAndCount(1);
+            });
+        }
+
+        it('keeps its connection when a "nodes" deploy changes only the in node, and makes one new one when it changes the client', async function () {
+            await deploy([tab, client('0'), outNode(), inNode()]);
+            await until(() => conns.length === 1, 'the client connected', WAIT);
+            await deploy([tab, client('0'), outNode(), inNode('renamed')], 'nodes');
+            assert.strictEqual(conns[0].readyState, WebSocket.OPEN);
+            const first = closed(conns[0], { ms: WAIT });
+            await deploy([tab, client('5'), outNode(), inNode('renamed')], 'nodes');
+            assert.strictEqual((await first).code, 1001, 'the old connection closed as the client restarted');
+            await until(() => conns.length === 2, 'the restarted client connected', WAIT);
+            await removeAndCount(2);
+        });
+    });
+
     describe('the seed example from core, both halves (client → listener echo → client)', function () {
         it('echoes an injected timestamp through the client and the listener back to the debug node', async function () {
             this.timeout(30000);

@@ -36,7 +36,7 @@ function definitions() {
         utils: {}
     };
     const $ = Object.assign(() => { throw new Error('no DOM here'); }, { extend: Object.assign });
-    vm.runInNewContext(script, { RED, $ });
+    vm.runInNewContext(script, { RED, $, URL });
     return defs;
 }
 
@@ -114,6 +114,17 @@ describe('editor definitions', function () {
             }
         });
     }
+
+    it('accept a client URL written as an environment variable, as core does', function () {
+        const validate = defs['websocket-client'].defaults.path.validate;
+        for (const v of ['ws://127.0.0.1:1880/ws', 'wss://example.com/a?b=c', '${WS_URL}', '${env.WS_URL}']) {
+            assert.strictEqual(validate.call({}, v, {}), true, v);
+        }
+        // Only a whole-value reference without spaces is put in by the runtime.
+        for (const v of ['http://example.com/', 'example.com', '${WS URL}', ' ${WS_URL}', '${}']) {
+            assert.strictEqual(typeof validate.call({}, v, {}), 'string', v);
+        }
+    });
 
     it('have every message in all ten locales', function () {
         const keys = (o, prefix = '') => Object.entries(o).flatMap(([k, v]) => (typeof v === 'object' ? keys(v, prefix + k + '.') : [prefix + k]));

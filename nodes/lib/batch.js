@@ -2,7 +2,7 @@
 // Decodes one event batch from the addon (layout documented in src/inbox.rs):
 // [count] then [kind, session, len, extra] per event, then the payloads.
 
-const KIND = Object.freeze({ OPEN: 1, TEXT: 2, BINARY: 3, CLOSE: 4, ERROR: 5, CONNECTING: 6, DROPPED: 7, ROOMS: 8 });
+const KIND = Object.freeze({ OPEN: 1, TEXT: 2, BINARY: 3, CLOSE: 4, ERROR: 5, CONNECTING: 6, DROPPED: 7, ROOMS: 8, IDLE: 9 });
 
 /** Calls `visit(kind, session, buf, start, end, extra)` for each event, in order. */
 function forEachEvent(buf, visit) {

@@ -69,6 +69,14 @@ function number(v, fallback) {
     return Number.isFinite(n) && n >= 0 ? Math.round(n) : fallback;
 }
 
+/** A node's delay in seconds (blank: none, so the setting applies) as milliseconds. */
+function seconds(v) {
+    const text = v === undefined || v === null ? '' : String(v).trim();
+    // As the editor validates it; anything else leaves the setting in force.
+    if (!/^(\d+(\.\d+)?|\.\d+)$/.test(text) || Number(text) <= 0) return undefined;
+    return Math.min(Math.round(Number(text) * 1000), 0xffffffff);
+}
+
 /** `limits` as read by lib/limits.js (by default from `n`, bad values ignored). */
 function clientOptions(RED, node, n, heartbeatMs, subprotocols, limits = limitsOf(n, false, () => {})) {
     return {
@@ -79,8 +87,10 @@ function clientOptions(RED, node, n, heartbeatMs, subprotocols, limits = limitsO
         tls: tlsOptions(RED, n.tls),
         trust: nodeTrust((text) => node.warn(text)),
         proxy: proxyOptions(RED.settings),
-        reconnectMs: number(RED.settings.websocketClientReconnectDelay, 3000),
-        reconnectMaxMs: number(RED.settings.websocketClientReconnectMaxDelay, 60000),
+        reconnect: n.reconnect !== 'off',
+        connectAtStart: n.connectOn !== 'request',
+        reconnectMs: seconds(n.rcDelay) ?? number(RED.settings.websocketClientReconnectDelay, 3000),
+        reconnectMaxMs: seconds(n.rcMaxDelay) ?? number(RED.settings.websocketClientReconnectMaxDelay, 60000),
         connectTimeoutMs: limits.handshakeMs,
         idleTimeoutMs: limits.idleTimeoutMs,
         maxMessageBytes: limits.maxMessageBytes,
@@ -89,4 +99,4 @@ function clientOptions(RED, node, n, heartbeatMs, subprotocols, limits = limitsO
     };
 }
 
-module.exports = { clientOptions, headerPairs, plainKey };
+module.exports = { clientOptions, headerPairs, plainKey, seconds };

@@ -30,6 +30,9 @@ module.exports = function (RED) {
         node.peerWarnings = warnings.limiter(
             (text) => node.warn(RED._('websocket.errors.connect-error') + text),
             (count, seconds) => node.warn(RED._('websocket.errors.more-errors', { count, seconds })));
+        node.sendWarnings = warnings.limiter(
+            (text) => node.warn(text),
+            (count, seconds) => node.warn(RED._('websocket.errors.more-not-connected', { count, seconds })));
         // Messages dropped by the queue policy "drop" for live sessions: in all
         // (for counters), and per session {total, reported, at, timer} for the warnings.
         node.dropped = 0;
@@ -62,7 +65,13 @@ module.exports = function (RED) {
         this.outPayloads = [];
         if (!this.native) return;
         try {
-            this.native.sendMany(targets, payloads);
+            const queued = this.native.sendMany(targets, payloads);
+            // A listener's reply to a session that is gone is silently nothing
+            // (as core); a client with no connection drops what it is given, and
+            // says so (core warns on each such send; these are rate-limited).
+            if (!this.isListener && queued < targets.length) {
+                this.sendWarnings.warn(RED._('websocket.errors.not-connected', { count: targets.length - queued }));
+            }
         } catch (err) {
             this.warn(RED._('websocket.errors.send-error') + err.message);
         }
@@ -143,6 +152,10 @@ module.exports = function (RED) {
             }
             case KIND.CONNECTING:
                 this.setStatus({ fill: 'yellow', shape: 'ring', text: 'common.status.connecting' });
+                break;
+            case KIND.IDLE:
+                // A client waiting for a connect message (or with reconnecting off).
+                this.setStatus({ fill: 'grey', shape: 'ring', text: 'common.status.not-connected' });
                 break;
         }
         if (kind === KIND.OPEN || kind === KIND.CLOSE || kind === KIND.ERROR || kind === KIND.ROOMS) {
@@ -303,6 +316,7 @@ module.exports = function (RED) {
             // Counts not logged yet are logged now, as the warnings' summary is.
             for (const session of [...this.drops.keys()]) this.reportDrops(session, true);
             this.peerWarnings.close();
+            this.sendWarnings.close();
             this.inputNodes.clear();
             this.statusNodes.clear();
             const native = this.native;

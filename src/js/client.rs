@@ -65,6 +65,20 @@ pub struct ClientOptions {
     pub queue_policy: Option<String>,
     /// With no heartbeat, close a connection on which the server is silent this long (1001).
     pub idle_timeout_ms: Option<u32>,
+    /// Redial after a connection ends or fails. Default true (as core).
+    pub reconnect: Option<bool>,
+    /// Dial at once. Default true; false: only when `connect()` is called.
+    pub connect_at_start: Option<bool>,
+}
+
+fn header_pairs(pairs: Vec<Vec<String>>) -> Result<Vec<(String, String)>> {
+    pairs
+        .into_iter()
+        .map(|pair| match <[String; 2]>::try_from(pair) {
+            Ok([name, value]) => Ok((name, value)),
+            Err(_) => Err(invalid("each header must be a [name, value] pair")),
+        })
+        .collect()
 }
 
 fn ms(v: Option<u32>, default: u64) -> Duration {
@@ -82,13 +96,7 @@ impl JsClient {
     /// Starts connecting at once; `onEvents(batch)` as for `Listener`.
     #[napi(constructor, catch_unwind)]
     pub fn new(options: ClientOptions, on_events: Function<'_, CopiedBuffer, ()>) -> Result<Self> {
-        let mut headers = Vec::new();
-        for pair in options.headers.unwrap_or_default() {
-            match <[String; 2]>::try_from(pair) {
-                Ok([name, value]) => headers.push((name, value)),
-                Err(_) => return Err(invalid("each header must be a [name, value] pair")),
-            }
-        }
+        let headers = header_pairs(options.headers.unwrap_or_default())?;
         let tls = options.tls.map(|t| TlsOptions {
             ca: t.ca.map(String::into_bytes),
             cert: t.cert.map(String::into_bytes),
@@ -126,6 +134,8 @@ impl JsClient {
             reconnect_delay: ms(options.reconnect_ms, 3000),
             reconnect_max_delay: ms(options.reconnect_max_ms, 60_000),
             connect_timeout: ms(options.connect_timeout_ms.filter(|&v| v > 0), 30_000),
+            reconnect: options.reconnect.unwrap_or(true),
+            connect_at_start: options.connect_at_start.unwrap_or(true),
         };
         let inbox = inbox_for(on_events)?;
         Ok(JsClient { inner: Client::start(cfg, inbox.clone())?, inbox })
@@ -145,6 +155,22 @@ impl JsClient {
     #[napi(catch_unwind)]
     pub fn send_many(&self, targets: Uint32Array, payloads: Vec<Either<String, &[u8]>>) -> Result<u32> {
         send_each(&targets, payloads, |target, msg| self.inner.send((target != 0).then_some(target), msg) as u32)
+    }
+
+    /// Connect, or reconnect to a new `url` and/or with new `headers` ([name,
+    /// value] pairs, replacing the configured ones). Already connected or
+    /// connecting with neither given: nothing changes. A bad URL or header
+    /// throws ERR_WSRS_INVALID_ARGUMENT and changes nothing.
+    #[napi(catch_unwind)]
+    pub fn connect(&self, url: Option<String>, headers: Option<Vec<Vec<String>>>) -> Result<()> {
+        let headers = headers.map(header_pairs).transpose()?;
+        Ok(self.inner.connect(url, headers)?)
+    }
+
+    /// Close the connection (1000) and stay disconnected until `connect()`.
+    #[napi(catch_unwind)]
+    pub fn disconnect(&self) {
+        self.inner.disconnect();
     }
 
     /// Stop reconnecting and close with `code` (default 1001); resolves when done.
