@@ -45,6 +45,13 @@ impl Event {
 /// Caps of one batch: bigger batches cost more in young-generation GC than they save.
 pub const BATCH_MAX_EVENTS: usize = 256;
 pub const BATCH_MAX_BYTES: usize = 256 * 1024;
+/// The largest payload one event may carry (and so the largest message): the
+/// batch gives its length as a u32, and a batch of it alone must fit one Buffer
+/// (Node's limit: 4 GiB on 64-bit, 1 GiB less one byte on 32-bit before Node 22).
+#[cfg(target_pointer_width = "64")]
+pub const MAX_EVENT_BYTES: usize = 4095 << 20;
+#[cfg(not(target_pointer_width = "64"))]
+pub const MAX_EVENT_BYTES: usize = 1023 << 20;
 /// Queued payload bytes, or events, past which session readers wait (TCP then slows
 /// the peers) until the flow has taken the queue down to half of both: readers then
 /// refill it in one burst, rather than all waking for each batch the flow takes

@@ -117,7 +117,9 @@ pub fn session_config(o: SessionOptions) -> Result<crate::session::SessionConfig
     Ok(crate::session::SessionConfig {
         heartbeat: millis(o.heartbeat_ms),
         idle: millis(o.idle_timeout_ms),
-        max_message_bytes: bytes_option(o.max_message_bytes, defaults.max_message_bytes, "maxMessageBytes")?,
+        // A larger message could not cross to JS: its batch carries lengths as u32.
+        max_message_bytes: bytes_option(o.max_message_bytes, defaults.max_message_bytes, "maxMessageBytes")?
+            .min(crate::inbox::MAX_EVENT_BYTES),
         max_queue_bytes: bytes_option(o.max_queue_bytes, defaults.max_queue_bytes, "maxQueueBytes")?,
         drop_when_full,
         ..defaults
@@ -155,7 +157,30 @@ pub fn invalid(msg: impl Into<String>) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use super::close_code;
+    use super::{close_code, session_config, SessionOptions};
+    use crate::inbox::MAX_EVENT_BYTES;
+
+    #[test]
+    fn the_message_limit_is_clamped_to_what_one_batch_can_carry() {
+        let limit = |v: f64| {
+            let o = SessionOptions {
+                heartbeat_ms: None,
+                idle_timeout_ms: None,
+                max_message_bytes: Some(v),
+                max_queue_bytes: None,
+                queue_policy: None,
+            };
+            session_config(o).map(|c| c.max_message_bytes).ok()
+        };
+        assert!(MAX_EVENT_BYTES + 20 <= u32::MAX as usize, "a one-event batch's Buffer length fits a u32");
+        for huge in [MAX_EVENT_BYTES as f64 + 1.0, 4294967296.0, 1e12, 1e300] {
+            assert_eq!(limit(huge), Some(MAX_EVENT_BYTES), "{huge}");
+        }
+        // The control: a limit within it is kept as given.
+        for fine in [1.0, 100.0 * 1048576.0, MAX_EVENT_BYTES as f64] {
+            assert_eq!(limit(fine), Some(fine as usize), "{fine}");
+        }
+    }
 
     #[test]
     fn close_codes_that_must_not_be_sent_are_refused_with_a_code() {
