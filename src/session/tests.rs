@@ -637,3 +637,28 @@ async fn a_full_batch_written_in_pieces_still_leaves_room_for_pongs_and_the_clos
     assert_eq!(pongs, 3, "every ping answered");
     assert!(!task.is_finished() || task.await.is_ok(), "the session's task panicked");
 }
+
+#[tokio::test(start_paused = true)]
+async fn sends_after_the_close_are_discarded_and_never_turn_it_into_a_1008() {
+    for drop_when_full in [false, true] {
+        let cfg = SessionConfig { max_queue_bytes: 100 * 1024, drop_when_full, ..Default::default() };
+        // A peer that reads only once everything is sent: the queue holds it all.
+        let (handle, shared, task, mut peer) = spawn_on(&cfg, 1024, false, inbox());
+        let chunk = |i: u8| Message::Binary(vec![i; 16 * 1024].into());
+        for i in 0..4 {
+            assert!(handle.send(chunk(i)), "message {i} refused (drop {drop_when_full})");
+        }
+        handle.close(1000);
+        let late = (0..20).filter(|_| handle.send(chunk(9))).count();
+        assert_eq!(late, 0, "sends after the close were taken (drop {drop_when_full})");
+        for i in 0..4 {
+            let (opcode, payload) = read_frame(&mut peer).await.expect("a frame");
+            assert_eq!((opcode, payload.len(), payload[0]), (2, 16 * 1024, i), "drop {drop_when_full}");
+        }
+        assert_eq!(close_code(&mut peer).await, Some(1000), "our close, not a 1008 (drop {drop_when_full})");
+        peer.write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]).await.unwrap();
+        let ended = ended(task).await;
+        assert_eq!((ended.code, ended.error), (1000, None), "drop {drop_when_full}");
+        assert_eq!(shared.dropped.load(Ordering::Relaxed), 0, "discarded, not counted as drops");
+    }
+}
