@@ -332,11 +332,29 @@ const BROADCAST_RUN: usize = 64;
 
 /// Sends without holding the session table: `adopt` takes its write lock on the JS
 /// thread, which must never wait behind a fan-out. A broadcast goes to a snapshot
-/// of the table, reused while no session joins or leaves.
+/// of the table, reused while no session joins or leaves, and let go of as soon as
+/// one leaves (so that the memory of a session that ended goes back at once).
 async fn dispatch(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
     let mut everyone: Vec<(u32, Arc<SessionHandle>)> = Vec::new();
     let mut snapshot_of = None;
-    while let Some(command) = commands.recv().await {
+    loop {
+        let left = shared.left.notified();
+        tokio::pin!(left);
+        // Enabled before the generation is read: a departure after it wakes us.
+        left.as_mut().enable();
+        if snapshot_of.is_some() && snapshot_of != Some(shared.generation.load(Ordering::Acquire)) {
+            everyone.clear();
+            snapshot_of = None;
+        }
+        let command = if everyone.is_empty() {
+            commands.recv().await
+        } else {
+            tokio::select! {
+                command = commands.recv() => command,
+                _ = left => continue,
+            }
+        };
+        let Some(command) = command else { break };
         match command {
             Command::Send(batch) => {
                 let mut sent = 0;
@@ -382,11 +400,6 @@ async fn dispatch(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Com
                         sent = 0;
                         tokio::task::yield_now().await;
                     }
-                }
-                if snapshot_of != Some(shared.generation.load(Ordering::Acquire)) {
-                    // Sessions came or went: the handles of those gone are not kept.
-                    everyone.clear();
-                    snapshot_of = None;
                 }
             }
             Command::Close(code) => {
@@ -458,6 +471,41 @@ mod tests {
             }
         }
         drop(pipes);
+        listener.close(1001).await;
+    }
+
+    /// The sending side of the one session in the table that is not `but`.
+    fn handle_of_the_other(listener: &Listener, but: Option<u32>) -> (u32, std::sync::Weak<SessionHandle>) {
+        let sessions = listener.shared.sessions.read();
+        let (&id, e) = sessions.iter().find(|(&id, _)| Some(id) != but).expect("a session");
+        (id, Arc::downgrade(&e.handle))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_broadcast_snapshot_lets_go_of_a_session_once_it_ends() {
+        let listener = Listener::new(ListenerConfig::default(), Inbox::new(Box::new(|_| {})));
+        let mut leaving = open(&listener).await;
+        let (leaving_id, leaving_handle) = handle_of_the_other(&listener, None);
+        let mut staying = open(&listener).await;
+        let (_, staying_handle) = handle_of_the_other(&listener, Some(leaving_id));
+        listener.send_many(vec![(0, Message::text("to both"))]);
+        for ws in [&mut leaving, &mut staying] {
+            assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("to both"));
+        }
+        leaving.close(None).await.unwrap();
+        while leaving.next().await.is_some() {}
+        drop(leaving);
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while listener.shared.sessions.read().contains_key(&leaving_id) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the session left the table");
+        // No send since: the dispatcher lets go of it all the same.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(leaving_handle.upgrade().is_none(), "a session that ended is still held");
+        assert!(staying_handle.upgrade().is_some(), "the control: a live session is held by the table");
         listener.close(1001).await;
     }
 
