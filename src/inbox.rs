@@ -269,8 +269,10 @@ impl Inbox {
         Some(self.take())
     }
 
-    /// Stop accepting events and drop the wake-up (releasing the JS callback).
-    pub fn close(&self) {
+    /// The node is closing and JS takes nothing more: what is queued is dropped,
+    /// and so is every event from now on, so readers never wait for room. Sessions
+    /// then read their peers' answers to our close frames at once.
+    pub fn discard(&self) {
         {
             let mut s = self.state.lock();
             s.closed = true;
@@ -280,6 +282,11 @@ impl Inbox {
             s.full = false;
         }
         self.space.notify_waiters();
+    }
+
+    /// Discard everything (`discard`) and drop the wake-up (releasing the JS callback).
+    pub fn close(&self) {
+        self.discard();
         self.wake.lock().take();
     }
 }

@@ -238,10 +238,13 @@ impl Listener {
     }
 
     /// Refuse new sessions, close the open ones with `code` and wait until they
-    /// have ended (or the close timeout passed), then stop event delivery.
+    /// have ended (or the close timeout passed), then stop event delivery. Events
+    /// are discarded from the start (JS takes none once it closes), so that no
+    /// session waits for room in the inbox to read its peer's close.
     pub async fn close(&self, code: u16) {
         let shared = &self.shared;
         shared.closing.store(true, Ordering::Release);
+        shared.inbox.discard();
         let deadline = tokio::time::Instant::now() + shared.cfg.session.close_timeout + Duration::from_millis(500);
         // Through the dispatcher, so whatever was sent before goes out first.
         if self.commands.send(Command::Close(code)).is_err() {
@@ -426,7 +429,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::StreamExt;
+    use futures_util::{SinkExt, StreamExt};
     use tokio::io::{AsyncReadExt, DuplexStream};
     use tokio_tungstenite::tungstenite::protocol::Role;
     use tokio_tungstenite::WebSocketStream;
@@ -507,6 +510,32 @@ mod tests {
         assert!(leaving_handle.upgrade().is_none(), "a session that ended is still held");
         assert!(staying_handle.upgrade().is_some(), "the control: a live session is held by the table");
         listener.close(1001).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closing_under_a_full_inbox_does_not_wait_for_the_flow() {
+        let inbox = Inbox::new(Box::new(|_| {}));
+        let listener = Listener::new(ListenerConfig::default(), inbox.clone());
+        let mut ws = open(&listener).await;
+        // The flow has fallen behind: the session stops reading, a message unread.
+        inbox.push(Event::new(Kind::Binary, 9, vec![0u8; crate::inbox::HIGH_WATER_BYTES], 0));
+        ws.send(Message::text("unread")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // The peer answers our close at once (tungstenite does as it reads it).
+        let peer = tokio::spawn(async move {
+            let mut last = None;
+            while let Some(Ok(m)) = ws.next().await {
+                last = Some(m);
+            }
+            last
+        });
+        let start = tokio::time::Instant::now();
+        listener.close(1001).await;
+        let took = start.elapsed();
+        let close_timeout = ListenerConfig::default().session.close_timeout;
+        assert!(took < close_timeout, "close took {took:?}: the session waited for room to read the answer");
+        let last = tokio::time::timeout(Duration::from_secs(5), peer).await.unwrap().unwrap();
+        assert!(matches!(last, Some(Message::Close(Some(ref f))) if u16::from(f.code) == 1001), "{last:?}");
     }
 
     #[tokio::test]
