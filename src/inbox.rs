@@ -245,7 +245,7 @@ impl Inbox {
             }
             let resume = s.full && s.bytes <= HIGH_WATER_BYTES / 2 && s.queue.len() <= HIGH_WATER_EVENTS / 2;
             s.full &= !resume;
-            (Batch { events, bytes }, resume)
+            (Batch { events, bytes, inbox: self.clone() }, resume)
         };
         if resume {
             self.space.notify_waiters();
@@ -284,6 +284,20 @@ impl Inbox {
         self.space.notify_waiters();
     }
 
+    /// Events taken that JS could not get (see `Batch::deliver`) go back to the
+    /// front of the queue, in order, to be taken again.
+    fn put_back(&self, events: Vec<Event>, bytes: usize) {
+        let mut s = self.state.lock();
+        if s.closed {
+            return;
+        }
+        s.bytes += bytes;
+        for ev in events.into_iter().rev() {
+            s.queue.push_front(ev);
+        }
+        s.full |= s.bytes >= HIGH_WATER_BYTES || s.queue.len() >= HIGH_WATER_EVENTS;
+    }
+
     /// Discard everything (`discard`) and drop the wake-up (releasing the JS callback).
     pub fn close(&self) {
         self.discard();
@@ -298,9 +312,27 @@ pub struct Batch {
     events: Vec<Event>,
     /// Payload bytes of `events`.
     bytes: usize,
+    /// Where the events go back if JS cannot get them.
+    inbox: Arc<Inbox>,
 }
 
 impl Batch {
+    /// Encodes the batch into the Buffer `alloc` gives for its length. Without one
+    /// (JS could not allocate it) the events go back to the inbox, to be taken
+    /// again, whole and in order; false then.
+    pub fn deliver<'a>(self, alloc: impl FnOnce(usize) -> Option<&'a mut [u8]>) -> bool {
+        match alloc(self.encoded_len()) {
+            Some(out) => {
+                self.encode_into(out);
+                true
+            }
+            None => {
+                self.inbox.put_back(self.events, self.bytes);
+                false
+            }
+        }
+    }
+
     pub fn encoded_len(&self) -> usize {
         4 + 16 * self.events.len() + self.bytes
     }
@@ -396,6 +428,42 @@ mod tests {
             batch.encode_into(&mut out);
             assert!(out.iter().all(|&b| b == 0), "{len} bytes");
         }
+    }
+
+    /// A batch's events as (kind, session, extra, payload).
+    fn events_of(b: &[u8]) -> Vec<(u32, u32, u32, Vec<u8>)> {
+        let mut at = 4 + 16 * u32_at(b, 0) as usize;
+        (0..u32_at(b, 0) as usize)
+            .map(|i| {
+                let h = 4 + 16 * i;
+                let len = u32_at(b, h + 8) as usize;
+                at += len;
+                (u32_at(b, h), u32_at(b, h + 4), u32_at(b, h + 12), b[at - len..at].to_vec())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_js_could_not_allocate_is_taken_again_whole_and_in_order() {
+        let (inbox, _) = counting();
+        for i in 0..BATCH_MAX_EVENTS + 3 {
+            inbox.push(Event::new(Kind::Text, 1, i.to_string(), 0));
+        }
+        inbox.count_drops(2, 5);
+        assert_eq!(u32_at(&inbox.drain(), 0) as usize, BATCH_MAX_EVENTS);
+        let lost = inbox.take();
+        assert!(!lost.deliver(|_| None), "no Buffer: nothing delivered");
+        // Meanwhile a session sent more, and dropped more.
+        inbox.push(Event::new(Kind::Text, 1, "later", 0));
+        inbox.count_drops(2, 1);
+        let again = inbox.pull().expect("the events are still there");
+        let mut out = vec![0; again.encoded_len()];
+        let len = out.len();
+        assert!(again.deliver(|n| (n == len).then_some(&mut out[..])));
+        let text = |s: &str| (Kind::Text as u32, 1, 0, s.as_bytes().to_vec());
+        let dropped = |n| (Kind::Dropped as u32, 2, n, Vec::new());
+        assert_eq!(events_of(&out), [text("256"), text("257"), text("258"), dropped(5), text("later"), dropped(1)]);
+        assert!(inbox.pull().is_none());
     }
 
     #[test]

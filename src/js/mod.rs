@@ -31,26 +31,75 @@ impl TypeName for CopiedBuffer {
 
 impl ToNapiValue for CopiedBuffer {
     unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
-        let len = match &val {
-            CopiedBuffer::Bytes(b) => b.len(),
-            CopiedBuffer::Batch(b) => b.encoded_len(),
-        };
-        let mut data = std::ptr::null_mut();
-        let mut out = std::ptr::null_mut();
-        let status = napi::sys::napi_create_buffer(env, len, &mut data, &mut out);
-        if status != napi::sys::Status::napi_ok || (len > 0 && data.is_null()) {
-            return Err(Error::new(Status::GenericFailure, "could not allocate a Buffer"));
-        }
-        if len > 0 {
-            // SAFETY: Node just allocated `len` bytes at `data` for this Buffer alone.
-            let dst = std::slice::from_raw_parts_mut(data.cast::<u8>(), len);
-            match &val {
-                CopiedBuffer::Bytes(b) => dst.copy_from_slice(b),
-                CopiedBuffer::Batch(b) => b.encode_into(dst),
+        match val {
+            CopiedBuffer::Bytes(b) => {
+                let (out, dst) = new_buffer(env, b.len())
+                    .ok_or_else(|| Error::new(Status::GenericFailure, "could not allocate a Buffer"))?;
+                dst.copy_from_slice(&b);
+                Ok(out)
+            }
+            CopiedBuffer::Batch(batch) => {
+                // Never an error: from the wake-up's callback napi would make it an
+                // uncaught exception (Node-RED stops). JS gets the error as a value,
+                // and the events wait in the inbox for its next pull.
+                let mut value = None;
+                let delivered = batch.deliver(|len| {
+                    let (out, dst) = new_buffer(env, len)?;
+                    value = Some(out);
+                    Some(dst)
+                });
+                Ok(match value {
+                    Some(out) if delivered => out,
+                    _ => allocation_error(env),
+                })
             }
         }
-        Ok(out)
     }
+}
+
+/// A Buffer of `len` bytes of its own, and its bytes; None if Node could not make it.
+unsafe fn new_buffer<'a>(env: napi::sys::napi_env, len: usize) -> Option<(napi::sys::napi_value, &'a mut [u8])> {
+    let mut data = std::ptr::null_mut();
+    let mut out = std::ptr::null_mut();
+    let status = napi::sys::napi_create_buffer(env, len, &mut data, &mut out);
+    if status != napi::sys::Status::napi_ok || out.is_null() || (len > 0 && data.is_null()) {
+        return None;
+    }
+    if len == 0 {
+        return Some((out, &mut []));
+    }
+    // SAFETY: Node just allocated `len` bytes at `data` for this Buffer alone.
+    Some((out, std::slice::from_raw_parts_mut(data.cast::<u8>(), len)))
+}
+
+/// What JS gets in place of a batch whose Buffer could not be made: the exception
+/// the allocation left pending (taken, so that napi does not throw it), or a new
+/// Error; `undefined` if even that cannot be made.
+unsafe fn allocation_error(env: napi::sys::napi_env) -> napi::sys::napi_value {
+    use napi::sys;
+    let mut pending = false;
+    let mut error = std::ptr::null_mut();
+    if sys::napi_is_exception_pending(env, &mut pending) == sys::Status::napi_ok
+        && pending
+        && sys::napi_get_and_clear_last_exception(env, &mut error) == sys::Status::napi_ok
+        && !error.is_null()
+    {
+        return error;
+    }
+    let text = "could not allocate a Buffer for inbound events; they wait for the next try";
+    let (mut code, mut msg) = (std::ptr::null_mut(), std::ptr::null_mut());
+    let code_text = "ERR_WSRS_NO_MEMORY";
+    let made = sys::napi_create_string_utf8(env, code_text.as_ptr().cast(), code_text.len() as isize, &mut code)
+        == sys::Status::napi_ok
+        && sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &mut msg)
+            == sys::Status::napi_ok
+        && sys::napi_create_error(env, code, msg, &mut error) == sys::Status::napi_ok;
+    if made && !error.is_null() {
+        return error;
+    }
+    let mut undefined = std::ptr::null_mut();
+    sys::napi_get_undefined(env, &mut undefined);
+    undefined
 }
 
 /// An inbox whose wake-ups call `on_events(batch)` on the JS thread; JS pulls the
@@ -66,7 +115,8 @@ pub fn inbox_for(on_events: Function<'_, CopiedBuffer, ()>) -> Result<Arc<Inbox>
     })))
 }
 
-/// The next batch for JS, if any (see `Inbox::pull`).
+/// The next batch for JS, if any (see `Inbox::pull`); an Error in its place if its
+/// Buffer could not be made (the events wait for the next pull).
 pub fn pull(inbox: &Arc<Inbox>) -> Option<CopiedBuffer> {
     inbox.pull().map(CopiedBuffer::Batch)
 }
