@@ -55,9 +55,14 @@ pub const MAX_EVENT_BYTES: usize = 1023 << 20;
 /// Queued payload bytes, or events, past which session readers wait (TCP then slows
 /// the peers) until the flow has taken the queue down to half of both: readers then
 /// refill it in one burst, rather than all waking for each batch the flow takes
-/// (a wake-up per 16 messages of 64 B, each one preempting the JS thread).
+/// (a wake-up per 16 messages of 64 B, each one preempting the JS thread). Reads
+/// are capped at the room left below the bytes mark (`reserve`); the event count
+/// is checked before each read.
 pub const HIGH_WATER_BYTES: usize = 8 * 1024 * 1024;
 pub const HIGH_WATER_EVENTS: usize = 32 * BATCH_MAX_EVENTS;
+/// Room below the bytes mark too small for a read worth making: readers then wait
+/// as if the mark were reached.
+const MIN_READ: usize = 4096;
 
 type Wake = Box<dyn Fn(Arc<Inbox>) + Send + Sync>;
 
@@ -71,6 +76,9 @@ struct State {
     scheduled: bool,
     /// Readers wait: the queue reached a high-water mark and is not yet down to half.
     full: bool,
+    /// Bytes that readers are reading now (`reserve`), counted as queued: readers
+    /// on other threads cannot be granted the same room.
+    reserved: usize,
     closed: bool,
 }
 
@@ -129,39 +137,34 @@ impl Inbox {
         }
     }
 
-    /// Queue a message, waiting while the queue is full (see `HIGH_WATER_BYTES`).
-    pub async fn push_data(self: &Arc<Self>, ev: Event) {
-        // One lock per message while there is room; the waiter is set up only when
-        // there is not (it costs two more locks).
-        let mut ev = match self.try_push(ev) {
-            Ok(()) => return,
-            Err(ev) => ev,
-        };
-        loop {
-            let notified = self.space.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            ev = match self.try_push(ev) {
-                Ok(()) => return,
-                Err(ev) => ev,
-            };
-            notified.await;
+    /// How many bytes a reader may read now, up to `want`: the room left below the
+    /// bytes mark, less what other readers are reading, so that what reads bring
+    /// never takes the queue past it. 0: wait for `room`. Held until `release`,
+    /// once what was read is decoded and queued. (A message assembled from several
+    /// reads counts once it is complete, so such a message can still pass the mark.)
+    pub fn reserve(&self, want: usize) -> usize {
+        let mut s = self.state.lock();
+        if s.closed {
+            // Discarded anyway: read freely.
+            return want;
         }
+        if s.full {
+            return 0;
+        }
+        let grant = want.min(HIGH_WATER_BYTES.saturating_sub(s.bytes + s.reserved));
+        if grant < want.min(MIN_READ) {
+            // Within a read of the mark: as good as full.
+            s.full = true;
+            return 0;
+        }
+        s.reserved += grant;
+        grant
     }
 
-    /// Queues `ev` unless the queue is full (then gives it back).
-    fn try_push(self: &Arc<Self>, ev: Event) -> Result<(), Event> {
-        let wake_now = {
-            let mut s = self.state.lock();
-            if !s.closed && s.full {
-                return Err(ev);
-            }
-            s.push(ev)
-        };
-        if wake_now {
-            self.wake();
-        }
-        Ok(())
+    /// The read that `reserve` granted `granted` bytes is done.
+    pub fn release(&self, granted: usize) {
+        let mut s = self.state.lock();
+        s.reserved = s.reserved.saturating_sub(granted);
     }
 
     /// Waits until the queue has room again (or is closed). Owned, so a
@@ -190,6 +193,13 @@ impl Inbox {
         if let Some(w) = self.wake.lock().as_ref() {
             w(self.clone());
         }
+    }
+
+    /// Tests: the payload bytes and the events queued.
+    #[cfg(test)]
+    pub fn queued(&self) -> (usize, usize) {
+        let s = self.state.lock();
+        (s.bytes, s.queue.len())
     }
 
     /// Take one batch, encoded as described at the top of this file.
@@ -502,46 +512,26 @@ mod tests {
         assert_eq!(u32_at(&b, 20), Kind::Close as u32);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn readers_wait_until_the_flow_has_taken_the_queue_down_to_half() {
+    #[test]
+    fn readers_are_granted_the_room_left_below_the_mark_between_them() {
         let (inbox, _) = counting();
-        for _ in 0..HIGH_WATER_EVENTS {
-            inbox.push(Event::new(Kind::Text, 1, "m", 0));
-        }
-        assert!(inbox.backed_up(), "the event count is a high-water mark too");
-        let i2 = inbox.clone();
-        let waiter = tokio::spawn(async move { i2.push_data(Event::new(Kind::Text, 1, "late", 0)).await });
+        inbox.push(Event::new(Kind::Binary, 1, vec![0u8; HIGH_WATER_BYTES - 100_000], 0));
+        // Two readers at once, as on two worker threads: the second gets what is left.
+        let first = inbox.reserve(64 * 1024);
+        let second = inbox.reserve(64 * 1024);
+        assert_eq!((first, second), (64 * 1024, 100_000 - 64 * 1024));
+        assert!(!inbox.backed_up());
+        assert_eq!(inbox.reserve(64 * 1024), 0, "no room left");
+        assert!(inbox.backed_up(), "less than a read's worth of room is as good as full");
+        inbox.release(first);
+        inbox.release(second);
+        assert_eq!(inbox.reserve(64 * 1024), 0, "full until the flow has taken half");
         inbox.drain();
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(!waiter.is_finished(), "one batch taken is not enough room");
-        let mut drained = 1;
-        while inbox.backed_up() && drained < HIGH_WATER_EVENTS {
-            inbox.drain();
-            drained += 1;
-        }
-        assert_eq!(drained, HIGH_WATER_EVENTS / 2 / BATCH_MAX_EVENTS, "readers resume at half");
-        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
-        let mut left = 0;
-        for _ in 0..HIGH_WATER_EVENTS {
-            let n = u32_at(&inbox.drain(), 0) as usize;
-            if n == 0 {
-                break;
-            }
-            left += n;
-        }
-        assert_eq!(left, HIGH_WATER_EVENTS / 2 + 1, "the late message is queued once");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn readers_wait_above_the_high_water_mark() {
-        let (inbox, _) = counting();
+        assert_eq!(inbox.reserve(64 * 1024), 64 * 1024, "the control: room again");
+        // A discarding inbox never makes a reader wait.
         inbox.push(Event::new(Kind::Binary, 1, vec![0u8; HIGH_WATER_BYTES], 0));
-        let i2 = inbox.clone();
-        let waiter = tokio::spawn(async move { i2.push_data(Event::new(Kind::Text, 1, "late", 0)).await });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(!waiter.is_finished(), "push_data must wait while the queue is full");
-        inbox.drain();
-        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
-        assert_eq!(u32_at(&inbox.drain(), 0), 1);
+        assert_eq!(inbox.reserve(100), 0);
+        inbox.discard();
+        assert_eq!(inbox.reserve(100), 100);
     }
 }
