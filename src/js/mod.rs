@@ -32,12 +32,15 @@ impl TypeName for CopiedBuffer {
 impl ToNapiValue for CopiedBuffer {
     unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
         match val {
-            CopiedBuffer::Bytes(b) => {
-                let (out, dst) = new_buffer(env, b.len())
-                    .ok_or_else(|| Error::new(Status::GenericFailure, "could not allocate a Buffer"))?;
-                dst.copy_from_slice(&b);
-                Ok(out)
-            }
+            CopiedBuffer::Bytes(b) => Ok(match new_buffer(env, b.len()) {
+                Some((out, dst)) => {
+                    dst.copy_from_slice(&b);
+                    out
+                }
+                // As for a batch, an error would be fatal in a wake-up's callback:
+                // JS gets it as a value (the bridge then drops the connection).
+                None => allocation_error(env, "could not allocate a Buffer for a bridge's output"),
+            }),
             CopiedBuffer::Batch(batch) => {
                 // Never an error: from the wake-up's callback napi would make it an
                 // uncaught exception (Node-RED stops). JS gets the error as a value,
@@ -50,7 +53,10 @@ impl ToNapiValue for CopiedBuffer {
                 });
                 Ok(match value {
                     Some(out) if delivered => out,
-                    _ => allocation_error(env),
+                    _ => allocation_error(
+                        env,
+                        "could not allocate a Buffer for inbound events; they wait for the next try",
+                    ),
                 })
             }
         }
@@ -72,10 +78,10 @@ unsafe fn new_buffer<'a>(env: napi::sys::napi_env, len: usize) -> Option<(napi::
     Some((out, std::slice::from_raw_parts_mut(data.cast::<u8>(), len)))
 }
 
-/// What JS gets in place of a batch whose Buffer could not be made: the exception
+/// What JS gets in place of a Buffer that could not be made: the exception
 /// the allocation left pending (taken, so that napi does not throw it), or a new
 /// Error; `undefined` if even that cannot be made.
-unsafe fn allocation_error(env: napi::sys::napi_env) -> napi::sys::napi_value {
+unsafe fn allocation_error(env: napi::sys::napi_env, text: &str) -> napi::sys::napi_value {
     use napi::sys;
     let mut pending = false;
     let mut error = std::ptr::null_mut();
@@ -86,7 +92,6 @@ unsafe fn allocation_error(env: napi::sys::napi_env) -> napi::sys::napi_value {
     {
         return error;
     }
-    let text = "could not allocate a Buffer for inbound events; they wait for the next try";
     let (mut code, mut msg) = (std::ptr::null_mut(), std::ptr::null_mut());
     let code_text = "ERR_WSRS_NO_MEMORY";
     let made = sys::napi_create_string_utf8(env, code_text.as_ptr().cast(), code_text.len() as isize, &mut code)
