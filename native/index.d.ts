@@ -26,9 +26,11 @@ export declare class Client {
   /**
    * The next batch of events after an `onEvents` call, or null when none is
    * left; the next event then calls `onEvents` again. Call it once per
-   * event-loop turn (setImmediate) until it returns null.
+   * event-loop turn (setImmediate) until it returns null. An Error in place of
+   * a batch (here or to `onEvents`): its Buffer could not be made, and its
+   * events wait for the next pull.
    */
-  pull(): Buffer | null
+  pull(): Buffer | Error | null
   /**
    * Many sends in one call, in order: `targets[i]` is a session id (sent only
    * if that connection is still the live one) or 0 (the live connection).
@@ -52,9 +54,11 @@ export declare class Listener {
   /**
    * The next batch of events after an `onEvents` call, or null when none is
    * left; the next event then calls `onEvents` again. Call it once per
-   * event-loop turn (setImmediate) until it returns null.
+   * event-loop turn (setImmediate) until it returns null. An Error in place of
+   * a batch (here or to `onEvents`): its Buffer could not be made, and its
+   * events wait for the next pull.
    */
-  pull(): Buffer | null
+  pull(): Buffer | Error | null
   /**
    * Adopt an upgraded TCP connection by descriptor. Returns the session id, or
    * the HTTP response to write when the handshake request is refused.
@@ -141,7 +145,10 @@ export interface ListenerOptions {
   heartbeatMs?: number
   /** Subprotocols spoken; absent or empty: answer the client's first choice, as core. */
   subprotocols?: Array<string>
-  /** Largest message accepted from a client, in bytes. Default 100 MiB (as core's `ws`). */
+  /**
+   * Largest message accepted from a client, in bytes. Default 100 MiB (as core's `ws`);
+   * at most `inbox::MAX_EVENT_BYTES` (a larger value counts as that).
+   */
   maxMessageBytes?: number
   /** Bytes that may queue for one client before the queue policy applies. Default 256 MiB. */
   maxQueueBytes?: number

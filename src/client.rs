@@ -345,8 +345,10 @@ impl Client {
     }
 
     /// Stop reconnecting, close the connection with `code`, wait for the end.
+    /// Events are discarded from the start, as `Listener::close` does.
     pub async fn close(&self, code: u16) {
         self.shared.stop.send_replace(true);
+        self.shared.inbox.discard();
         if let Some((_, handle)) = &*self.shared.current.lock() {
             handle.close(code);
         }
@@ -619,6 +621,47 @@ mod tests {
         at(1).await;
         assert_eq!(dials.lock().last(), Some(&(62_800, B.into())), "the last URL asked for is kept");
         client.close(1001).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closing_under_a_full_inbox_does_not_wait_for_the_flow() {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::protocol::Role;
+        let inbox = Inbox::new(Box::new(|_| {}));
+        let c = cfg("ws://127.0.0.1:9/");
+        let target = Target::parse(&c).unwrap();
+        let (shared, stopped) = Shared::new(c, inbox.clone(), target);
+        // One connection, over a pipe, whose other end is the server.
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let ours = Mutex::new(Some(ours));
+        let dial = move |_: Arc<Target>| {
+            let stream = ours.lock().take();
+            async move { stream.map(|s| (s, Vec::new(), Bytes::new())).ok_or(Error::Closed) }
+        };
+        let client = Client {
+            shared: shared.clone(),
+            task: Mutex::new(Some(napi_or_tokio_spawn(supervise(shared, dial, stopped)))),
+        };
+        let mut server = tokio_tungstenite::WebSocketStream::from_raw_socket(theirs, Role::Server, None).await;
+        // The flow has fallen behind: the session stops reading, a message unread.
+        inbox.push(Event::new(Kind::Binary, 9, vec![0u8; crate::inbox::HIGH_WATER_BYTES], 0));
+        server.send(Message::text("unread")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // The server answers our close at once (tungstenite does as it reads it).
+        let peer = tokio::spawn(async move {
+            let mut last = None;
+            while let Some(Ok(m)) = server.next().await {
+                last = Some(m);
+            }
+            last
+        });
+        let start = tokio::time::Instant::now();
+        client.close(1001).await;
+        let took = start.elapsed();
+        let close_timeout = SessionConfig::default().close_timeout;
+        assert!(took < close_timeout, "close took {took:?}: the session waited for room to read the answer");
+        let last = tokio::time::timeout(Duration::from_secs(5), peer).await.unwrap().unwrap();
+        assert!(matches!(last, Some(Message::Close(Some(ref f))) if u16::from(f.code) == 1001), "{last:?}");
     }
 
     #[test]

@@ -422,10 +422,13 @@ impl Decoder {
 }
 
 /// tungstenite's header parser on a slice: `(header, payload length, header
-/// length)`, or None while incomplete. Reserved opcodes are protocol errors.
+/// length)`, or None while incomplete. Reserved opcodes, and a length no frame
+/// may have, are protocol errors.
 fn parse_header(data: &[u8]) -> Result<Option<(FrameHeader, u64, usize)>, Fault> {
     let mut cursor = Cursor::new(data);
     match FrameHeader::parse(&mut cursor) {
+        // RFC 6455 §5.2: the most significant bit of a 64-bit length must be 0.
+        Ok(Some((_, len))) if len > i64::MAX as u64 => Err(Fault::protocol("64-bit length with its top bit set")),
         Ok(Some((h, len))) => Ok(Some((h, len, cursor.position() as usize))),
         Ok(None) => Ok(None),
         Err(tokio_tungstenite::tungstenite::Error::Protocol(p)) => Err(Fault::protocol(&p.to_string())),

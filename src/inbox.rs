@@ -55,12 +55,24 @@ impl Event {
 /// Caps of one batch: bigger batches cost more in young-generation GC than they save.
 pub const BATCH_MAX_EVENTS: usize = 256;
 pub const BATCH_MAX_BYTES: usize = 256 * 1024;
+/// The largest payload one event may carry (and so the largest message): the
+/// batch gives its length as a u32, and a batch of it alone must fit one Buffer
+/// (Node's limit: 4 GiB on 64-bit, 1 GiB less one byte on 32-bit before Node 22).
+#[cfg(target_pointer_width = "64")]
+pub const MAX_EVENT_BYTES: usize = 4095 << 20;
+#[cfg(not(target_pointer_width = "64"))]
+pub const MAX_EVENT_BYTES: usize = 1023 << 20;
 /// Queued payload bytes, or events, past which session readers wait (TCP then slows
 /// the peers) until the flow has taken the queue down to half of both: readers then
 /// refill it in one burst, rather than all waking for each batch the flow takes
-/// (a wake-up per 16 messages of 64 B, each one preempting the JS thread).
+/// (a wake-up per 16 messages of 64 B, each one preempting the JS thread). Reads
+/// are capped at the room left below the bytes mark (`reserve`); the event count
+/// is checked before each read.
 pub const HIGH_WATER_BYTES: usize = 8 * 1024 * 1024;
 pub const HIGH_WATER_EVENTS: usize = 32 * BATCH_MAX_EVENTS;
+/// Room below the bytes mark too small for a read worth making: readers then wait
+/// as if the mark were reached.
+const MIN_READ: usize = 4096;
 
 type Wake = Box<dyn Fn(Arc<Inbox>) + Send + Sync>;
 
@@ -74,6 +86,9 @@ struct State {
     scheduled: bool,
     /// Readers wait: the queue reached a high-water mark and is not yet down to half.
     full: bool,
+    /// Bytes that readers are reading now (`reserve`), counted as queued: readers
+    /// on other threads cannot be granted the same room.
+    reserved: usize,
     closed: bool,
 }
 
@@ -132,39 +147,34 @@ impl Inbox {
         }
     }
 
-    /// Queue a message, waiting while the queue is full (see `HIGH_WATER_BYTES`).
-    pub async fn push_data(self: &Arc<Self>, ev: Event) {
-        // One lock per message while there is room; the waiter is set up only when
-        // there is not (it costs two more locks).
-        let mut ev = match self.try_push(ev) {
-            Ok(()) => return,
-            Err(ev) => ev,
-        };
-        loop {
-            let notified = self.space.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            ev = match self.try_push(ev) {
-                Ok(()) => return,
-                Err(ev) => ev,
-            };
-            notified.await;
+    /// How many bytes a reader may read now, up to `want`: the room left below the
+    /// bytes mark, less what other readers are reading, so that what reads bring
+    /// never takes the queue past it. 0: wait for `room`. Held until `release`,
+    /// once what was read is decoded and queued. (A message assembled from several
+    /// reads counts once it is complete, so such a message can still pass the mark.)
+    pub fn reserve(&self, want: usize) -> usize {
+        let mut s = self.state.lock();
+        if s.closed {
+            // Discarded anyway: read freely.
+            return want;
         }
+        if s.full {
+            return 0;
+        }
+        let grant = want.min(HIGH_WATER_BYTES.saturating_sub(s.bytes + s.reserved));
+        if grant < want.min(MIN_READ) {
+            // Within a read of the mark: as good as full.
+            s.full = true;
+            return 0;
+        }
+        s.reserved += grant;
+        grant
     }
 
-    /// Queues `ev` unless the queue is full (then gives it back).
-    fn try_push(self: &Arc<Self>, ev: Event) -> Result<(), Event> {
-        let wake_now = {
-            let mut s = self.state.lock();
-            if !s.closed && s.full {
-                return Err(ev);
-            }
-            s.push(ev)
-        };
-        if wake_now {
-            self.wake();
-        }
-        Ok(())
+    /// The read that `reserve` granted `granted` bytes is done.
+    pub fn release(&self, granted: usize) {
+        let mut s = self.state.lock();
+        s.reserved = s.reserved.saturating_sub(granted);
     }
 
     /// Waits until the queue has room again (or is closed). Owned, so a
@@ -193,6 +203,13 @@ impl Inbox {
         if let Some(w) = self.wake.lock().as_ref() {
             w(self.clone());
         }
+    }
+
+    /// Tests: the payload bytes and the events queued.
+    #[cfg(test)]
+    pub fn queued(&self) -> (usize, usize) {
+        let s = self.state.lock();
+        (s.bytes, s.queue.len())
     }
 
     /// Take one batch, encoded as described at the top of this file.
@@ -248,7 +265,7 @@ impl Inbox {
             }
             let resume = s.full && s.bytes <= HIGH_WATER_BYTES / 2 && s.queue.len() <= HIGH_WATER_EVENTS / 2;
             s.full &= !resume;
-            (Batch { events, bytes }, resume)
+            (Batch { events, bytes, inbox: self.clone() }, resume)
         };
         if resume {
             self.space.notify_waiters();
@@ -272,8 +289,10 @@ impl Inbox {
         Some(self.take())
     }
 
-    /// Stop accepting events and drop the wake-up (releasing the JS callback).
-    pub fn close(&self) {
+    /// The node is closing and JS takes nothing more: what is queued is dropped,
+    /// and so is every event from now on, so readers never wait for room. Sessions
+    /// then read their peers' answers to our close frames at once.
+    pub fn discard(&self) {
         {
             let mut s = self.state.lock();
             s.closed = true;
@@ -283,6 +302,25 @@ impl Inbox {
             s.full = false;
         }
         self.space.notify_waiters();
+    }
+
+    /// Events taken that JS could not get (see `Batch::deliver`) go back to the
+    /// front of the queue, in order, to be taken again.
+    fn put_back(&self, events: Vec<Event>, bytes: usize) {
+        let mut s = self.state.lock();
+        if s.closed {
+            return;
+        }
+        s.bytes += bytes;
+        for ev in events.into_iter().rev() {
+            s.queue.push_front(ev);
+        }
+        s.full |= s.bytes >= HIGH_WATER_BYTES || s.queue.len() >= HIGH_WATER_EVENTS;
+    }
+
+    /// Discard everything (`discard`) and drop the wake-up (releasing the JS callback).
+    pub fn close(&self) {
+        self.discard();
         self.wake.lock().take();
     }
 }
@@ -294,9 +332,27 @@ pub struct Batch {
     events: Vec<Event>,
     /// Payload bytes of `events`.
     bytes: usize,
+    /// Where the events go back if JS cannot get them.
+    inbox: Arc<Inbox>,
 }
 
 impl Batch {
+    /// Encodes the batch into the Buffer `alloc` gives for its length. Without one
+    /// (JS could not allocate it) the events go back to the inbox, to be taken
+    /// again, whole and in order; false then.
+    pub fn deliver<'a>(self, alloc: impl FnOnce(usize) -> Option<&'a mut [u8]>) -> bool {
+        match alloc(self.encoded_len()) {
+            Some(out) => {
+                self.encode_into(out);
+                true
+            }
+            None => {
+                self.inbox.put_back(self.events, self.bytes);
+                false
+            }
+        }
+    }
+
     pub fn encoded_len(&self) -> usize {
         4 + 16 * self.events.len() + self.bytes
     }
@@ -394,6 +450,42 @@ mod tests {
         }
     }
 
+    /// A batch's events as (kind, session, extra, payload).
+    fn events_of(b: &[u8]) -> Vec<(u32, u32, u32, Vec<u8>)> {
+        let mut at = 4 + 16 * u32_at(b, 0) as usize;
+        (0..u32_at(b, 0) as usize)
+            .map(|i| {
+                let h = 4 + 16 * i;
+                let len = u32_at(b, h + 8) as usize;
+                at += len;
+                (u32_at(b, h), u32_at(b, h + 4), u32_at(b, h + 12), b[at - len..at].to_vec())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_js_could_not_allocate_is_taken_again_whole_and_in_order() {
+        let (inbox, _) = counting();
+        for i in 0..BATCH_MAX_EVENTS + 3 {
+            inbox.push(Event::new(Kind::Text, 1, i.to_string(), 0));
+        }
+        inbox.count_drops(2, 5);
+        assert_eq!(u32_at(&inbox.drain(), 0) as usize, BATCH_MAX_EVENTS);
+        let lost = inbox.take();
+        assert!(!lost.deliver(|_| None), "no Buffer: nothing delivered");
+        // Meanwhile a session sent more, and dropped more.
+        inbox.push(Event::new(Kind::Text, 1, "later", 0));
+        inbox.count_drops(2, 1);
+        let again = inbox.pull().expect("the events are still there");
+        let mut out = vec![0; again.encoded_len()];
+        let len = out.len();
+        assert!(again.deliver(|n| (n == len).then_some(&mut out[..])));
+        let text = |s: &str| (Kind::Text as u32, 1, 0, s.as_bytes().to_vec());
+        let dropped = |n| (Kind::Dropped as u32, 2, n, Vec::new());
+        assert_eq!(events_of(&out), [text("256"), text("257"), text("258"), dropped(5), text("later"), dropped(1)]);
+        assert!(inbox.pull().is_none());
+    }
+
     #[test]
     fn an_oversized_event_still_goes_alone() {
         let (inbox, _) = counting();
@@ -430,46 +522,26 @@ mod tests {
         assert_eq!(u32_at(&b, 20), Kind::Close as u32);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn readers_wait_until_the_flow_has_taken_the_queue_down_to_half() {
+    #[test]
+    fn readers_are_granted_the_room_left_below_the_mark_between_them() {
         let (inbox, _) = counting();
-        for _ in 0..HIGH_WATER_EVENTS {
-            inbox.push(Event::new(Kind::Text, 1, "m", 0));
-        }
-        assert!(inbox.backed_up(), "the event count is a high-water mark too");
-        let i2 = inbox.clone();
-        let waiter = tokio::spawn(async move { i2.push_data(Event::new(Kind::Text, 1, "late", 0)).await });
+        inbox.push(Event::new(Kind::Binary, 1, vec![0u8; HIGH_WATER_BYTES - 100_000], 0));
+        // Two readers at once, as on two worker threads: the second gets what is left.
+        let first = inbox.reserve(64 * 1024);
+        let second = inbox.reserve(64 * 1024);
+        assert_eq!((first, second), (64 * 1024, 100_000 - 64 * 1024));
+        assert!(!inbox.backed_up());
+        assert_eq!(inbox.reserve(64 * 1024), 0, "no room left");
+        assert!(inbox.backed_up(), "less than a read's worth of room is as good as full");
+        inbox.release(first);
+        inbox.release(second);
+        assert_eq!(inbox.reserve(64 * 1024), 0, "full until the flow has taken half");
         inbox.drain();
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(!waiter.is_finished(), "one batch taken is not enough room");
-        let mut drained = 1;
-        while inbox.backed_up() && drained < HIGH_WATER_EVENTS {
-            inbox.drain();
-            drained += 1;
-        }
-        assert_eq!(drained, HIGH_WATER_EVENTS / 2 / BATCH_MAX_EVENTS, "readers resume at half");
-        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
-        let mut left = 0;
-        for _ in 0..HIGH_WATER_EVENTS {
-            let n = u32_at(&inbox.drain(), 0) as usize;
-            if n == 0 {
-                break;
-            }
-            left += n;
-        }
-        assert_eq!(left, HIGH_WATER_EVENTS / 2 + 1, "the late message is queued once");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn readers_wait_above_the_high_water_mark() {
-        let (inbox, _) = counting();
+        assert_eq!(inbox.reserve(64 * 1024), 64 * 1024, "the control: room again");
+        // A discarding inbox never makes a reader wait.
         inbox.push(Event::new(Kind::Binary, 1, vec![0u8; HIGH_WATER_BYTES], 0));
-        let i2 = inbox.clone();
-        let waiter = tokio::spawn(async move { i2.push_data(Event::new(Kind::Text, 1, "late", 0)).await });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        assert!(!waiter.is_finished(), "push_data must wait while the queue is full");
-        inbox.drain();
-        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
-        assert_eq!(u32_at(&inbox.drain(), 0), 1);
+        assert_eq!(inbox.reserve(100), 0);
+        inbox.discard();
+        assert_eq!(inbox.reserve(100), 100);
     }
 }

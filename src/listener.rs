@@ -261,10 +261,13 @@ impl Listener {
     }
 
     /// Refuse new sessions, close the open ones with `code` and wait until they
-    /// have ended (or the close timeout passed), then stop event delivery.
+    /// have ended (or the close timeout passed), then stop event delivery. Events
+    /// are discarded from the start (JS takes none once it closes), so that no
+    /// session waits for room in the inbox to read its peer's close.
     pub async fn close(&self, code: u16) {
         let shared = &self.shared;
         shared.closing.store(true, Ordering::Release);
+        shared.inbox.discard();
         let deadline = tokio::time::Instant::now() + shared.cfg.session.close_timeout + Duration::from_millis(500);
         // Through the dispatcher, so whatever was sent before goes out first.
         if self.commands.send(Command::Close(code)).is_err() {
@@ -369,10 +372,25 @@ const BROADCAST_RUN: usize = 64;
 
 /// Sends without holding the session table: `adopt` takes its write lock on the JS
 /// thread, which must never wait behind a fan-out. A broadcast goes to a snapshot
-/// of the table, reused while no session joins or leaves.
+/// of the table, reused while no session joins or leaves, and let go of as soon as
+/// one leaves (so that the memory of a session that ended goes back at once).
 async fn dispatch(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
     let mut fanout = Fanout::default();
-    while let Some(command) = commands.recv().await {
+    loop {
+        let left = shared.left.notified();
+        tokio::pin!(left);
+        // Enabled before the generation is read: a departure after it wakes us.
+        left.as_mut().enable();
+        fanout.forget_if_stale(&shared);
+        let command = if fanout.everyone.is_empty() {
+            commands.recv().await
+        } else {
+            tokio::select! {
+                command = commands.recv() => command,
+                _ = left => continue,
+            }
+        };
+        let Some(command) = command else { break };
         match command {
             Command::Send(batch) => fanout.send(&shared, &batch).await,
             Command::Ops(ops) => {
@@ -398,6 +416,15 @@ struct Fanout {
 }
 
 impl Fanout {
+    /// Sessions came or went since the snapshot: let go of it, so that the handles
+    /// of those gone (and their memory) are not kept.
+    fn forget_if_stale(&mut self, shared: &Shared) {
+        if self.snapshot_of.is_some() && self.snapshot_of != Some(shared.generation.load(Ordering::Acquire)) {
+            self.everyone.clear();
+            self.snapshot_of = None;
+        }
+    }
+
     async fn send(&mut self, shared: &Shared, batch: &[(u32, Bytes)]) {
         let Fanout { everyone, snapshot_of } = self;
         let mut sent = 0;
@@ -466,7 +493,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::StreamExt;
+    use futures_util::{SinkExt, StreamExt};
     use tokio::io::{AsyncReadExt, DuplexStream};
     use tokio_tungstenite::tungstenite::protocol::Role;
     use tokio_tungstenite::WebSocketStream;
@@ -512,6 +539,67 @@ mod tests {
         }
         drop(pipes);
         listener.close(1001).await;
+    }
+
+    /// The sending side of the one session in the table that is not `but`.
+    fn handle_of_the_other(listener: &Listener, but: Option<u32>) -> (u32, std::sync::Weak<SessionHandle>) {
+        let sessions = listener.shared.sessions.read();
+        let (&id, e) = sessions.iter().find(|(&id, _)| Some(id) != but).expect("a session");
+        (id, Arc::downgrade(&e.handle))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_broadcast_snapshot_lets_go_of_a_session_once_it_ends() {
+        let listener = Listener::new(ListenerConfig::default(), Inbox::new(Box::new(|_| {})));
+        let mut leaving = open(&listener).await;
+        let (leaving_id, leaving_handle) = handle_of_the_other(&listener, None);
+        let mut staying = open(&listener).await;
+        let (_, staying_handle) = handle_of_the_other(&listener, Some(leaving_id));
+        listener.send_many(vec![(0, Message::text("to both"))]);
+        for ws in [&mut leaving, &mut staying] {
+            assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("to both"));
+        }
+        leaving.close(None).await.unwrap();
+        while leaving.next().await.is_some() {}
+        drop(leaving);
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while listener.shared.sessions.read().contains_key(&leaving_id) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the session left the table");
+        // No send since: the dispatcher lets go of it all the same.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(leaving_handle.upgrade().is_none(), "a session that ended is still held");
+        assert!(staying_handle.upgrade().is_some(), "the control: a live session is held by the table");
+        listener.close(1001).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closing_under_a_full_inbox_does_not_wait_for_the_flow() {
+        let inbox = Inbox::new(Box::new(|_| {}));
+        let listener = Listener::new(ListenerConfig::default(), inbox.clone());
+        let mut ws = open(&listener).await;
+        // The flow has fallen behind: the session stops reading, a message unread.
+        inbox.push(Event::new(Kind::Binary, 9, vec![0u8; crate::inbox::HIGH_WATER_BYTES], 0));
+        ws.send(Message::text("unread")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // The peer answers our close at once (tungstenite does as it reads it).
+        let peer = tokio::spawn(async move {
+            let mut last = None;
+            while let Some(Ok(m)) = ws.next().await {
+                last = Some(m);
+            }
+            last
+        });
+        let start = tokio::time::Instant::now();
+        listener.close(1001).await;
+        let took = start.elapsed();
+        let close_timeout = ListenerConfig::default().session.close_timeout;
+        assert!(took < close_timeout, "close took {took:?}: the session waited for room to read the answer");
+        let last = tokio::time::timeout(Duration::from_secs(5), peer).await.unwrap().unwrap();
+        assert!(matches!(last, Some(Message::Close(Some(ref f))) if u16::from(f.code) == 1001), "{last:?}");
     }
 
     #[tokio::test]

@@ -89,6 +89,10 @@ pub struct Shared {
     overflow: AtomicBool,
     /// The session is over: nothing more is queued.
     ended: AtomicBool,
+    /// Our close frame is queued: what is sent after it is discarded (it would
+    /// never go out, and counted against the cap it could turn the close into a
+    /// 1008). Set under the `frames` lock, so no frame gets in behind the close.
+    closing: AtomicBool,
     /// This end is a client: its frames are masked.
     client: bool,
 }
@@ -97,18 +101,6 @@ impl Shared {
     /// Bytes queued and not yet written; after the session, what it left unsent.
     pub fn unsent(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
-    }
-
-    fn push(&self, frame: Bytes) {
-        let was_empty = {
-            let mut frames = self.frames.lock();
-            frames.push_back(frame);
-            frames.len() == 1
-        };
-        // A queue that was not empty is already the writer's business.
-        if was_empty {
-            self.waker.wake();
-        }
     }
 }
 
@@ -140,6 +132,7 @@ impl SessionHandle {
             dropped: AtomicU64::new(0),
             overflow: AtomicBool::new(false),
             ended: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             client,
         });
         let handle = SessionHandle {
@@ -202,6 +195,10 @@ impl SessionHandle {
         let (mut taken, mut dropped) = (0, 0);
         let was_empty = {
             let mut queue = shared.frames.lock();
+            if shared.closing.load(Ordering::Relaxed) {
+                // After our close: discarded, and not counted as dropped.
+                return 0;
+            }
             let was_empty = queue.is_empty();
             for frame in frames {
                 let len = frame.len();
@@ -236,16 +233,30 @@ impl SessionHandle {
         taken
     }
 
-    /// Close with `code` after what is queued.
+    /// Close with `code` after what is queued; sends after it are discarded. Only
+    /// the first close counts.
     pub fn close(&self, code: u16) {
         self.close_with(code, "");
     }
 
-    /// Close with `code` and `reason` (cut to what a close frame holds) after what is queued.
+    /// Close with `code` and `reason` (cut to what a close frame holds) after what
+    /// is queued; sends after it are discarded. Only the first close counts.
     pub fn close_with(&self, code: u16, reason: &str) {
-        let frame = codec::control_frame(Control::Close, &codec::close_payload(code, reason), self.shared.client);
-        self.shared.queued.fetch_add(frame.len(), Ordering::Relaxed);
-        self.shared.push(frame);
+        let shared = &self.shared;
+        let frame = codec::control_frame(Control::Close, &codec::close_payload(code, reason), shared.client);
+        let was_empty = {
+            let mut frames = shared.frames.lock();
+            if shared.closing.swap(true, Ordering::Relaxed) {
+                return;
+            }
+            shared.queued.fetch_add(frame.len(), Ordering::Relaxed);
+            frames.push_back(frame);
+            frames.len() == 1
+        };
+        // A queue that was not empty is already the writer's business.
+        if was_empty {
+            shared.waker.wake();
+        }
     }
 }
 

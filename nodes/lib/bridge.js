@@ -39,7 +39,11 @@ function carry(socket, open, graceMs = CLOSE_GRACE_MS) {
     // Runs as the addon's callback: it must not throw.
     function onOutput(kind, chunk) {
         try {
-            if (kind === 1) {
+            if (kind === 1 && !Buffer.isBuffer(chunk)) {
+                // The addon could not allocate the chunk (out of memory): its bytes
+                // are lost, so the connection cannot go on.
+                socket.destroy();
+            } else if (kind === 1) {
                 unreported += chunk.length;
                 if (!socket.write(chunk) && socket.writable) {
                     if (!draining) {

@@ -12,7 +12,7 @@ const { formatSize } = require('./limits');
 
 /** A client whose messages are being dropped is reported at most this often. */
 const DROP_REPORT_MS = 10 * 1000;
-/** After a failed pull of events (out of memory), the next try. */
+/** After a batch of events that could not be made (out of memory), the next try. */
 const PULL_RETRY_MS = 100;
 
 module.exports = function (RED) {
@@ -43,6 +43,7 @@ module.exports = function (RED) {
         node.visitEvent = visitEvent.bind(node);
         node.onBatch = onBatch.bind(node);
         node.pullBatch = pullBatch.bind(node);
+        node.batchFailed = batchFailed.bind(node);
         node.pullFailed = false;
         // Outbound sends of one event-loop turn cross into the addon together.
         node.outTargets = [];
@@ -81,17 +82,35 @@ module.exports = function (RED) {
      * The addon calls this with the first batch of events that arrive after none
      * were waiting; the rest are pulled one batch per event-loop turn, each after
      * Node-RED has delivered the msgs of the one before (in setImmediate), so that
-     * a backlog does not pile up as setImmediate callbacks.
+     * a backlog does not pile up as setImmediate callbacks. In place of a batch the
+     * addon may give an Error: it could not allocate the batch's Buffer (out of
+     * memory), and the events wait in the addon for the next pull.
      */
     function onBatch(buf) {
         // Runs as the addon's callback: an exception here would stop Node-RED.
+        if (this.closing) return;
+        if (!Buffer.isBuffer(buf)) {
+            this.batchFailed(buf);
+            return;
+        }
+        this.pullFailed = false;
         try {
-            if (this.closing) return;
             forEachEvent(buf, this.visitEvent);
         } catch (err) {
             this.error(err);
         }
-        if (!this.closing) setImmediate(this.pullBatch);
+        setImmediate(this.pullBatch);
+    }
+
+    /** A batch could not be made: say so once, and try again rather than stall. */
+    function batchFailed(err) {
+        try {
+            if (!this.pullFailed) this.error(err instanceof Error ? err : new Error(String(err)));
+        } catch (e) {
+            // Logging failed too: retrying matters more.
+        }
+        this.pullFailed = true;
+        setTimeout(this.pullBatch, PULL_RETRY_MS);
     }
 
     function pullBatch() {
@@ -100,14 +119,9 @@ module.exports = function (RED) {
         try {
             buf = this.native.pull();
         } catch (err) {
-            // Only allocation can fail here: try again rather than stall, and say so once.
-            if (!this.pullFailed) this.error(err);
-            this.pullFailed = true;
-            setTimeout(this.pullBatch, PULL_RETRY_MS);
-            return;
+            buf = err;
         }
-        this.pullFailed = false;
-        if (buf) this.onBatch(buf);
+        if (buf !== null) this.onBatch(buf);
     }
 
     function visitEvent(kind, session, buf, start, end, extra) {

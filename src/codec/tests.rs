@@ -150,6 +150,17 @@ fn protocol_violations_are_1002() {
         assert_eq!(fault.code, 1002, "{what}: {fault:?}");
         assert!(fault.text.starts_with("protocol error"), "{what}: {fault:?}");
     }
+    // A 64-bit length with its most significant bit set (RFC 6455 §5.2), even
+    // with a limit that no length could pass: a protocol error, not "too big".
+    for top in [0x80u8, 0xff] {
+        let wire = [0x82, 0xff, top, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+        let fault = fault_of(&wire);
+        assert_eq!(fault.code, 1002, "{top:#x}: {fault:?}");
+        let (_, r) = decode_in_steps(&mut Decoder::new(true, usize::MAX), &wire, 14);
+        assert_eq!(r.map_err(|f| f.code), Err(1002), "{top:#x} with no limit");
+    }
+    // The control: the largest length allowed is only too big.
+    assert_eq!(fault_of(&[0x82, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]).code, 1009);
     let mut two_starts = tungstenite_frame(TEXT, false, b"a", KEY);
     two_starts.extend(tungstenite_frame(BINARY, true, b"b", KEY));
     assert_eq!(fault_of(&two_starts).code, 1002);

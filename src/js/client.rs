@@ -143,8 +143,10 @@ impl JsClient {
 
     /// The next batch of events after an `onEvents` call, or null when none is
     /// left; the next event then calls `onEvents` again. Call it once per
-    /// event-loop turn (setImmediate) until it returns null.
-    #[napi(catch_unwind, ts_return_type = "Buffer | null")]
+    /// event-loop turn (setImmediate) until it returns null. An Error in place of
+    /// a batch (here or to `onEvents`): its Buffer could not be made, and its
+    /// events wait for the next pull.
+    #[napi(catch_unwind, ts_return_type = "Buffer | Error | null")]
     pub fn pull(&self) -> Option<CopiedBuffer> {
         pull(&self.inbox)
     }

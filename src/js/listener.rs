@@ -13,7 +13,8 @@ pub struct ListenerOptions {
     pub heartbeat_ms: Option<u32>,
     /// Subprotocols spoken; absent or empty: answer the client's first choice, as core.
     pub subprotocols: Option<Vec<String>>,
-    /// Largest message accepted from a client, in bytes. Default 100 MiB (as core's `ws`).
+    /// Largest message accepted from a client, in bytes. Default 100 MiB (as core's `ws`);
+    /// at most `inbox::MAX_EVENT_BYTES` (a larger value counts as that).
     pub max_message_bytes: Option<f64>,
     /// Bytes that may queue for one client before the queue policy applies. Default 256 MiB.
     pub max_queue_bytes: Option<f64>,
@@ -82,8 +83,10 @@ impl JsListener {
 
     /// The next batch of events after an `onEvents` call, or null when none is
     /// left; the next event then calls `onEvents` again. Call it once per
-    /// event-loop turn (setImmediate) until it returns null.
-    #[napi(catch_unwind, ts_return_type = "Buffer | null")]
+    /// event-loop turn (setImmediate) until it returns null. An Error in place of
+    /// a batch (here or to `onEvents`): its Buffer could not be made, and its
+    /// events wait for the next pull.
+    #[napi(catch_unwind, ts_return_type = "Buffer | Error | null")]
     pub fn pull(&self) -> Option<CopiedBuffer> {
         pull(&self.inbox)
     }

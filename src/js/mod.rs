@@ -31,26 +31,80 @@ impl TypeName for CopiedBuffer {
 
 impl ToNapiValue for CopiedBuffer {
     unsafe fn to_napi_value(env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
-        let len = match &val {
-            CopiedBuffer::Bytes(b) => b.len(),
-            CopiedBuffer::Batch(b) => b.encoded_len(),
-        };
-        let mut data = std::ptr::null_mut();
-        let mut out = std::ptr::null_mut();
-        let status = napi::sys::napi_create_buffer(env, len, &mut data, &mut out);
-        if status != napi::sys::Status::napi_ok || (len > 0 && data.is_null()) {
-            return Err(Error::new(Status::GenericFailure, "could not allocate a Buffer"));
-        }
-        if len > 0 {
-            // SAFETY: Node just allocated `len` bytes at `data` for this Buffer alone.
-            let dst = std::slice::from_raw_parts_mut(data.cast::<u8>(), len);
-            match &val {
-                CopiedBuffer::Bytes(b) => dst.copy_from_slice(b),
-                CopiedBuffer::Batch(b) => b.encode_into(dst),
+        match val {
+            CopiedBuffer::Bytes(b) => Ok(match new_buffer(env, b.len()) {
+                Some((out, dst)) => {
+                    dst.copy_from_slice(&b);
+                    out
+                }
+                // As for a batch, an error would be fatal in a wake-up's callback:
+                // JS gets it as a value (the bridge then drops the connection).
+                None => allocation_error(env, "could not allocate a Buffer for a bridge's output"),
+            }),
+            CopiedBuffer::Batch(batch) => {
+                // Never an error: from the wake-up's callback napi would make it an
+                // uncaught exception (Node-RED stops). JS gets the error as a value,
+                // and the events wait in the inbox for its next pull.
+                let mut value = None;
+                let delivered = batch.deliver(|len| {
+                    let (out, dst) = new_buffer(env, len)?;
+                    value = Some(out);
+                    Some(dst)
+                });
+                Ok(match value {
+                    Some(out) if delivered => out,
+                    _ => allocation_error(
+                        env,
+                        "could not allocate a Buffer for inbound events; they wait for the next try",
+                    ),
+                })
             }
         }
-        Ok(out)
     }
+}
+
+/// A Buffer of `len` bytes of its own, and its bytes; None if Node could not make it.
+unsafe fn new_buffer<'a>(env: napi::sys::napi_env, len: usize) -> Option<(napi::sys::napi_value, &'a mut [u8])> {
+    let mut data = std::ptr::null_mut();
+    let mut out = std::ptr::null_mut();
+    let status = napi::sys::napi_create_buffer(env, len, &mut data, &mut out);
+    if status != napi::sys::Status::napi_ok || out.is_null() || (len > 0 && data.is_null()) {
+        return None;
+    }
+    if len == 0 {
+        return Some((out, &mut []));
+    }
+    // SAFETY: Node just allocated `len` bytes at `data` for this Buffer alone.
+    Some((out, std::slice::from_raw_parts_mut(data.cast::<u8>(), len)))
+}
+
+/// What JS gets in place of a Buffer that could not be made: the exception
+/// the allocation left pending (taken, so that napi does not throw it), or a new
+/// Error; `undefined` if even that cannot be made.
+unsafe fn allocation_error(env: napi::sys::napi_env, text: &str) -> napi::sys::napi_value {
+    use napi::sys;
+    let mut pending = false;
+    let mut error = std::ptr::null_mut();
+    if sys::napi_is_exception_pending(env, &mut pending) == sys::Status::napi_ok
+        && pending
+        && sys::napi_get_and_clear_last_exception(env, &mut error) == sys::Status::napi_ok
+        && !error.is_null()
+    {
+        return error;
+    }
+    let (mut code, mut msg) = (std::ptr::null_mut(), std::ptr::null_mut());
+    let code_text = "ERR_WSRS_NO_MEMORY";
+    let made = sys::napi_create_string_utf8(env, code_text.as_ptr().cast(), code_text.len() as isize, &mut code)
+        == sys::Status::napi_ok
+        && sys::napi_create_string_utf8(env, text.as_ptr().cast(), text.len() as isize, &mut msg)
+            == sys::Status::napi_ok
+        && sys::napi_create_error(env, code, msg, &mut error) == sys::Status::napi_ok;
+    if made && !error.is_null() {
+        return error;
+    }
+    let mut undefined = std::ptr::null_mut();
+    sys::napi_get_undefined(env, &mut undefined);
+    undefined
 }
 
 /// An inbox whose wake-ups call `on_events(batch)` on the JS thread; JS pulls the
@@ -66,7 +120,8 @@ pub fn inbox_for(on_events: Function<'_, CopiedBuffer, ()>) -> Result<Arc<Inbox>
     })))
 }
 
-/// The next batch for JS, if any (see `Inbox::pull`).
+/// The next batch for JS, if any (see `Inbox::pull`); an Error in its place if its
+/// Buffer could not be made (the events wait for the next pull).
 pub fn pull(inbox: &Arc<Inbox>) -> Option<CopiedBuffer> {
     inbox.pull().map(CopiedBuffer::Batch)
 }
@@ -117,7 +172,9 @@ pub fn session_config(o: SessionOptions) -> Result<crate::session::SessionConfig
     Ok(crate::session::SessionConfig {
         heartbeat: millis(o.heartbeat_ms),
         idle: millis(o.idle_timeout_ms),
-        max_message_bytes: bytes_option(o.max_message_bytes, defaults.max_message_bytes, "maxMessageBytes")?,
+        // A larger message could not cross to JS: its batch carries lengths as u32.
+        max_message_bytes: bytes_option(o.max_message_bytes, defaults.max_message_bytes, "maxMessageBytes")?
+            .min(crate::inbox::MAX_EVENT_BYTES),
         max_queue_bytes: bytes_option(o.max_queue_bytes, defaults.max_queue_bytes, "maxQueueBytes")?,
         drop_when_full,
         ..defaults
@@ -155,7 +212,30 @@ pub fn invalid(msg: impl Into<String>) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use super::close_code;
+    use super::{close_code, session_config, SessionOptions};
+    use crate::inbox::MAX_EVENT_BYTES;
+
+    #[test]
+    fn the_message_limit_is_clamped_to_what_one_batch_can_carry() {
+        let limit = |v: f64| {
+            let o = SessionOptions {
+                heartbeat_ms: None,
+                idle_timeout_ms: None,
+                max_message_bytes: Some(v),
+                max_queue_bytes: None,
+                queue_policy: None,
+            };
+            session_config(o).map(|c| c.max_message_bytes).ok()
+        };
+        assert!(MAX_EVENT_BYTES + 20 <= u32::MAX as usize, "a one-event batch's Buffer length fits a u32");
+        for huge in [MAX_EVENT_BYTES as f64 + 1.0, 4294967296.0, 1e12, 1e300] {
+            assert_eq!(limit(huge), Some(MAX_EVENT_BYTES), "{huge}");
+        }
+        // The control: a limit within it is kept as given.
+        for fine in [1.0, 100.0 * 1048576.0, MAX_EVENT_BYTES as f64] {
+            assert_eq!(limit(fine), Some(fine as usize), "{fine}");
+        }
+    }
 
     #[test]
     fn close_codes_that_must_not_be_sent_are_refused_with_a_code() {

@@ -253,20 +253,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         matches!(self.state, State::Open | State::Closing) || (self.client() && matches!(self.state, State::AwaitEof))
     }
 
-    /// Reads once, if there is room in the inbox. Ready(false): the peer is gone.
+    /// Reads once, as much as the inbox has room for. Ready(false): the peer is gone.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         if !self.reading() {
             return Poll::Pending;
         }
-        if self.room.is_none() && self.inbox.backed_up() {
-            self.room = Some(Box::pin(self.inbox.clone().room()));
-        }
-        if let Some(room) = self.room.as_mut() {
-            // Waiting for the flow: the socket is not read, so TCP slows the peer.
-            std::task::ready!(room.as_mut().poll(cx));
-            self.room = None;
-        }
-        SCRATCH.with(|scratch| {
+        let room = loop {
+            if let Some(waiting) = self.room.as_mut() {
+                // Waiting for the flow: the socket is not read, so TCP slows the peer.
+                std::task::ready!(waiting.as_mut().poll(cx));
+                self.room = None;
+            }
+            match self.inbox.reserve(SCRATCH_BYTES) {
+                0 => self.room = Some(Box::pin(self.inbox.clone().room())),
+                n => break n,
+            }
+        };
+        let read = SCRATCH.with(|scratch| {
             let mut own;
             let mut borrowed = scratch.try_borrow_mut();
             let buf: &mut [u8] = match borrowed.as_mut() {
@@ -276,7 +279,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     &mut own
                 }
             };
-            let mut read = ReadBuf::new(buf);
+            let mut read = ReadBuf::new(&mut buf[..room]);
             let n = match Pin::new(&mut self.io).poll_read(cx, &mut read) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(_)) => return Poll::Ready(false),
@@ -288,7 +291,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.heard += 1;
             self.decode(&mut buf[..n]);
             Poll::Ready(true)
-        })
+        });
+        self.inbox.release(room);
+        read
     }
 
     /// Our close frame is out: what that means in each state.

@@ -362,6 +362,32 @@ async fn a_reader_waits_for_the_flow_and_leaves_the_socket_unread() {
     assert_eq!(&batch[20..22], b"hi");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_reader_waits_until_the_flow_has_taken_the_queue_down_to_half() {
+    use crate::inbox::{BATCH_MAX_EVENTS, HIGH_WATER_EVENTS};
+    let (inbox, _wakes) = watched_inbox();
+    for _ in 0..HIGH_WATER_EVENTS {
+        inbox.push(crate::inbox::Event::new(Kind::Text, 9, "m", 0));
+    }
+    assert!(inbox.backed_up(), "the event count is a high-water mark too");
+    let (_handle, _, task, mut peer) = spawn_on(&SessionConfig::default(), 1024, false, inbox.clone());
+    let mut bytes = text_frame_header(4);
+    bytes.extend_from_slice(b"late");
+    peer.write_all(&bytes).await.unwrap();
+    inbox.drain_as_js();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(inbox.queued().1, HIGH_WATER_EVENTS - BATCH_MAX_EVENTS, "one batch taken is not enough room");
+    let mut drained = 1;
+    while inbox.backed_up() && drained < HIGH_WATER_EVENTS {
+        inbox.drain_as_js();
+        drained += 1;
+    }
+    assert_eq!(drained, HIGH_WATER_EVENTS / 2 / BATCH_MAX_EVENTS, "readers resume at half");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(inbox.queued().1, HIGH_WATER_EVENTS / 2 + 1, "the late message is queued once");
+    assert!(!task.is_finished());
+}
+
 /// A pipe end that takes vectored writes whole and counts the write calls.
 struct Counting {
     inner: DuplexStream,
@@ -636,4 +662,69 @@ async fn a_full_batch_written_in_pieces_still_leaves_room_for_pongs_and_the_clos
     }
     assert_eq!(pongs, 3, "every ping answered");
     assert!(!task.is_finished() || task.await.is_ok(), "the session's task panicked");
+}
+
+#[tokio::test(start_paused = true)]
+async fn sends_after_the_close_are_discarded_and_never_turn_it_into_a_1008() {
+    for drop_when_full in [false, true] {
+        let cfg = SessionConfig { max_queue_bytes: 100 * 1024, drop_when_full, ..Default::default() };
+        // A peer that reads only once everything is sent: the queue holds it all.
+        let (handle, shared, task, mut peer) = spawn_on(&cfg, 1024, false, inbox());
+        let chunk = |i: u8| Message::Binary(vec![i; 16 * 1024].into());
+        for i in 0..4 {
+            assert!(handle.send(chunk(i)), "message {i} refused (drop {drop_when_full})");
+        }
+        handle.close(1000);
+        let late = (0..20).filter(|_| handle.send(chunk(9))).count();
+        assert_eq!(late, 0, "sends after the close were taken (drop {drop_when_full})");
+        for i in 0..4 {
+            let (opcode, payload) = read_frame(&mut peer).await.expect("a frame");
+            assert_eq!((opcode, payload.len(), payload[0]), (2, 16 * 1024, i), "drop {drop_when_full}");
+        }
+        assert_eq!(close_code(&mut peer).await, Some(1000), "our close, not a 1008 (drop {drop_when_full})");
+        peer.write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]).await.unwrap();
+        let ended = ended(task).await;
+        assert_eq!((ended.code, ended.error), (1000, None), "drop {drop_when_full}");
+        assert_eq!(shared.dropped.load(Ordering::Relaxed), 0, "discarded, not counted as drops");
+    }
+}
+
+/// `count` masked binary frames of `len` bytes each (mask key 0), back to back.
+fn binary_frames(count: usize, len: usize) -> Vec<u8> {
+    let mut one = vec![0x82];
+    match len {
+        0..=125 => one.push(0x80 | len as u8),
+        _ => {
+            one.push(0x80 | 126);
+            one.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+    }
+    one.extend_from_slice(&[0, 0, 0, 0]);
+    one.resize(one.len() + len, 7);
+    one.repeat(count)
+}
+
+#[tokio::test(start_paused = true)]
+async fn readers_woken_together_refill_the_queue_up_to_its_mark_and_no_further() {
+    let (inbox, _wakes) = watched_inbox();
+    // The flow has fallen behind: 16 sessions wait, each with 2 MiB from its peer.
+    inbox.push(crate::inbox::Event::new(Kind::Binary, 9, vec![0u8; HIGH_WATER_BYTES], 0));
+    let mut sessions = Vec::new();
+    for _ in 0..16 {
+        let (handle, _, task, mut peer) = spawn_on(&SessionConfig::default(), 4 << 20, false, inbox.clone());
+        peer.write_all(&binary_frames(1040, 2000)).await.unwrap();
+        sessions.push((handle, task, peer));
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(inbox.queued().1, 1, "nothing read while the flow is behind");
+    // The flow takes the backlog: every reader wakes at once.
+    inbox.drain_as_js();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let (bytes, _) = inbox.queued();
+    assert!(bytes <= HIGH_WATER_BYTES, "{bytes} bytes queued, past the mark of {HIGH_WATER_BYTES}");
+    // The control: the readers did fill it, up to within a read of the mark.
+    assert!(bytes > HIGH_WATER_BYTES - 64 * 1024 && inbox.backed_up(), "{bytes} bytes queued");
+    for (_, task, _) in &sessions {
+        assert!(!task.is_finished());
+    }
 }
