@@ -214,6 +214,30 @@ describe('sessions in flows', function () {
         assert.deepStrictEqual(m2, { payload: 'q', websocket: { event: 'connect' } });
     });
 
+    it('in whole-msg mode removes requests a peer wrote from the msg, so an echo flow never runs them', async function () {
+        await helper.load(wsNode, flow({ listener: { wholemsg: 'true' } }));
+        const peer = await client();
+        const other = await client();
+        const got = received(helper.getNode('sink'), 3);
+        const otherGot = messages(other, 1);
+        peer.send(JSON.stringify({ payload: 'a', websocket: { close: true } }));
+        peer.send(JSON.stringify({ payload: 'b', websocket: { room: 'x', note: 'kept?' } }));
+        peer.send(JSON.stringify({ payload: 'c', websocket: { note: 'not a request' } }));
+        const msgs = await within(got, 5000, 'three msgs');
+        assert.strictEqual(msgs[0].websocket, undefined);
+        assert.strictEqual(msgs[1].websocket, undefined);
+        assert.deepStrictEqual(msgs[2].websocket, { note: 'not a request' }, 'a websocket property without requests stays');
+        // Passed straight on to the out node: a reply to the peer each, no close, no room publish.
+        const echoes = messages(peer, 3);
+        for (const m of msgs) helper.getNode('out').receive(m);
+        const sent = (await within(echoes, 5000, 'three echoes')).map((m) => JSON.parse(m.data.toString()).payload);
+        assert.deepStrictEqual(sent, ['a', 'b', 'c']);
+        assert.strictEqual(peer.readyState, 1, 'the peer\'s own close request was not run');
+        // Positive control that the other client receives what is meant for everyone.
+        helper.getNode('out').receive({ payload: 'to all' });
+        assert.strictEqual(JSON.parse((await within(otherGot, 5000, 'the broadcast'))[0].data.toString()).payload, 'to all');
+    });
+
     it('emits connect and disconnect for a client connection, with the server\'s code and reason', async function () {
         const port = helper.url().split(':').pop();
         await helper.load(wsNode, [

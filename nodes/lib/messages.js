@@ -6,6 +6,13 @@ function sessionKey(id) {
     return id.toString(16);
 }
 
+/** The keys of msg.websocket that ask the out node for something (lib/commands.js, lib/client-control.js). */
+const REQUEST_KEYS = ['room', 'join', 'leave', 'rooms', 'close', 'connect', 'disconnect'];
+
+function carriesRequest(w) {
+    return w !== null && typeof w === 'object' && REQUEST_KEYS.some((k) => w[k] !== undefined);
+}
+
 /**
  * Builds the msg for an inbound message. In whole-message mode a JSON object
  * becomes the msg itself; any other JSON value, or text that is not JSON, is
@@ -21,6 +28,10 @@ function inboundMsg(data, wholemsg, session) {
         } catch (err) {
             msg = { payload: data };
         }
+        // A peer does not get to send the out node's requests (join any room,
+        // close, reconnect...) through a flow that passes its msgs on, as it
+        // does not get to choose `_session`.
+        if (carriesRequest(msg.websocket)) delete msg.websocket;
     } else {
         msg = { payload: data };
     }
@@ -56,4 +67,4 @@ function outboundData(msg, wholemsg, ensureString, command) {
     return Buffer.isBuffer(msg.payload) ? msg.payload : ensureString(msg.payload);
 }
 
-module.exports = { sessionKey, inboundMsg, outboundData };
+module.exports = { sessionKey, inboundMsg, outboundData, REQUEST_KEYS };
