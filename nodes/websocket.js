@@ -11,6 +11,8 @@ const limits = require('./lib/limits');
 const events = require('./lib/events');
 const commands = require('./lib/commands');
 const clientControl = require('./lib/client-control');
+const auth = require('./lib/auth');
+const { authOptions } = auth;
 
 const WS_URL = /^wss?:\/\//i;
 
@@ -77,8 +79,10 @@ module.exports = function (RED) {
                 maxQueueBytes: lim.maxQueueBytes,
                 queuePolicy: lim.queuePolicy,
                 idleTimeoutMs: lim.idleTimeoutMs,
-                maxConnections: lim.maxConnections
+                maxConnections: lim.maxConnections,
+                auth: authOptions(n, this.credentials)
             }, this.onBatch);
+            this.authOn = !!n.auth;
         } catch (err) {
             this.fail(withCode(err));
         }
@@ -157,6 +161,10 @@ module.exports = function (RED) {
                 if (result.startsWith('HTTP/1.1 503 ')) {
                     // The only 503 the addon answers: the connection limit.
                     this.peerWarnings.warn(RED._('websocket.errors.too-many', { max: this.limits.maxConnections }));
+                } else if (result.startsWith('HTTP/1.1 401 ')) {
+                    // The body says why (never the credential).
+                    const why = result.slice(result.indexOf('\r\n\r\n') + 4);
+                    this.peerWarnings.warn(RED._('websocket.errors.unauthorized', { reason: why }));
                 }
                 socket.once('finish', () => socket.destroy());
                 socket.end(result);
@@ -179,6 +187,10 @@ module.exports = function (RED) {
         requestInfo(req, socket) {
             const info = upgrade.requestInfo(req);
             if (this.eventNodes.size > 0) info.announce = events.connectInfo(req, socket);
+            if (this.authOn) {
+                info.authorization = req.headers.authorization || '';
+                info.url = req.url || '';
+            }
             return info;
         },
 
@@ -190,7 +202,7 @@ module.exports = function (RED) {
         }
     });
 
-    RED.nodes.registerType('websocket-listener', WebSocketListenerNode);
+    RED.nodes.registerType('websocket-listener', WebSocketListenerNode, { credentials: auth.CREDENTIALS });
 
     // ---- websocket-client ---------------------------------------------------
 

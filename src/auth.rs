@@ -8,7 +8,9 @@ use crate::error::{Error, Result};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
+#[derive(Clone, Default)]
 pub enum Auth {
+    #[default]
     None,
     /// The shared token, and the query parameter that may carry it.
     Token {
@@ -20,6 +22,17 @@ pub enum Auth {
         validation: Box<Validation>,
         param: String,
     },
+}
+
+/// The mode only: the secret and key stay out of logs.
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Auth::None => "Auth::None",
+            Auth::Token { .. } => "Auth::Token",
+            Auth::Jwt { .. } => "Auth::Jwt",
+        })
+    }
 }
 
 /// Why a client was refused; shown in the listener's warning, never the credential.

@@ -1,6 +1,7 @@
 //! Server side of the opening handshake (RFC 6455 §4.2) for a request that Node's
 //! HTTP server has already parsed: validate, choose the subprotocol, build the 101.
 
+use std::borrow::Cow;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// The parts of an HTTP upgrade request the handshake needs, as Node parsed them.
@@ -12,6 +13,10 @@ pub struct UpgradeRequest {
     pub version: String,
     /// Raw `Sec-WebSocket-Protocol` header (comma-separated), empty if absent.
     pub protocol: String,
+    /// `Authorization` header and request target (path and query), read only by a
+    /// listener with authentication; empty otherwise.
+    pub authorization: String,
+    pub target: String,
     /// Not part of the request: what JS wants handed back with the session's
     /// `Open` event (the connect info of `websocket in` events); empty: nothing.
     pub announce: Vec<u8>,
@@ -21,13 +26,15 @@ pub struct UpgradeRequest {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Rejection {
     pub status: u16,
-    pub reason: &'static str,
+    /// The body; for a 401, why (never the credential itself).
+    pub reason: Cow<'static, str>,
 }
 
 impl Rejection {
     pub fn http_response(&self) -> String {
         let text = match self.status {
             400 => "Bad Request",
+            401 => "Unauthorized",
             426 => "Upgrade Required",
             503 => "Service Unavailable",
             _ => "Error",
@@ -35,6 +42,9 @@ impl Rejection {
         let mut extra = String::new();
         if self.status == 426 {
             extra.push_str("Sec-WebSocket-Version: 13\r\n");
+        }
+        if self.status == 401 {
+            extra.push_str("WWW-Authenticate: Bearer\r\n");
         }
         format!(
             "HTTP/1.1 {} {}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n{}",
@@ -50,18 +60,18 @@ impl Rejection {
 pub fn validate(req: &UpgradeRequest) -> Result<(), Rejection> {
     // Methods are case-sensitive (RFC 7230 §3.1.1); Node's parser already refuses "get".
     if req.method != "GET" {
-        return Err(Rejection { status: 400, reason: "WebSocket upgrade needs a GET request" });
+        return Err(Rejection { status: 400, reason: Cow::Borrowed("WebSocket upgrade needs a GET request") });
     }
     if !req.upgrade.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")) {
-        return Err(Rejection { status: 400, reason: "Upgrade header must be \"websocket\"" });
+        return Err(Rejection { status: 400, reason: Cow::Borrowed("Upgrade header must be \"websocket\"") });
     }
     // The base64 of 16 bytes: 22 chars of the alphabet, then "==" (as `ws` checks it).
     let key = req.key.trim().as_bytes();
     if key.len() != 24 || !key[..22].iter().all(|&b| is_base64(b)) || &key[22..] != b"==" {
-        return Err(Rejection { status: 400, reason: "Missing or invalid Sec-WebSocket-Key" });
+        return Err(Rejection { status: 400, reason: Cow::Borrowed("Missing or invalid Sec-WebSocket-Key") });
     }
     if !matches!(req.version.trim(), "13" | "8") {
-        return Err(Rejection { status: 426, reason: "Unsupported Sec-WebSocket-Version" });
+        return Err(Rejection { status: 426, reason: Cow::Borrowed("Unsupported Sec-WebSocket-Version") });
     }
     Ok(())
 }
@@ -73,7 +83,7 @@ pub fn validate(req: &UpgradeRequest) -> Result<(), Rejection> {
 pub fn answer_protocol(offered: &str, configured: &[String]) -> Result<Option<String>, Rejection> {
     match choose_protocol(offered, configured) {
         Some(p) if !p.bytes().all(is_token) => {
-            Err(Rejection { status: 400, reason: "Invalid Sec-WebSocket-Protocol header" })
+            Err(Rejection { status: 400, reason: Cow::Borrowed("Invalid Sec-WebSocket-Protocol header") })
         }
         chosen => Ok(chosen),
     }
@@ -123,6 +133,8 @@ pub fn sample_request() -> UpgradeRequest {
         version: "13".into(),
         protocol: String::new(),
         announce: Vec::new(),
+        authorization: String::new(),
+        target: String::new(),
     }
 }
 
@@ -173,7 +185,7 @@ mod tests {
 
     #[test]
     fn only_a_chosen_subprotocol_that_is_not_a_token_is_refused() {
-        let refused = Err(Rejection { status: 400, reason: "Invalid Sec-WebSocket-Protocol header" });
+        let refused = Err(Rejection { status: 400, reason: Cow::Borrowed("Invalid Sec-WebSocket-Protocol header") });
         for bad in ["a\u{0}b", "a\u{1}, chat", "a b", "\"q\"", "\u{e9}", "a b, chat"] {
             assert_eq!(answer_protocol(bad, &[]), refused, "{bad:?}");
         }

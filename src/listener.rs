@@ -1,6 +1,7 @@
 //! The sessions of one `websocket-listener`: adopting upgraded connections from
 //! Node's HTTP server, the handshake answer, reply and broadcast, and closing.
 
+use crate::auth::Auth;
 use crate::commands::Op;
 use crate::error::{Error, Result};
 use crate::handshake::{self, Rejection, UpgradeRequest};
@@ -9,6 +10,7 @@ use crate::rooms::Rooms;
 use crate::session::{self, Session, SessionConfig, SessionHandle};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -27,10 +29,13 @@ pub struct ListenerConfig {
     pub protocols: Vec<String>,
     /// Open sessions (those still closing included) past which new ones get 503.
     pub max_connections: Option<usize>,
+    /// Checked after the handshake request itself, before the subprotocol (401).
+    pub auth: Auth,
 }
 
 /// What a listener at its connection limit answers.
-const FULL: Rejection = Rejection { status: 503, reason: "Too many connections to this WebSocket listener" };
+const FULL: Rejection =
+    Rejection { status: 503, reason: Cow::Borrowed("Too many connections to this WebSocket listener") };
 
 struct Entry {
     handle: Arc<SessionHandle>,
@@ -142,8 +147,8 @@ impl Listener {
     ) -> Result<std::result::Result<u32, Rejection>> {
         use std::os::fd::FromRawFd;
         self.check_open()?;
-        let protocol = match self.answer(req) {
-            Ok(p) => p,
+        let answer = match self.answer(req) {
+            Ok(a) => a,
             Err(r) => return Ok(Err(r)),
         };
         if fd < 0 {
@@ -159,7 +164,7 @@ impl Listener {
         std_stream.set_nonblocking(true)?;
         // Refused past the connection limit: the duplicate is dropped unused, which
         // closes only our descriptor; JS answers on its own.
-        Ok(self.start(req, protocol, head, move || {
+        Ok(self.start(req, answer, head, move || {
             let tcp = tokio::net::TcpStream::from_std(std_stream)?;
             let _ = tcp.set_nodelay(true);
             Ok(tcp)
@@ -177,17 +182,24 @@ impl Listener {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         self.check_open()?;
-        let protocol = match self.answer(req) {
-            Ok(p) => p,
+        let answer = match self.answer(req) {
+            Ok(a) => a,
             Err(r) => return Ok(Err(r)),
         };
-        Ok(self.start(req, protocol, head, move || Ok(stream)))
+        Ok(self.start(req, answer, head, move || Ok(stream)))
     }
 
-    /// Checks the request; the subprotocol to answer with, or the refusal.
-    fn answer(&self, req: &UpgradeRequest) -> std::result::Result<Option<String>, Rejection> {
+    /// Checks the request and its credential; the subprotocol to answer with and
+    /// the verified identity (JWT claims) if any, or the refusal.
+    fn answer(&self, req: &UpgradeRequest) -> std::result::Result<Answer, Rejection> {
         handshake::validate(req)?;
-        handshake::answer_protocol(&req.protocol, &self.shared.cfg.protocols)
+        let identity = self
+            .shared
+            .cfg
+            .auth
+            .check(&req.authorization, &req.target)
+            .map_err(|refusal| Rejection { status: 401, reason: Cow::Owned(refusal.0) })?;
+        Ok(Answer { protocol: handshake::answer_protocol(&req.protocol, &self.shared.cfg.protocols)?, identity })
     }
 
     fn check_open(&self) -> Result<()> {
@@ -202,7 +214,7 @@ impl Listener {
     fn start<S, F>(
         &self,
         req: &UpgradeRequest,
-        protocol: Option<String>,
+        answer: Answer,
         head: Vec<u8>,
         make_stream: F,
     ) -> std::result::Result<u32, Rejection>
@@ -211,6 +223,7 @@ impl Listener {
         F: FnOnce() -> std::io::Result<S> + Send + 'static,
     {
         let shared = &self.shared;
+        let Answer { protocol, identity } = answer;
         let response = handshake::accept_response(&req.key, protocol.as_deref());
         let id = session::next_id();
         let (handle, session_shared) = SessionHandle::new(&shared.cfg.session, false);
@@ -224,7 +237,7 @@ impl Listener {
         }
         shared.generation.fetch_add(1, Ordering::Release);
         let departure = Departure { shared: shared.clone(), id, opened: false, finished: false };
-        let (open, protocol_len) = announcement(protocol.as_deref(), &req.announce);
+        let (open, protocol_len) = announcement(protocol.as_deref(), &with_identity(&req.announce, identity));
         let start = Box::new(Start { response, head, queue: session_shared, open, protocol_len });
         let task = napi_or_tokio_spawn(serve(departure, start, make_stream));
         if let Some(entry) = shared.sessions.read().get(&id) {
@@ -315,6 +328,25 @@ struct Start {
 /// The `Open` event's payload: nothing unless JS asked for an announcement, else
 /// the negotiated subprotocol (its length is the event's `extra`), then what JS
 /// handed over. Built before the session starts, and freed as it does.
+/// What `answer` found acceptable in a request.
+struct Answer {
+    protocol: Option<String>,
+    identity: Option<serde_json::Value>,
+}
+
+/// The connect info JS asked to have announced, with the verified identity in it
+/// as `identity`; nothing when JS asked for none (no `websocket in` wants events).
+fn with_identity(announce: &[u8], identity: Option<serde_json::Value>) -> Cow<'_, [u8]> {
+    let (Some(identity), false) = (identity, announce.is_empty()) else { return Cow::Borrowed(announce) };
+    match serde_json::from_slice::<serde_json::Value>(announce) {
+        Ok(serde_json::Value::Object(mut info)) => {
+            info.insert("identity".into(), identity);
+            Cow::Owned(serde_json::Value::Object(info).to_string().into_bytes())
+        }
+        _ => Cow::Borrowed(announce),
+    }
+}
+
 fn announcement(protocol: Option<&str>, announce: &[u8]) -> (Bytes, u32) {
     if announce.is_empty() {
         return (Bytes::new(), 0);
@@ -513,6 +545,45 @@ mod tests {
     fn adopt_pipe(listener: &Listener, capacity: usize) -> (std::result::Result<u32, Rejection>, DuplexStream) {
         let (ours, theirs) = tokio::io::duplex(capacity);
         (listener.adopt_stream(ours, Vec::new(), &handshake::sample_request()).unwrap(), theirs)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_listener_with_authentication_refuses_with_401_and_lets_the_right_token_in() {
+        let cfg = ListenerConfig { auth: Auth::token("t0k", None).unwrap(), ..Default::default() };
+        let listener = Listener::new(cfg, Inbox::new(Box::new(|_| {})));
+        let req = |authorization: &str, target: &str| UpgradeRequest {
+            authorization: authorization.into(),
+            target: target.into(),
+            ..handshake::sample_request()
+        };
+        let adopt = |r: &UpgradeRequest| listener.adopt_stream(tokio::io::duplex(1 << 16).0, Vec::new(), r).unwrap();
+        let none = adopt(&req("", "/ws")).unwrap_err();
+        assert_eq!(none.status, 401);
+        let http = none.http_response();
+        assert!(
+            http.starts_with("HTTP/1.1 401 Unauthorized\r\n") && http.contains("\r\nWWW-Authenticate: Bearer\r\n"),
+            "{http}"
+        );
+        assert_eq!(adopt(&req("Bearer nope", "/ws")).unwrap_err().reason, "wrong token");
+        // A broken request is still 400 first, whatever its credential.
+        let broken = UpgradeRequest { key: String::new(), ..req("Bearer t0k", "/ws") };
+        assert_eq!(adopt(&broken).unwrap_err().status, 400);
+        assert!(listener.shared.sessions.read().is_empty(), "a refused client got a session");
+        assert!(adopt(&req("Bearer t0k", "/ws")).is_ok());
+        assert!(adopt(&req("", "/ws?access_token=t0k")).is_ok());
+        assert_eq!(listener.shared.sessions.read().len(), 2);
+        listener.close(1001).await;
+    }
+
+    #[test]
+    fn a_verified_identity_joins_the_connect_info_js_asked_for() {
+        let info = br#"{"url":"/ws","path":"/ws"}"#;
+        let claims = serde_json::json!({"sub": "ada", "roles": ["admin"]});
+        let joined: serde_json::Value = serde_json::from_slice(&with_identity(info, Some(claims.clone()))).unwrap();
+        assert_eq!(joined, serde_json::json!({"url": "/ws", "path": "/ws", "identity": claims}));
+        // Nothing asked for (no events): nothing built.
+        assert!(with_identity(b"", Some(claims)).is_empty());
+        assert_eq!(with_identity(info, None).as_ref(), info);
     }
 
     #[tokio::test(start_paused = true)]

@@ -7,7 +7,7 @@ const fs = require('fs');
 const path = require('path');
 const helper = require('node-red-node-test-helper');
 const wsNode = require('../nodes/websocket.js');
-const { received, until } = require('./support');
+const { WebSocket, received, until } = require('./support');
 
 helper.init(require('./node-red-under-test').runtime);
 
@@ -40,10 +40,10 @@ describe('examples', function () {
     after(() => helper.stopServer());
     afterEach(() => helper.unload());
 
-    it('are the four the README and the package test list, each a valid flow with its own tab', function () {
+    it('are the five the README and the package test list, each a valid flow with its own tab', function () {
         const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
         assert.deepStrictEqual(files, ['01 - Echo server and client.json', '02 - Broadcast to many clients.json',
-            '03 - Whole message mode.json', '04 - Chat with rooms.json']);
+            '03 - Whole message mode.json', '04 - Chat with rooms.json', '05 - Authenticated listener.json']);
         for (const f of files) {
             const flow = JSON.parse(fs.readFileSync(path.join(DIR, f), 'utf8'));
             assert.strictEqual(flow.filter((n) => n.type === 'tab').length, 1, f);
@@ -117,5 +117,24 @@ describe('examples', function () {
         await until(() => got.bob.filter((m) => m.text === 'hello, general').length === 2, 'bob getting the second post');
         assert.deepStrictEqual(got.bob.map((m) => m.info || m.text), ['welcome: send {"join": "<room>"}', 'joined general', 'hello, general', 'hello, general']);
         assert.ok(got.alice.every((m) => m.from === undefined || /^[0-9a-f]+$/.test(m.from)));
+    });
+
+    it('05 lets the client with the demo JWT in, greets it by the token\'s name, and echoes; 401 without it', async function () {
+        const flow = example('05 - Authenticated listener.json', port);
+        await helper.load(NODES, flow);
+        const got = received(helper.getNode(idOf(flow, 'debug', 'from the server')), 2);
+        const client = helper.getNode(flow.find((n) => n.type === 'websocket-client').id);
+        await until(() => client.count === 1, 'client connected');
+        helper.getNode(idOf(flow, 'inject', 'send time')).receive({});
+        const [greeting, echo] = await got;
+        assert.strictEqual(greeting.payload, 'hello Demo User');
+        assert.ok(/^\d+$/.test(String(echo.payload)), 'the time echoed: ' + echo.payload);
+        const refused = await new Promise((resolve) => {
+            const ws = new WebSocket('ws://127.0.0.1:' + port + '/ws/secure');
+            ws.once('unexpected-response', (req, res) => resolve(res.statusCode));
+            ws.once('open', () => resolve('opened'));
+            ws.once('error', () => {});
+        });
+        assert.strictEqual(refused, 401);
     });
 });

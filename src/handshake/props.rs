@@ -109,6 +109,8 @@ fn valid_request() -> impl Strategy<Value = UpgradeRequest> {
         version,
         protocol,
         announce: Vec::new(),
+        authorization: String::new(),
+        target: String::new(),
     })
 }
 
@@ -198,7 +200,7 @@ fn check_refusal(r: &Rejection, status: u16) -> Result<(), TestCaseError> {
     let (head, body) = text.split_once("\r\n\r\n").expect("a blank line ends the head");
     let status_line = format!("HTTP/1.1 {status} ");
     prop_assert!(head.starts_with(&status_line), "{}", head);
-    prop_assert_eq!(body, r.reason);
+    prop_assert_eq!(body, r.reason.as_ref());
     let length = format!("\r\nContent-Length: {}\r\n", body.len());
     prop_assert!(text.contains(&length), "{}", text);
     prop_assert_eq!(head.contains("\r\nSec-WebSocket-Version: 13"), status == 426);
@@ -247,6 +249,8 @@ proptest! {
             version: b.version.unwrap_or(req.version),
             protocol: req.protocol,
             announce: Vec::new(),
+            authorization: String::new(),
+            target: String::new(),
         };
         match validate(&broken) {
             Ok(()) => prop_assert!(false, "accepted {:?}", broken),
@@ -263,7 +267,7 @@ proptest! {
         protocol in prop_oneof![offers(), any::<String>()],
         configured in prop::collection::vec(any::<String>(), 0..3),
     ) {
-        let req = UpgradeRequest { method, upgrade, key, version, protocol, announce: Vec::new() };
+        let req = UpgradeRequest { method, upgrade, key, version, protocol, ..Default::default() };
         match validate(&req) {
             Err(r) => prop_assert!(r.status == 400 || r.status == 426),
             Ok(()) => {

@@ -1,5 +1,6 @@
 use super::bridge::JsBridge;
 use super::{close_code, inbox_for, invalid, pull, session_config, to_frame, CopiedBuffer, SessionOptions};
+use crate::auth::Auth;
 use crate::handshake::UpgradeRequest;
 use crate::inbox::Inbox;
 use crate::listener::{Listener, ListenerConfig};
@@ -25,6 +26,41 @@ pub struct ListenerOptions {
     pub idle_timeout_ms: Option<u32>,
     /// Refuse connections past this many (503). Absent or 0: no limit.
     pub max_connections: Option<u32>,
+    /// Authentication at the handshake; absent: none (as core).
+    pub auth: Option<AuthOptions>,
+}
+
+/// A client without a valid credential gets 401 and never reaches the flow.
+#[napi(object)]
+pub struct AuthOptions {
+    /// "token" (a shared secret) or "jwt".
+    pub mode: String,
+    /// The shared token (mode "token").
+    pub token: Option<String>,
+    /// "HS256", "RS256" or "ES256" (mode "jwt").
+    pub algorithm: Option<String>,
+    /// HS256: the secret; RS256/ES256: the PEM public key.
+    pub key: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    /// The query parameter that may carry the credential (default "access_token").
+    pub param: Option<String>,
+}
+
+fn auth_of(options: Option<AuthOptions>) -> Result<Auth> {
+    let Some(a) = options else { return Ok(Auth::None) };
+    Ok(match a.mode.as_str() {
+        "" | "none" => Auth::None,
+        "token" => Auth::token(a.token.as_deref().unwrap_or(""), a.param)?,
+        "jwt" => Auth::jwt(
+            a.algorithm.as_deref().unwrap_or("HS256"),
+            a.key.as_deref().unwrap_or(""),
+            a.issuer,
+            a.audience,
+            a.param,
+        )?,
+        other => return Err(invalid(format!("unknown authentication mode {other:?}"))),
+    })
 }
 
 /// The request fields the handshake needs, as Node's HTTP parser saw them.
@@ -38,6 +74,10 @@ pub struct UpgradeInfo {
     /// Handed back with the session's open event once it has opened (the connect
     /// info of `websocket in` events); absent when nobody asked for it.
     pub announce: Option<String>,
+    /// The `Authorization` header and the request target (`req.url`), needed only
+    /// by a listener with authentication.
+    pub authorization: Option<String>,
+    pub url: Option<String>,
 }
 
 impl From<UpgradeInfo> for UpgradeRequest {
@@ -49,6 +89,8 @@ impl From<UpgradeInfo> for UpgradeRequest {
             version: u.version,
             protocol: u.protocol,
             announce: u.announce.map(String::into_bytes).unwrap_or_default(),
+            authorization: u.authorization.unwrap_or_default(),
+            target: u.url.unwrap_or_default(),
         }
     }
 }
@@ -76,6 +118,7 @@ impl JsListener {
             session,
             protocols: options.subprotocols.unwrap_or_default(),
             max_connections: options.max_connections.filter(|&n| n > 0).map(|n| n as usize),
+            auth: auth_of(options.auth)?,
         };
         let inbox = inbox_for(on_events)?;
         Ok(JsListener { inner: Listener::new(cfg, inbox.clone()), inbox })
