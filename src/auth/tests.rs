@@ -97,7 +97,7 @@ fn bad_settings_are_errors_up_front() {
     assert!(Auth::jwt("none", "k", None, None, None).is_err());
     assert!(Auth::jwt("HS512", "k", None, None, None).is_err());
     assert!(Auth::jwt("HS256", "", None, None, None).is_err());
-    let e = Auth::jwt("RS256", "not a pem", None, None, None).err().expect("a bad key accepted");
+    let e = Auth::jwt("RS256", "not a pem", None, None, None).expect_err("a bad key accepted");
     assert_eq!(e.code(), "ERR_WSRS_INVALID_ARGUMENT");
     assert!(
         Auth::jwt("ES256", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", None, None, None).is_err()
