@@ -45,7 +45,7 @@ pub const DEFAULT_PARAM: &str = "access_token";
 impl Auth {
     /// A shared token (empty is refused: it would let anyone in).
     pub fn token(token: &str, param: Option<String>) -> Result<Self> {
-        if token.is_empty() {
+        if token.trim().is_empty() {
             return Err(Error::InvalidArgument("the shared token is empty".into()));
         }
         Ok(Auth::Token { token: token.as_bytes().to_vec(), param: param_or_default(param) })
@@ -63,7 +63,7 @@ impl Auth {
     ) -> Result<Self> {
         let bad_key = |e: jsonwebtoken::errors::Error| Error::InvalidArgument(format!("the {algorithm} key: {e}"));
         let (alg, key) = match algorithm {
-            "HS256" if key.is_empty() => return Err(Error::InvalidArgument("the HS256 secret is empty".into())),
+            "HS256" if key.trim().is_empty() => return Err(Error::InvalidArgument("the HS256 secret is empty".into())),
             "HS256" => (Algorithm::HS256, DecodingKey::from_secret(key.as_bytes())),
             "RS256" => (Algorithm::RS256, DecodingKey::from_rsa_pem(key.as_bytes()).map_err(bad_key)?),
             "ES256" => (Algorithm::ES256, DecodingKey::from_ec_pem(key.as_bytes()).map_err(bad_key)?),
@@ -75,13 +75,21 @@ impl Auth {
         };
         let mut validation = Validation::new(alg);
         validation.validate_nbf = true;
-        match audience.filter(|a| !a.is_empty()) {
-            Some(aud) => validation.set_audience(&[aud]),
+        // jsonwebtoken checks iss and aud only when the token has them: a
+        // configured one must also be present.
+        let mut required = vec!["exp"];
+        match audience.filter(|a| !a.trim().is_empty()) {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
-        if let Some(iss) = issuer.filter(|i| !i.is_empty()) {
+        if let Some(iss) = issuer.filter(|i| !i.trim().is_empty()) {
             validation.set_issuer(&[iss]);
+            required.push("iss");
         }
+        validation.set_required_spec_claims(&required);
         Ok(Auth::Jwt { key, validation: Box::new(validation), param: param_or_default(param) })
     }
 
@@ -111,8 +119,29 @@ impl Auth {
             }
             Auth::Jwt { key, validation, .. } => jsonwebtoken::decode::<Value>(&credential, key, validation)
                 .map(|data| Some(data.claims))
-                .map_err(|e| Refusal(format!("invalid JWT: {e}"))),
+                .map_err(|e| Refusal(format!("invalid JWT: {}", jwt_fault(e.kind())))),
         }
+    }
+}
+
+/// A fixed text for each way a JWT fails: the library's own messages can repeat
+/// what the client sent (a header's `alg`), which must not reach logs or answers.
+fn jwt_fault(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match kind {
+        K::ExpiredSignature => "expired",
+        K::ImmatureSignature => "not valid yet (nbf)",
+        K::InvalidIssuer => "wrong issuer",
+        K::InvalidAudience => "wrong audience",
+        K::MissingRequiredClaim(claim) => match claim.as_str() {
+            "exp" => "no exp claim",
+            "iss" => "no iss claim",
+            "aud" => "no aud claim",
+            _ => "a required claim is missing",
+        },
+        K::InvalidSignature => "bad signature",
+        K::InvalidAlgorithm | K::InvalidAlgorithmName | K::MissingAlgorithm => "algorithm not accepted",
+        _ => "malformed",
     }
 }
 
@@ -138,10 +167,12 @@ fn query_param(target: &str, name: &str) -> Option<String> {
     })
 }
 
-/// Compares without stopping at the first difference, so the time taken does not
-/// tell an attacker how much of a guess was right (only its length).
+/// Compares SHA-256 digests, whole: the time taken tells an attacker neither how
+/// much of a guess was right nor the token's length.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use ring::digest::{digest, SHA256};
+    let (x, y) = (digest(&SHA256, a), digest(&SHA256, b));
+    x.as_ref().iter().zip(y.as_ref()).fold(0u8, |acc, (p, q)| acc | (p ^ q)) == 0
 }
 
 #[cfg(test)]

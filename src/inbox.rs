@@ -173,8 +173,18 @@ impl Inbox {
 
     /// The read that `reserve` granted `granted` bytes is done.
     pub fn release(&self, granted: usize) {
-        let mut s = self.state.lock();
-        s.reserved = s.reserved.saturating_sub(granted);
+        let resume = {
+            let mut s = self.state.lock();
+            s.reserved = s.reserved.saturating_sub(granted);
+            // Full because of what readers held, not what is queued (many workers,
+            // a small queue): nothing may ever `take`, so the room comes back here.
+            let resume = s.full && s.bytes <= HIGH_WATER_BYTES / 2 && s.queue.len() <= HIGH_WATER_EVENTS / 2;
+            s.full &= !resume;
+            resume
+        };
+        if resume {
+            self.space.notify_waiters();
+        }
     }
 
     /// Waits until the queue has room again (or is closed). Owned, so a
@@ -388,6 +398,7 @@ mod props;
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
 
     fn counting() -> (Arc<Inbox>, Arc<AtomicUsize>) {
         let wakes = Arc::new(AtomicUsize::new(0));
@@ -543,5 +554,23 @@ mod tests {
         assert_eq!(inbox.reserve(100), 0);
         inbox.discard();
         assert_eq!(inbox.reserve(100), 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readers_parked_by_other_readers_reservations_wake_when_those_are_released() {
+        // As with 128 workers each holding a 64 KiB read: the queue itself is empty.
+        let (inbox, _) = counting();
+        let held: Vec<usize> = (0..128).map(|_| inbox.reserve(64 * 1024)).collect();
+        assert_eq!(held.iter().sum::<usize>(), HIGH_WATER_BYTES);
+        assert_eq!(inbox.reserve(64 * 1024), 0, "no room while the others read");
+        let parked = tokio::spawn(inbox.clone().room());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!parked.is_finished(), "the control: parked while the reads are held");
+        for granted in held {
+            inbox.release(granted);
+        }
+        // Nothing was queued, so no `take` will ever come to end the wait.
+        tokio::time::timeout(Duration::from_secs(5), parked).await.expect("still parked").unwrap();
+        assert_eq!(inbox.reserve(64 * 1024), 64 * 1024);
     }
 }
