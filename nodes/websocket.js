@@ -83,6 +83,7 @@ module.exports = function (RED) {
                 auth: authOptions(n, this.credentials)
             }, this.onBatch);
             this.authOn = !!n.auth;
+            this.authParam = (typeof n.authParam === 'string' && n.authParam.trim()) || 'access_token';
         } catch (err) {
             this.fail(withCode(err));
         }
@@ -186,7 +187,7 @@ module.exports = function (RED) {
         /** The request as the addon takes it; with the connect info if a node wants events. */
         requestInfo(req, socket) {
             const info = upgrade.requestInfo(req);
-            if (this.eventNodes.size > 0) info.announce = events.connectInfo(req, socket);
+            if (this.eventNodes.size > 0) info.announce = events.connectInfo(req, socket, this.authOn ? { param: this.authParam } : null);
             if (this.authOn) {
                 info.authorization = req.headers.authorization || '';
                 info.url = req.url || '';

@@ -74,6 +74,13 @@ struct Target {
 }
 
 impl Target {
+    /// Same scheme, host and port.
+    fn same_server(&self, other: &Target) -> bool {
+        self.host.eq_ignore_ascii_case(&other.host)
+            && self.port == other.port
+            && self.tls.is_some() == other.tls.is_some()
+    }
+
     fn parse(cfg: &ClientConfig) -> Result<Self> {
         let uri: Uri = cfg.url.parse().map_err(|e| Error::InvalidArgument(format!("invalid URL {}: {e}", cfg.url)))?;
         let secure = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
@@ -261,14 +268,17 @@ struct Shared {
     current: Mutex<Option<(u32, SessionHandle)>>,
     stop: watch::Sender<bool>,
     wanted: watch::Sender<Wanted>,
+    /// The node's own URL and headers.
+    configured: Arc<Target>,
 }
 
 impl Shared {
     fn new(cfg: ClientConfig, inbox: Arc<Inbox>, target: Target) -> (Arc<Self>, watch::Receiver<bool>) {
         let (stop, stopped) = watch::channel(false);
         let on = cfg.connect_at_start;
-        let (wanted, _) = watch::channel(Wanted { target: Arc::new(target), on, generation: 0 });
-        (Arc::new(Shared { cfg, inbox, current: Mutex::new(None), stop, wanted }), stopped)
+        let configured = Arc::new(target);
+        let (wanted, _) = watch::channel(Wanted { target: configured.clone(), on, generation: 0 });
+        (Arc::new(Shared { cfg, inbox, current: Mutex::new(None), stop, wanted, configured }), stopped)
     }
 
     /// A new request: the live connection, if any, is closed (1000) so that the
@@ -325,8 +335,22 @@ impl Client {
         }
         let mut cfg = self.shared.cfg.clone();
         cfg.url = url.unwrap_or_else(|| last.url.clone());
-        cfg.headers = headers.unwrap_or_else(|| last.headers.clone());
-        let target = Target::parse(&cfg)?;
+        cfg.headers = Vec::new();
+        let bare = Target::parse(&cfg)?;
+        // Headers (credentials, often) go only to the server they were meant for:
+        // one that names another server gets none unless the msg gives them.
+        let kept = match headers {
+            Some(h) => h,
+            None if bare.same_server(&last) => last.headers.clone(),
+            None if bare.same_server(&self.shared.configured) => self.shared.configured.headers.clone(),
+            None => Vec::new(),
+        };
+        let target = if kept.is_empty() {
+            bare
+        } else {
+            cfg.headers = kept;
+            Target::parse(&cfg)?
+        };
         self.shared.want(true, Some(Arc::new(target)));
         Ok(())
     }
@@ -390,6 +414,7 @@ where
             }
         }
         let (target, generation) = (request.target, request.generation);
+        let url = target.url.clone();
         let asked_again = |w: &Wanted| w.generation != generation;
         let id = session::next_id();
         inbox.push(Event::new(Kind::Connecting, id, Bytes::new(), 0));
@@ -410,9 +435,11 @@ where
                         h.close(if *stop.borrow() { 1001 } else { 1000 });
                     }
                 }
-                // The subprotocol, all of the payload (`extra` its length, as a listener's).
+                // The subprotocol (`extra` its length, as a listener's), then the URL
+                // dialled, without credentials, for the connect event.
                 let protocol_len = protocol.len() as u32;
-                inbox.push(Event::new(Kind::Open, id, protocol, protocol_len));
+                let open = [protocol.as_ref(), without_userinfo(&url).as_bytes()].concat();
+                inbox.push(Event::new(Kind::Open, id, open, protocol_len));
                 if let Some((_, h)) = &*shared.current.lock() {
                     h.report_drops(inbox, id);
                 }
@@ -461,6 +488,16 @@ where
             _ = stop.wait_for(|s| *s) => break,
             _ = wanted.wait_for(asked_again) => failures = 0,
         }
+    }
+}
+
+/// `ws://user:pass@host/x` as `ws://host/x`: what may be shown of a URL.
+fn without_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some(rest_at) = url.find("://").map(|i| i + 3) else { return url.into() };
+    let authority_end = url[rest_at..].find(['/', '?', '#']).map_or(url.len(), |i| rest_at + i);
+    match url[rest_at..authority_end].rfind('@') {
+        Some(at) => format!("{}{}", &url[..rest_at], &url[rest_at + at + 1..]).into(),
+        None => url.into(),
     }
 }
 
@@ -706,6 +743,14 @@ mod tests {
         let mut explicit = cfg("ws://u:p@h/x");
         explicit.headers = vec![("Authorization".into(), "Bearer t".into())];
         assert_eq!(Target::parse(&explicit).unwrap().request.headers()["authorization"], "Bearer t");
+    }
+
+    #[test]
+    fn a_url_is_shown_without_its_credentials() {
+        assert_eq!(without_userinfo("ws://u:p@h:1/x?y=@z"), "ws://h:1/x?y=@z");
+        assert_eq!(without_userinfo("wss://h/p@q"), "wss://h/p@q");
+        assert_eq!(without_userinfo("ws://a@b@h"), "ws://h");
+        assert_eq!(without_userinfo("ws://h"), "ws://h");
     }
 
     #[test]

@@ -104,7 +104,14 @@ describe('authentication at the handshake', function () {
         await echoes(await open('/ws/auth?x=1&access_token=s3cret'));
         // Only the two let in reached the flow.
         await until(() => events.filter((m) => m.payload === 'connect').length === 2, 'two connects');
-        assert.deepStrictEqual(events.filter((m) => m.payload === 'connect').map((m) => m.websocket.identity), [{}, {}]);
+        const connects = events.filter((m) => m.payload === 'connect');
+        assert.deepStrictEqual(connects.map((m) => m.websocket.identity), [{}, {}]);
+        // The credential stays out of the flow; the rest of the request is there.
+        assert.strictEqual(connects[0].websocket.headers.authorization, undefined);
+        assert.ok(connects[0].websocket.headers.host, 'the other headers are there');
+        assert.strictEqual(connects[1].websocket.url, '/ws/auth?x=1');
+        assert.deepStrictEqual(connects[1].websocket.query, { x: '1' });
+        assert.ok(!JSON.stringify(connects).includes('s3cret'), 'the token reached the flow');
     });
 
     it('reads the credential from the query parameter the node names', async function () {

@@ -131,6 +131,32 @@ describe('websocket-client on demand', function () {
         assert.strictEqual(a.conns.length, 1, 'went back to the configured URL');
     });
 
+    it('sends its configured headers only to the server they were meant for, and tells the URL dialled', async function () {
+        const a = await server();
+        const b = await server();
+        const flow = clientFlow(a.url.replace('ws://', 'ws://user:pw@') + '/configured', {
+            headers: [{ keyType: 'other', keyValue: 'X-Secret', valueType: 'other', valueValue: 'for-a' }]
+        });
+        flow[1] = { ...flow[1], events: true, outputs: 2, wires: [['sink'], ['events']] };
+        flow.push({ id: 'events', type: 'helper' });
+        await helper.load(wsNode, flow);
+        const connects = [];
+        helper.getNode('events').on('input', (msg) => { if (msg.payload === 'connect') connects.push(msg.websocket.url); });
+        const out = helper.getNode('out');
+        await until(() => a.conns.length === 1, 'connected to the configured URL');
+        assert.strictEqual(a.requests[0].headers['x-secret'], 'for-a');
+
+        out.receive({ websocket: { connect: { url: b.url + '/elsewhere' } } });
+        await until(() => b.conns.length === 1, 'connected to another server');
+        assert.strictEqual(b.requests[0].headers['x-secret'], undefined, 'the configured headers went to another server');
+        out.receive({ websocket: { connect: { url: a.url + '/back' } } });
+        await until(() => a.conns.length === 2, 'back to the configured server');
+        assert.strictEqual(a.requests[1].url, '/back');
+        assert.strictEqual(a.requests[1].headers['x-secret'], 'for-a', 'the configured server gets its headers again');
+        await until(() => connects.length === 3, 'three connect events');
+        assert.deepStrictEqual(connects, [a.url + '/configured', b.url + '/elsewhere', a.url + '/back'], 'the URLs dialled, without credentials');
+    });
+
     it('with reconnecting off, stays down after the server closes until a connect message', async function () {
         const s = await server();
         await helper.load(wsNode, clientFlow(s.url + '/', { reconnect: 'off' }));

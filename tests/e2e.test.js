@@ -180,7 +180,10 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
         beforeEach(async function () {
             wss = new WebSocket.Server({ host: '127.0.0.1', port: 0 });
             await new Promise((resolve) => wss.once('listening', resolve));
-            wss.on('connection', (ws) => conns.push(ws));
+            wss.on('connection', (ws, req) => {
+                ws.path = req.url;
+                conns.push(ws);
+            });
         });
         afterEach(async function () {
             for (const c of wss.clients) c.terminate();
@@ -188,12 +191,20 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
             conns.length = 0;
         });
 
-        /** Removes the flow: the client is stopped when the deploy answers, so a second dial would have happened by then. */
+        /**
+         * Removes the flow (the client is stopped when the deploy answers), then, as a
+         * positive control that any dial still in flight has landed, deploys a control
+         * client to the same server and waits for its connection before counting.
+         */
         async function removeAndCount(expected) {
             const closing = closed(conns[conns.length - 1], { ms: WAIT });
             await deploy([tab]);
             assert.strictEqual((await closing).code, 1001);
-            assert.strictEqual(conns.length, expected, 'connections made');
+            const control = { ...client('0'), id: 'e2eonecontrol001', path: client('0').path + 'control' };
+            await deploy([tab, control, { ...inNode(), id: 'e2eonectlin00001', client: control.id }]);
+            await until(() => conns.some((c) => c.path === '/control'), 'the control client connected', WAIT);
+            assert.strictEqual(conns.filter((c) => c.path !== '/control').length, expected, 'connections made');
+            await deploy([tab]);
         }
 
         for (const [label, nodes] of [

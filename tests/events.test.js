@@ -123,8 +123,8 @@ describe('sessions in flows', function () {
         };
         const [ga, gb, gc] = [messages(a.ws, 2), messages(b.ws, 2), messages(c.ws, 1)];
         const out = helper.getNode('out');
-        // A session object, a plain id, and one that has gone (skipped).
-        out.receive({ payload: 'to a and b', _session: [a.session, b.session.id, { type: 'websocket', id: 'ffffffff' }] });
+        // A session object, a plain id, one that has gone (skipped), and one named twice (sent once).
+        out.receive({ payload: 'to a and b', _session: [a.session, b.session.id, { type: 'websocket', id: 'ffffffff' }, a.session] });
         out.receive({ payload: 'end' });
         const texts = async (p) => (await within(p, 5000, 'messages')).map((m) => m.data.toString());
         assert.deepStrictEqual(await texts(ga), ['to a and b', 'end']);
@@ -189,9 +189,18 @@ describe('sessions in flows', function () {
         out.receive({ _session: [a.session], websocket: { leave: 'lobby', rooms: true } });
         await until(() => events.filter((m) => m.payload === 'rooms').length === 2, 'two listings');
         const listings = events.filter((m) => m.payload === 'rooms');
-        assert.deepStrictEqual(listings.map((m) => m.websocket), [{ event: 'rooms', rooms: ['lobby', 'é'] }, { event: 'rooms', rooms: ['é'] }]);
+        assert.deepStrictEqual(listings.map((m) => m.websocket), [{ event: 'rooms', list: ['lobby', 'é'] }, { event: 'rooms', list: ['é'] }]);
         assert.deepStrictEqual(listings[0]._session, a.session);
         assert.deepStrictEqual(helper.getNode('listener').native.rooms(), { é: 1 });
+        // Wired back to the out node (to tell the client its rooms), the event is no request.
+
+        const errors = [];
+        const error = out.error.bind(out);
+        out.error = (e, m) => { errors.push(String(e)); error(e, m); };
+        const told = messages(a.ws, 1);
+        out.receive({ ...listings[0], payload: JSON.stringify(listings[0].websocket.list) });
+        assert.deepStrictEqual((await within(told, 5000, 'the list')).map((m) => m.data.toString()), ['["lobby","é"]']);
+        assert.deepStrictEqual(errors, []);
     });
 
     it('in whole-msg mode leaves a command object out of the JSON, and sends a command msg only with a payload', async function () {

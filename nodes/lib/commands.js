@@ -90,12 +90,13 @@ function sessionIds(session) {
 
 /** The live sessions (the addon's numbers) among `ids`; gone ones are skipped, as core skips them. */
 function liveSessions(config, ids) {
-    const out = [];
+    const out = new Set();
     for (const id of ids) {
         const n = config.idOf.get(id);
-        if (n !== undefined) out.push(n);
+        if (n !== undefined) out.add(n);
     }
-    return out;
+    // A session named twice gets the message once, as a room member does.
+    return [...out];
 }
 
 /** The turn's program, begun with the sends queued so far in the turn. */

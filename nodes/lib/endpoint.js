@@ -67,10 +67,10 @@ module.exports = function (RED) {
         if (!this.native) return;
         try {
             const queued = this.native.sendMany(targets, payloads);
-            // A listener's reply to a session that is gone is silently nothing
-            // (as core); a client with no connection drops what it is given, and
-            // says so (core warns on each such send; these are rate-limited).
-            if (!this.isListener && queued < targets.length) {
+            // A reply to a session that is gone is silently nothing (as core); a
+            // client with no connection drops what it is given, and says so (core
+            // warns on each such send; these are rate-limited).
+            if (!this.isListener && queued < targets.length && this.count === 0) {
                 this.sendWarnings.warn(RED._('websocket.errors.not-connected', { count: targets.length - queued }));
             }
         } catch (err) {

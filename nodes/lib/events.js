@@ -7,15 +7,20 @@ const { pathOf } = require('./upgrade');
 const { KIND } = require('./batch');
 const { sessionKey } = require('./messages');
 
-/** Sets up a config node's share: the in nodes that want events, and the sessions announced to them. */
+/**
+ * Sets up a config node's share: the in nodes that want events (each with the
+ * number of the first connect it can have seen), and the sessions announced,
+ * each with its connect's number.
+ */
 function init(node) {
-    node.eventNodes = new Set();
-    node.announced = new Set();
+    node.eventNodes = new Map();
+    node.announced = new Map();
+    node.connects = 0;
 }
 
 /** The `websocket in` node `node` wants events of `config`'s sessions from now on. */
 function register(config, node) {
-    config.eventNodes.add(node);
+    config.eventNodes.set(node, config.connects + 1);
 }
 
 function unregister(config, node) {
@@ -41,16 +46,44 @@ function queryOf(url) {
  * event (so it exists only for a session that opened, and JS keeps nothing
  * meanwhile). `extra` adds fields (such as a verified identity).
  */
-function connectInfo(req, socket, extra) {
-    const url = req.url || '';
+function connectInfo(req, socket, hidden) {
+    let url = req.url || '';
+    let headers = req.headers;
+    if (hidden) {
+        // The listener's credential stays out of the flow (and so out of debug
+        // sidebars, context and logs).
+        url = withoutParam(url, hidden.param);
+        if (headers.authorization !== undefined) {
+            headers = Object.assign({}, headers);
+            delete headers.authorization;
+        }
+    }
     const info = {
         url,
         path: pathOf(url),
         query: queryOf(url),
-        headers: req.headers,
+        headers,
         remoteAddress: socket.remoteAddress
     };
-    return JSON.stringify(extra ? Object.assign(info, extra) : info);
+    return JSON.stringify(info);
+}
+
+/** `url` without the query parameter `name` (the others as they were written). */
+function withoutParam(url, name) {
+    const q = url.indexOf('?');
+    if (q < 0) return url;
+    const hash = url.indexOf('#', q);
+    const query = url.slice(q + 1, hash < 0 ? undefined : hash);
+    const decodedName = (pair) => {
+        const key = pair.split('=')[0];
+        try {
+            return decodeURIComponent(key.replace(/\+/g, ' '));
+        } catch (err) {
+            return key;
+        }
+    };
+    const kept = query.split('&').filter((pair) => decodedName(pair) !== name);
+    return url.slice(0, q) + (kept.length ? '?' + kept.join('&') : '') + (hash < 0 ? '' : url.slice(hash));
 }
 
 function eventMsg(event, session, details) {
@@ -61,8 +94,10 @@ function eventMsg(event, session, details) {
     };
 }
 
-function emit(config, msg) {
-    for (const n of config.eventNodes) {
+/** Sends `msg` to the event nodes registered by connect number `seen` (all if absent). */
+function emit(config, msg, seen) {
+    for (const [n, since] of config.eventNodes) {
+        if (seen !== undefined && since > seen) continue;
         try {
             n.send([null, msg]);
         } catch (err) {
@@ -100,16 +135,23 @@ function onEvent(config, kind, session, buf, start, end, extra) {
                 details = JSON.parse(buf.toString('utf8', start + extra, end));
                 details.subprotocol = subprotocol;
             } else {
-                details = { url: config.path, subprotocol };
+                // The URL dialled (the configured one, or one asked for by msg), without credentials.
+                details = { url: buf.toString('utf8', start + extra, end) || config.path, subprotocol };
             }
-            config.announced.add(session);
+            const seen = ++config.connects;
+            config.announced.set(session, seen);
             emit(config, eventMsg('connect', session, details));
             break;
         }
-        case KIND.CLOSE:
-            if (!config.announced.delete(session) || config.eventNodes.size === 0) return;
-            emit(config, eventMsg('disconnect', session, { code: extra, reason: buf.toString('utf8', start, end) }));
+        case KIND.CLOSE: {
+            // Only to the nodes that were there for the connect.
+            const seen = config.announced.get(session);
+            if (seen === undefined) return;
+            config.announced.delete(session);
+            if (config.eventNodes.size === 0) return;
+            emit(config, eventMsg('disconnect', session, { code: extra, reason: buf.toString('utf8', start, end) }), seen);
             break;
+        }
         case KIND.ERROR:
             if (config.eventNodes.size === 0) return;
             emit(config, eventMsg('error', session, { message: buf.toString('utf8', start, end) }));
@@ -117,9 +159,10 @@ function onEvent(config, kind, session, buf, start, end, extra) {
         case KIND.ROOMS:
             // The answer to msg.websocket.rooms, in order with the session's other events.
             if (config.eventNodes.size === 0) return;
-            emit(config, eventMsg('rooms', session, { rooms: roomList(buf, start, extra) }));
+            // `list`, not `rooms`: wired back to a websocket out, this msg must not read as a request.
+            emit(config, eventMsg('rooms', session, { list: roomList(buf, start, extra) }));
             break;
     }
 }
 
-module.exports = { init, register, unregister, connectInfo, queryOf, onEvent };
+module.exports = { init, register, unregister, connectInfo, queryOf, withoutParam, onEvent };
