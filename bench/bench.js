@@ -6,7 +6,7 @@
 // and chart.svg. Loopback only; every run is bounded and stops by itself.
 //
 //   npm run bench [-- --rounds 3] [--seconds 5] [--warmup 1] [--settle 1] [--only echo,latency,ingest,fanout,idle]
-//                 [--cases idle-5000] [--smoke] [--out DIR] [--write-results]
+//                 [--cases idle-5000-] [--smoke] [--out DIR] [--write-results]
 
 const fs = require('fs');
 const os = require('os');
