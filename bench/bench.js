@@ -6,7 +6,7 @@
 // and chart.svg. Loopback only; every run is bounded and stops by itself.
 //
 //   npm run bench [-- --rounds 3] [--seconds 5] [--warmup 1] [--settle 1] [--only echo,latency,ingest,fanout,idle]
-//                 [--smoke] [--out DIR] [--write-results]
+//                 [--cases idle-5000-] [--smoke] [--out DIR] [--write-results]
 
 const fs = require('fs');
 const os = require('os');
@@ -36,13 +36,13 @@ function raiseFdLimit() {
 }
 
 function parseArgs(argv) {
-    const o = { rounds: 3, seconds: 5, warmup: 1, settle: 1, only: null, smoke: false, out: null, writeResults: false };
+    const o = { rounds: 3, seconds: 5, warmup: 1, settle: 1, only: null, cases: null, smoke: false, out: null, writeResults: false };
     const numbers = ['rounds', 'seconds', 'warmup', 'settle'];
     for (let i = 0; i < argv.length; i++) {
         const key = argv[i].replace(/^--/, '').replace(/-(\w)/g, (_, c) => c.toUpperCase());
         if (key === 'smoke' || key === 'writeResults') {
             o[key] = true;
-        } else if (numbers.includes(key) || key === 'only' || key === 'out') {
+        } else if (numbers.includes(key) || key === 'only' || key === 'cases' || key === 'out') {
             const v = argv[++i];
             if (v === undefined) throw new Error(argv[i - 1] + ' needs a value');
             o[key] = numbers.includes(key) ? Number(v) : v;
@@ -61,6 +61,8 @@ function parseArgs(argv) {
     o.scenarios = o.only ? o.only.split(',').map((s) => s.trim()).filter(Boolean) : ids;
     for (const id of o.scenarios) if (!ids.includes(id)) throw new Error('unknown scenario ' + id + ' (' + ids.join(', ') + ')');
     if (o.smoke && o.writeResults) throw new Error('--smoke results are not measurements: no --write-results');
+    if (o.cases && o.writeResults) throw new Error('--cases leaves cases out: no --write-results');
+    o.casePrefixes = o.cases ? o.cases.split(',').map((s) => s.trim()).filter(Boolean) : null;
     return o;
 }
 
@@ -99,7 +101,8 @@ async function main() {
     if (!fs.readdirSync(path.join(root, 'native')).some((f) => f.endsWith('.node'))) throw new Error('no addon in native/: npm run build first');
 
     const scenarios = report.SCENARIOS.filter((s) => o.scenarios.includes(s.id));
-    const cases = scenarios.map((sc) => ({ sc, list: sc.cases(o) }));
+    const wanted = (c) => !o.casePrefixes || o.casePrefixes.some((p) => c.id.startsWith(p));
+    const cases = scenarios.map((sc) => ({ sc, list: sc.cases(o).filter(wanted) })).filter(({ list }) => list.length);
     const store = {};
     const live = { nr: {}, ceiling: null };
     const ctx = {

@@ -360,7 +360,7 @@ module.exports = function (RED) {
             const ids = commands.sessionIds(session);
             if (config.isListener) return commands.multicast(config, ids, data);
             // A client has one connection: sent once if it is among them.
-            const live = ids.find((id) => config.idOf.has(id));
+            const live = ids.find((id) => config.live.has(messages.sessionNumber(id)));
             if (live !== undefined) config.reply(live, data);
         } else if (session && session.type === 'websocket') {
             config.reply(session.id, data);

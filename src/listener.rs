@@ -243,6 +243,7 @@ impl Listener {
         if let Some(entry) = shared.sessions.read().get(&id) {
             let _ = entry.abort.set(task.abort_handle());
         }
+        crate::memory::session_adopted();
         Ok(id)
     }
 

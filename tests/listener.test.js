@@ -161,6 +161,26 @@ describe('websocket-listener', function () {
         assert.deepStrictEqual(got, ['broadcast']);
     });
 
+    it('answers a live session only under its exact _session.id, not the same number spelled otherwise', async function () {
+        await helper.load(wsNode, listenerFlow());
+        const a = await client();
+        const first = received(helper.getNode('sink'), 1);
+        a.send('hello');
+        const { id } = (await first)._session;
+        const got = [];
+        a.on('message', (data) => got.push(data.toString()));
+        const out = helper.getNode('out');
+        const n = parseInt(id, 16);
+        for (const other of [id.toUpperCase() === id ? null : id.toUpperCase(), '0' + id, '0x' + id, ' ' + id, id + 'g', n, String(n)]) {
+            if (other !== null && other !== id) out.receive({ payload: 'wrong', _session: { type: 'websocket', id: other } });
+        }
+        out.receive({ payload: 'right', _session: { type: 'websocket', id } });
+        const last = nextMessage(a);
+        out.receive({ payload: 'broadcast' });
+        await last;
+        assert.deepStrictEqual(got, ['right', 'broadcast']);
+    });
+
     it('refuses close codes that must never be sent, with a coded error, and stays open', async function () {
         await helper.load(wsNode, listenerFlow());
         const a = await client();

@@ -122,6 +122,10 @@ if (gc) gc();
 msg.payload = gc ? 'collected' : 'no gc';
 return msg;`;
 
+// What the idle profile reads: the process's memory as Node and V8 count it.
+const MEMORY = `msg.payload = global.get('memory')();
+return msg;`;
+
 const fn = (id, func, wires, outputs = 1) => ({ id, type: 'function', z: 'b-tab', name: id.slice(2) + ' (bench)', func, outputs, timeout: 0, noerr: 0, initialize: '', finalize: '', libs: [], wires });
 const get = (id, url, wires) => ({ id, type: 'http in', z: 'b-tab', url, method: 'get', upload: false, swaggerDoc: '', wires });
 const respond = (id) => ({ id, type: 'http response', z: 'b-tab', statusCode: '', headers: {}, wires: [] });
@@ -160,17 +164,22 @@ const FLOW = [
     wsOut('b-roomsf-out', 'b-roomsf-l'),
     get('b-gc-get', '/bench/gc', [['b-gc']]),
     fn('b-gc', GC, [['b-gc-res']]),
-    respond('b-gc-res')
+    respond('b-gc-res'),
+    get('b-mem-get', '/bench/memory', [['b-mem']]),
+    fn('b-mem', MEMORY, [['b-mem-res']]),
+    respond('b-mem-res')
 ];
 
 // settings.js code: setImmediate for the generators, the process's CPU time, and
 // the garbage collector (exposed after start: a flag Node takes at runtime, then
 // read from a new context).
 const SETTINGS_CODE = `require('v8').setFlagsFromString('--expose-gc');
+const newSpaceAtStart = require('v8').getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
 module.exports.functionGlobalContext = {
     setImmediate,
     gc: require('vm').runInNewContext('gc'),
-    cpuSeconds: () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; }
+    cpuSeconds: () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; },
+    memory: () => ({ ...process.memoryUsage(), spaces: require('v8').getHeapSpaceStatistics(), newSpaceAtStart })
 };`;
 
 /** Node-RED with the bench flow: 'ours' loads this package, 'core' is plain Node-RED. */
@@ -207,6 +216,7 @@ async function start(variant) {
         count: async () => (await call('/bench/count')).json(),
         limit: (seconds, size) => call('/bench/limit?seconds=' + seconds + '&size=' + size),
         gc: () => call('/bench/gc'),
+        memory: async () => (await call('/bench/memory')).json(),
         output: () => nr.output(),
         stop: () => nr.stop()
     };

@@ -8,7 +8,21 @@ const loadgen = require('../lib/loadgen');
 const { start } = require('../lib/nodered');
 const { rss, openFds, fdLimits } = require('../lib/proc');
 const { delay } = require('../lib/measure');
-const { int, fixed } = require('../lib/stats');
+const { int, fixed, median } = require('../lib/stats');
+
+/**
+ * Samples wait this long after the connections are up: past Node-RED's
+ * inboundWebSocketTimeout (5 s), for which its runtime keeps every upgraded
+ * socket referenced, and past V8's memory reducer, which gives back the young
+ * generation grown in the burst and compacts the old one some seconds after
+ * allocation stops (measured here: 6 to 30 s). Before it, both variants' RSS still
+ * holds the transients of 5 000 upgrades, which are not idle memory.
+ */
+const SETTLE_MS = 30000;
+/** The same for the baseline: Node-RED's start grows the young generation too. */
+const BASE_SETTLE_MS = 10000;
+/** RSS samples, 2 s apart after the settle; their median is taken. */
+const SAMPLES = 3;
 
 /** Descriptors left free in Node-RED beside its connections (files, pipes, the HTTP server's own). */
 const MARGIN = 500;
@@ -23,6 +37,31 @@ function fit(requested, hard, baseFds) {
     if (requested <= room) return { held: requested, note: '' };
     const held = Math.max(0, Math.floor(room / 1000) * 1000);
     return { held, note: int(requested) + ' requested, ' + int(held) + ' held: hard limit of descriptors per process is ' + hard + ' here' };
+}
+
+/**
+ * RSS once the process has settled: at least `ms` waited, then garbage collected
+ * until V8's young generation is back to its size at start (at most 30 s more),
+ * then the median of SAMPLES samples, each after a collection.
+ */
+async function settled(nr, ms) {
+    const start = Date.now();
+    await delay(ms);
+    for (;;) {
+        await nr.gc();
+        await delay(1000);
+        const mem = await nr.memory();
+        const young = mem.spaces.find((s) => s.space_name === 'new_space');
+        if (!ms || young.space_size <= mem.newSpaceAtStart || Date.now() - start > ms + 30000) break;
+    }
+    const samples = [rss(nr.pid)];
+    while (ms && samples.length < SAMPLES) {
+        await delay(1000);
+        await nr.gc();
+        await delay(1000);
+        samples.push(rss(nr.pid));
+    }
+    return median(samples);
 }
 
 // A fresh /24 of source addresses per load generator process (127.100.0.0/10 and up),
@@ -46,9 +85,7 @@ async function measure(ctx, c, variant) {
         const { held: want, note } = fit(c.count, hard, openFds(nr.pid));
         if (note) ctx.log(variant + ': ' + note);
         await hold(1); // the path's first connection is part of the baseline
-        await nr.gc();
-        await delay(ctx.opts.settle * 1000);
-        const before = rss(nr.pid);
+        const before = await settled(nr, ctx.opts.smoke ? 0 : BASE_SETTLE_MS);
         const perProcess = Math.min(10000, hard - 200);
         const parts = [];
         for (let left = want; left > 0; left -= perProcess) parts.push(hold(Math.min(perProcess, left)));
@@ -57,9 +94,7 @@ async function measure(ctx, c, variant) {
         const errors = ready.reduce((s, r) => s + r.errors, 0);
         if (errors) ctx.log(variant + ': ' + errors + ' of ' + want + ' connections failed, first: ' + ready.find((r) => r.errors).first_error);
         if (!held) throw new Error(variant + ': no connection held');
-        await nr.gc();
-        await delay(ctx.opts.settle * 2000);
-        const after = rss(nr.pid);
+        const after = await settled(nr, ctx.opts.smoke ? 0 : SETTLE_MS);
         return { perConn: (after - before) / held, held, requested: c.count, failed: errors, note };
     } finally {
         // Clients first (each on its own addresses), so that stopping Node-RED waits for no close handshake.
@@ -76,7 +111,9 @@ module.exports = {
     fresh: true,
     fit,
     what: 'A freshly started Node-RED with the echo flow; N connections each send one message, get its echo and stay open, idle. ' +
-        'Memory per connection is the growth of the Node-RED process\'s RSS (after a garbage collection and a pause, before and after) divided by the connections held. ' +
+        'Memory per connection is the growth of the Node-RED process\'s RSS divided by the connections held, both taken once the process has settled: 10 s after the first connection (the baseline) and 30 s after the N are up, ' +
+        'past Node-RED\'s inboundWebSocketTimeout (5 s, for which its runtime keeps each upgraded socket referenced) and past V8\'s memory reducer (which gives back the young generation and compacts the old one some seconds after a burst); ' +
+        'then garbage collected until V8\'s young generation is back to its size at start, and the median of 3 samples 2 s apart, each after a collection. The same for both. ' +
         'Clients use 8 loopback source addresses per load generator process and at most 10 000 connections per process. ' +
         'A count that does not fit in Node-RED\'s descriptor limit is run at the largest thousand that does, and says so.',
 

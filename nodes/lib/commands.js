@@ -6,6 +6,8 @@
 // A turn's requests cross into the addon as one program (layout in
 // src/commands.rs), with the turn's plain sends in it, in order.
 
+const { sessionNumber } = require('./messages');
+
 const OP = Object.freeze({ SEND: 1, MULTICAST: 2, PUBLISH: 3, JOIN: 4, LEAVE: 5, CLOSE: 6, ROOMS: 7 });
 const NONE = 0xffffffff;
 const KEYS = ['room', 'join', 'leave', 'rooms', 'close'];
@@ -92,8 +94,8 @@ function sessionIds(session) {
 function liveSessions(config, ids) {
     const out = new Set();
     for (const id of ids) {
-        const n = config.idOf.get(id);
-        if (n !== undefined) out.add(n);
+        const n = sessionNumber(id);
+        if (config.live.has(n)) out.add(n);
     }
     // A session named twice gets the message once, as a room member does.
     return [...out];

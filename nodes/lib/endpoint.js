@@ -37,9 +37,9 @@ module.exports = function (RED) {
         // (for counters), and per session {total, reported, at, timer} for the warnings.
         node.dropped = 0;
         node.drops = new Map();
-        // Live sessions: number <-> `_session.id`, so no message parses or formats ids.
-        node.keyOf = new Map();
-        node.idOf = new Map();
+        // Live session numbers. Only numbers (small integers, no strings): an idle
+        // connection's whole footprint in the JS heap is its entry here.
+        node.live = new Set();
         node.visitEvent = visitEvent.bind(node);
         node.onBatch = onBatch.bind(node);
         node.pullBatch = pullBatch.bind(node);
@@ -134,9 +134,7 @@ module.exports = function (RED) {
                 break;
             case KIND.OPEN: {
                 this.lastWarning = null;
-                const key = messages.sessionKey(session);
-                this.keyOf.set(session, key);
-                this.idOf.set(key, session);
+                this.live.add(session);
                 this.count++;
                 this.setStatus(connectedStatus(this, 'connect', session));
                 break;
@@ -147,8 +145,7 @@ module.exports = function (RED) {
                     ? connectedStatus(this, 'disconnect', session)
                     : { fill: 'red', shape: 'ring', text: 'common.status.disconnected', event: 'disconnect', _session: sessionOf(session) });
                 this.reportDrops(session, true);
-                this.idOf.delete(this.keyOf.get(session));
-                this.keyOf.delete(session);
+                this.live.delete(session);
                 break;
             case KIND.DROPPED:
                 this.noteDrops(session, extra);
@@ -213,8 +210,8 @@ module.exports = function (RED) {
 
         /** Sends to the session a msg came from; silently nothing if it is gone. */
         reply(id, data) {
-            const session = this.idOf.get(id);
-            if (session !== undefined) {
+            const session = messages.sessionNumber(id);
+            if (this.live.has(session)) {
                 this.queueSend(session, data);
             }
         },
@@ -224,7 +221,7 @@ module.exports = function (RED) {
         },
 
         deliver(data, session) {
-            const msg = messages.inboundMsg(data, this.wholemsg, this.keyOf.get(session) || messages.sessionKey(session));
+            const msg = messages.inboundMsg(data, this.wholemsg, messages.sessionKey(session));
             for (const n of this.inputNodes) {
                 try {
                     n.send(msg);
@@ -240,7 +237,7 @@ module.exports = function (RED) {
          * so that the last count is logged even if the drops stop and it stays.
          */
         noteDrops(session, count) {
-            if (!this.keyOf.has(session)) return;
+            if (!this.live.has(session)) return;
             this.dropped += count;
             const d = this.drops.get(session) || { total: 0, reported: 0, at: -Infinity, timer: null };
             d.total += count;
@@ -275,7 +272,7 @@ module.exports = function (RED) {
             d.at = Date.now();
             this.peerWarnings.warn(RED._('websocket.errors.dropped', {
                 count: d.total,
-                session: this.keyOf.get(session) || messages.sessionKey(session),
+                session: messages.sessionKey(session),
                 cap: formatSize(this.limits.maxQueueBytes)
             }));
         },

@@ -13,6 +13,13 @@ function carriesRequest(w) {
     return w !== null && typeof w === 'object' && REQUEST_KEYS.some((k) => w[k] !== undefined);
 }
 
+const KEY = /^[1-9a-f][0-9a-f]{0,7}$/;
+
+/** The session number a `_session.id` names, or -1: only `sessionKey`'s exact spelling counts. */
+function sessionNumber(key) {
+    return typeof key === 'string' && KEY.test(key) ? parseInt(key, 16) : -1;
+}
+
 /**
  * Builds the msg for an inbound message. In whole-message mode a JSON object
  * becomes the msg itself; any other JSON value, or text that is not JSON, is
@@ -67,4 +74,4 @@ function outboundData(msg, wholemsg, ensureString, command) {
     return Buffer.isBuffer(msg.payload) ? msg.payload : ensureString(msg.payload);
 }
 
-module.exports = { sessionKey, inboundMsg, outboundData, REQUEST_KEYS };
+module.exports = { sessionKey, sessionNumber, inboundMsg, outboundData, REQUEST_KEYS };
