@@ -6,6 +6,7 @@ use crate::inbox::{Event, Inbox, Kind};
 use crate::listener::napi_or_tokio_spawn;
 use crate::proxy::{self, ProxyOptions};
 use crate::session::{self, Session, SessionConfig, SessionHandle};
+use crate::stats::{Live, NodeStats, Order, Refusal, SessionRow, Snapshot};
 use crate::stream::UpToHead;
 use crate::tls::{self, DefaultTrust, TlsOptions};
 use base64::Engine;
@@ -261,6 +262,7 @@ struct Shared {
     current: Mutex<Option<(u32, SessionHandle)>>,
     stop: watch::Sender<bool>,
     wanted: watch::Sender<Wanted>,
+    stats: NodeStats,
 }
 
 impl Shared {
@@ -268,7 +270,8 @@ impl Shared {
         let (stop, stopped) = watch::channel(false);
         let on = cfg.connect_at_start;
         let (wanted, _) = watch::channel(Wanted { target: Arc::new(target), on, generation: 0 });
-        (Arc::new(Shared { cfg, inbox, current: Mutex::new(None), stop, wanted }), stopped)
+        let stats = NodeStats::default();
+        (Arc::new(Shared { cfg, inbox, current: Mutex::new(None), stop, wanted, stats }), stopped)
     }
 
     /// A new request: the live connection, if any, is closed (1000) so that the
@@ -344,6 +347,21 @@ impl Client {
         }
     }
 
+    /// The client's counters, its live connection's added up now.
+    pub fn stats(&self) -> Snapshot {
+        let current = self.shared.current.lock();
+        let live = current.iter().map(|(_, h)| (Live { stats: h.stats(), queued: h.unsent() }, h.dropped()));
+        self.shared.stats.snapshot(live)
+    }
+
+    /// The live connection, as a session list of one (or none).
+    pub fn sessions(&self) -> (usize, Vec<SessionRow>) {
+        let current = self.shared.current.lock();
+        let live = current.iter().map(|(id, h)| (*id, h.stats(), h.unsent(), h.dropped()));
+        let rows = crate::stats::top_sessions(live, Order::Queued, 1, |_| Vec::new());
+        (rows.len(), rows)
+    }
+
     /// Stop reconnecting, close the connection with `code`, wait for the end.
     /// Events are discarded from the start, as `Listener::close` does.
     pub async fn close(&self, code: u16) {
@@ -394,6 +412,8 @@ where
         let id = session::next_id();
         inbox.push(Event::new(Kind::Connecting, id, Bytes::new(), 0));
         let (handle, session_shared) = SessionHandle::new(&cfg.session, true);
+        // Host and port only: the URL may carry credentials.
+        session_shared.stats.set_remote(&format!("{}:{}", target.host, target.port));
         let attempt = tokio::select! {
             r = tokio::time::timeout(cfg.connect_timeout, dial(target)) => r,
             _ = stop.wait_for(|s| *s) => break,
@@ -412,12 +432,17 @@ where
                 }
                 // The subprotocol, all of the payload (`extra` its length, as a listener's).
                 let protocol_len = protocol.len() as u32;
+                session_shared.stats.set_protocol(std::str::from_utf8(&protocol).unwrap_or(""));
+                shared.stats.opened();
                 inbox.push(Event::new(Kind::Open, id, protocol, protocol_len));
                 if let Some((_, h)) = &*shared.current.lock() {
                     h.report_drops(inbox, id);
                 }
                 let ended = Session::new(stream, rest, id, session_shared, inbox.clone(), &cfg.session).await;
                 let handle = shared.current.lock().take();
+                if let Some((_, h)) = &handle {
+                    shared.stats.closed(ended.code, h.stats(), h.dropped(), h.overflowed());
+                }
                 if let Some(err) = ended.error {
                     inbox.push(Event::new(Kind::Error, id, err, 0));
                 }
@@ -428,10 +453,12 @@ where
             }
             Ok(Err(e)) => {
                 failures += 1;
+                shared.stats.refused(Refusal::ConnectFailed);
                 inbox.push(Event::new(Kind::Error, id, e.to_string(), 0));
             }
             Err(_) => {
                 failures += 1;
+                shared.stats.refused(Refusal::ConnectFailed);
                 inbox.push(Event::new(
                     Kind::Error,
                     id,
