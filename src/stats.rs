@@ -320,3 +320,68 @@ mod tests {
         assert_eq!(Order::parse(Some("bogus")), None);
     }
 }
+
+#[cfg(test)]
+mod listener_tests {
+    use crate::handshake::sample_request;
+    use crate::inbox::Inbox;
+    use crate::listener::{Listener, ListenerConfig};
+    use crate::stats::Order;
+    use futures_util::{SinkExt, StreamExt};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, DuplexStream};
+    use tokio_tungstenite::tungstenite::protocol::frame::{coding::CloseCode, CloseFrame};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::WebSocketStream;
+
+    async fn open(listener: &Listener) -> Result<WebSocketStream<DuplexStream>, u16> {
+        let (ours, mut theirs) = tokio::io::duplex(1 << 16);
+        listener.adopt_stream(ours, Vec::new(), &sample_request()).unwrap().map_err(|r| r.status)?;
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(theirs.read_u8().await.unwrap());
+        }
+        Ok(WebSocketStream::from_raw_socket(theirs, Role::Client, None).await)
+    }
+
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_listener_counts_what_its_sessions_did_live_and_after_they_end() {
+        let cfg = ListenerConfig { max_connections: Some(2), ..Default::default() };
+        let listener = Listener::new(cfg, Inbox::new(Box::new(|_| {})));
+        let mut a = open(&listener).await.unwrap();
+        let _b = open(&listener).await.unwrap();
+        assert_eq!(open(&listener).await.err(), Some(503), "the third is refused");
+        for text in ["one", "two", "six"] {
+            a.send(Message::text(text)).await.unwrap();
+        }
+        settle().await;
+        let (total, rows) = listener.sessions(Order::MsgsIn, 10);
+        assert_eq!((total, rows.len(), rows[0].traffic.msgs_in), (2, 2, 3));
+        // Masked from the client: 2 header bytes, 4 of mask, 3 of text.
+        assert_eq!(rows[0].traffic.bytes_in, 3 * 9);
+        listener.send_many(vec![(rows[0].id, Message::text("hi")), (0, Message::text("all"))]);
+        assert_eq!(a.next().await.unwrap().unwrap().to_text().unwrap(), "hi");
+        assert_eq!(a.next().await.unwrap().unwrap().to_text().unwrap(), "all");
+        let live = listener.stats();
+        assert_eq!((live.connections, live.peak, live.opens, live.refused_too_many), (2, 2, 2, 1));
+        assert_eq!((live.traffic.msgs_in, live.traffic.msgs_out), (3, 3));
+        assert_eq!(live.traffic.bytes_out, 4 + 5 + 5, "a's two frames and b's one");
+        let bye = CloseFrame { code: CloseCode::from(4000), reason: "bye".into() };
+        a.close(Some(bye)).await.unwrap();
+        while a.next().await.is_some() {}
+        settle().await;
+        let after = listener.stats();
+        assert_eq!((after.connections, after.peak, after.opens), (1, 2, 2));
+        assert_eq!(after.closes, vec![(4000, 1)]);
+        // What `a` did stays counted after it has gone; its close frame added bytes.
+        assert_eq!((after.traffic.msgs_in, after.traffic.msgs_out), (3, 3));
+        assert!(after.traffic.bytes_out > live.traffic.bytes_out);
+        assert_eq!(listener.sessions(Order::Queued, 10).0, 1);
+        listener.close(1001).await;
+    }
+}
