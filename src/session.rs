@@ -236,7 +236,7 @@ impl SessionHandle {
             was_empty
         };
         if taken > 0 {
-            shared.stats.msgs_out.fetch_add(taken as u64, Ordering::Relaxed);
+            crate::stats::count(&shared.stats.msgs_out, taken as u64);
             shared.stats.note_queued(peak);
         }
         if dropped > 0 {

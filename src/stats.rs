@@ -31,6 +31,16 @@ pub struct About {
     pub protocol: String,
 }
 
+/// A hot-path counter update: relaxed, and compiled out under the `no-stats`
+/// feature (the bench's build without counters).
+#[inline(always)]
+pub fn count(counter: &AtomicU64, n: u64) {
+    #[cfg(not(feature = "no-stats"))]
+    counter.fetch_add(n, Relaxed);
+    #[cfg(feature = "no-stats")]
+    let _ = (counter, n);
+}
+
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
@@ -53,7 +63,7 @@ impl SessionStats {
     /// A load, and a store only when the peak rises: no read-modify-write per send.
     #[inline]
     pub fn note_queued(&self, queued: usize) {
-        if queued > self.queued_peak.load(Relaxed) {
+        if cfg!(not(feature = "no-stats")) && queued > self.queued_peak.load(Relaxed) {
             self.queued_peak.store(queued, Relaxed);
         }
     }

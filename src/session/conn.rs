@@ -221,7 +221,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Item::Close(p) => closed = Some(p.to_vec()),
         });
         if messages > 0 {
-            self.shared.stats.msgs_in.fetch_add(messages, Ordering::Relaxed);
+            crate::stats::count(&self.shared.stats.msgs_in, messages);
         }
         if let Err(fault) = result {
             self.fault = Some(Box::new(fault));
@@ -298,7 +298,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 return Poll::Ready(false);
             }
             self.heard += 1;
-            self.shared.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+            crate::stats::count(&self.shared.stats.bytes_in, n as u64);
             self.decode(&mut buf[..n]);
             Poll::Ready(true)
         });
