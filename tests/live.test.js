@@ -18,6 +18,9 @@ function flows() {
     // A second listener that takes one client at a time, for the refusal count.
     flow.push({ id: 'live0000000one01', type: 'websocket-listener', path: '/ws/one', wholemsg: 'false', limConns: '1' });
     flow.push({ id: 'live0000000in001', type: 'websocket in', z: flow[0].id, name: '', server: 'live0000000one01', client: '', x: 230, y: 420, wires: [[]] });
+    // One that takes pages from one origin only, for the count of refusals made in JS.
+    flow.push({ id: 'live000000origin', type: 'websocket-listener', path: '/ws/origin', wholemsg: 'false', limOrigins: 'https://good.example' });
+    flow.push({ id: 'live0000000in002', type: 'websocket in', z: flow[0].id, name: '', server: 'live000000origin', client: '', x: 230, y: 520, wires: [[]] });
     return flow;
 }
 
@@ -87,7 +90,7 @@ describe('live view: counters and the admin endpoint under adminAuth', function 
         const res = await get('/websocket-rs/stats', adminToken);
         assert.strictEqual(res.status, 200, res.text);
         const kinds = res.json().nodes.map((n) => n.kind + ' ' + n.path).sort();
-        assert.deepStrictEqual(kinds, ['listener /ws/echo', 'listener /ws/one']);
+        assert.deepStrictEqual(kinds, ['listener /ws/echo', 'listener /ws/one', 'listener /ws/origin']);
     });
 
     it('counts connections, messages and bytes as a load of 3 clients × 10 echoes ran', async function () {
@@ -165,6 +168,24 @@ describe('live view: counters and the admin endpoint under adminAuth', function 
         const s = await listener('/ws/one');
         assert.strictEqual(s.refusedTooMany, 1);
         assert.strictEqual(s.connections, 1);
+        assert.ok(s.attention.includes('refusals'), JSON.stringify(s.attention));
+    });
+
+    it('counts a refusal by the origin list (made in JS) beside those of the addon', async function () {
+        const refusedStatus = (origin) => {
+            const ws = new WebSocket(nr.wsUrl + '/ws/origin', { headers: { Origin: origin } });
+            sockets.push(ws);
+            return within(new Promise((resolve) => {
+                ws.once('open', () => resolve(101));
+                ws.once('unexpected-response', (req, res) => resolve(res.statusCode));
+                ws.once('error', () => {});
+            }), 5000, 'an answer');
+        };
+        assert.strictEqual(await refusedStatus('https://evil.example'), 403);
+        assert.strictEqual(await refusedStatus('https://good.example'), 101, 'the allowed origin gets in');
+        const s = await listener('/ws/origin');
+        assert.strictEqual(s.refusedOrigin, 1);
+        assert.strictEqual(s.opens, 1);
         assert.ok(s.attention.includes('refusals'), JSON.stringify(s.attention));
     });
 });
