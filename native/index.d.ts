@@ -41,6 +41,10 @@ export declare class Client {
    * Stop reconnecting and close with `code` (default 1001); resolves when done.
    * A code that must never be sent rejects with ERR_WSRS_INVALID_ARGUMENT.
    */
+  /** The client's counters, its live connection's added up now. */
+  stats(): Stats
+  /** The live connection as a list of one, or none. */
+  sessions(): SessionList
   close(code?: number | undefined | null): Promise<void>
 }
 export type JsClient = Client
@@ -81,6 +85,13 @@ export declare class Listener {
    * Close every session with `code` (default 1001) and stop; resolves when done.
    * A code that must never be sent rejects with ERR_WSRS_INVALID_ARGUMENT.
    */
+  /** The listener's counters, read now: one call, no hot-path cost. */
+  stats(): Stats
+  /**
+   * The first sessions in `query.sort` order (default: most queued first),
+   * at most `query.limit` (default 100, at most 10 000), and how many there are.
+   */
+  sessions(query?: SessionQuery | undefined | null): SessionList
   close(code?: number | undefined | null): Promise<void>
 }
 export type JsListener = Listener
@@ -170,4 +181,53 @@ export interface UpgradeInfo {
   key: string
   version: string
   protocol: string
+  /** The peer's address as Node saw it, for the session list. */
+  remote?: string
+}
+
+/** A config node's counters (src/js/stats.rs). Bytes are wire bytes. */
+export interface Stats {
+  connections: number
+  peak: number
+  opens: number
+  /** Close code -> how many sessions ended with it. */
+  closes: Record<string, number>
+  msgsIn: number
+  msgsOut: number
+  bytesIn: number
+  bytesOut: number
+  queuedBytes: number
+  queuedPeak: number
+  dropped: number
+  queueFull: number
+  refusedTooMany: number
+  refusedHandshake: number
+  connectFailed: number
+}
+
+export interface SessionInfo {
+  id: number
+  remote: string
+  protocol: string
+  /** Milliseconds since the Unix epoch. */
+  since: number
+  msgsIn: number
+  msgsOut: number
+  bytesIn: number
+  bytesOut: number
+  queuedBytes: number
+  queuedPeak: number
+  dropped: number
+  rooms: Array<string>
+}
+
+export interface SessionList {
+  total: number
+  sessions: Array<SessionInfo>
+}
+
+export interface SessionQuery {
+  /** "queued" (default), "in", "out" or "since". */
+  sort?: string
+  limit?: number
 }

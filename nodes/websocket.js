@@ -13,11 +13,13 @@ const commands = require('./lib/commands');
 const clientControl = require('./lib/client-control');
 const auth = require('./lib/auth');
 const { authOptions } = auth;
+const stats = require('./lib/stats');
 
 const WS_URL = /^wss?:\/\//i;
 
 module.exports = function (RED) {
     const endpoint = require('./lib/endpoint')(RED);
+    require('./lib/admin').register(RED);
 
     function heartbeatMs(hb) {
         const seconds = parseFloat(hb);
@@ -96,7 +98,11 @@ module.exports = function (RED) {
             upgrade.verify(RED.settings.webSocketNodeVerifyClient, req, socket,
                 () => this.proceed(req, socket, head), {
                     timeoutMs,
-                    onTimeout: () => this.peerWarnings.warn(RED._('websocket.errors.verify-timeout', { seconds: timeoutMs / 1000 }))
+                    onTimeout: () => {
+                        stats.refused(this, 'verifyTimeout');
+                        this.peerWarnings.warn(RED._('websocket.errors.verify-timeout', { seconds: timeoutMs / 1000 }));
+                    },
+                    onRefuse: () => stats.refused(this, 'verify')
                 });
         },
 
@@ -104,6 +110,7 @@ module.exports = function (RED) {
         admitOrigin(req, socket) {
             const origin = upgrade.originOf(req);
             if (limits.originAllowed(this.limits.origins, origin)) return true;
+            stats.refused(this, 'origin');
             this.peerWarnings.warn(RED._('websocket.errors.origin-refused', { origin: String(origin) }));
             upgrade.refuse(socket, 403, 'Origin not allowed');
             return false;

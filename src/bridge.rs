@@ -53,6 +53,8 @@ struct Flow {
 pub struct BridgeHandle {
     input: mpsc::UnboundedSender<Option<Bytes>>,
     flow: Arc<Flow>,
+    /// The listener's session this bridge carries.
+    pub id: u32,
 }
 
 impl BridgeHandle {
@@ -152,9 +154,10 @@ pub fn start(
     });
     let (ours, theirs) = tokio::io::duplex(DUPLEX_BYTES);
     let session_side = SessionSide { inner: ours, flow: flow.clone() };
-    if let Err(rejection) = listener.adopt_stream(session_side, head, req)? {
-        return Ok(Err(rejection));
-    }
+    let id = match listener.adopt_stream(session_side, head, req)? {
+        Ok(id) => id,
+        Err(rejection) => return Ok(Err(rejection)),
+    };
     let (mut from_session, mut to_session) = tokio::io::split(theirs);
     let (input, mut rx) = mpsc::unbounded_channel::<Option<Bytes>>();
     let output = Arc::new(output);
@@ -197,7 +200,7 @@ pub fn start(
         output(Output::End);
     });
 
-    Ok(Ok(BridgeHandle { input, flow }))
+    Ok(Ok(BridgeHandle { input, flow, id }))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use crate::inbox::{Event, Inbox, Kind};
 use crate::listener::napi_or_tokio_spawn;
 use crate::proxy::{self, ProxyOptions};
 use crate::session::{self, Session, SessionConfig, SessionHandle};
+use crate::stats::{Live, NodeStats, Order, Refusal, SessionRow, Snapshot};
 use crate::stream::UpToHead;
 use crate::tls::{self, DefaultTrust, TlsOptions};
 use base64::Engine;
@@ -270,6 +271,7 @@ struct Shared {
     wanted: watch::Sender<Wanted>,
     /// The node's own URL and headers.
     configured: Arc<Target>,
+    stats: NodeStats,
 }
 
 impl Shared {
@@ -278,7 +280,8 @@ impl Shared {
         let on = cfg.connect_at_start;
         let configured = Arc::new(target);
         let (wanted, _) = watch::channel(Wanted { target: configured.clone(), on, generation: 0 });
-        (Arc::new(Shared { cfg, inbox, current: Mutex::new(None), stop, wanted, configured }), stopped)
+        let stats = NodeStats::default();
+        (Arc::new(Shared { cfg, inbox, current: Mutex::new(None), stop, wanted, configured, stats }), stopped)
     }
 
     /// A new request: the live connection, if any, is closed (1000) so that the
@@ -368,6 +371,21 @@ impl Client {
         }
     }
 
+    /// The client's counters, its live connection's added up now.
+    pub fn stats(&self) -> Snapshot {
+        let current = self.shared.current.lock();
+        let live = current.iter().map(|(_, h)| (Live { stats: h.stats(), queued: h.unsent() }, h.dropped()));
+        self.shared.stats.snapshot(live)
+    }
+
+    /// The live connection, as a session list of one (or none).
+    pub fn sessions(&self) -> (usize, Vec<SessionRow>) {
+        let current = self.shared.current.lock();
+        let live = current.iter().map(|(id, h)| (*id, h.stats(), h.unsent(), h.dropped()));
+        let rows = crate::stats::top_sessions(live, Order::Queued, 1, |_| Vec::new());
+        (rows.len(), rows)
+    }
+
     /// Stop reconnecting, close the connection with `code`, wait for the end.
     /// Events are discarded from the start, as `Listener::close` does.
     pub async fn close(&self, code: u16) {
@@ -419,6 +437,8 @@ where
         let id = session::next_id();
         inbox.push(Event::new(Kind::Connecting, id, Bytes::new(), 0));
         let (handle, session_shared) = SessionHandle::new(&cfg.session, true);
+        // Host and port only: the URL may carry credentials.
+        session_shared.stats.set_remote(&format!("{}:{}", target.host, target.port));
         let attempt = tokio::select! {
             r = tokio::time::timeout(cfg.connect_timeout, dial(target)) => r,
             _ = stop.wait_for(|s| *s) => break,
@@ -438,6 +458,8 @@ where
                 // The subprotocol (`extra` its length, as a listener's), then the URL
                 // dialled, without credentials, for the connect event.
                 let protocol_len = protocol.len() as u32;
+                session_shared.stats.set_protocol(std::str::from_utf8(&protocol).unwrap_or(""));
+                shared.stats.opened();
                 let open = [protocol.as_ref(), without_userinfo(&url).as_bytes()].concat();
                 inbox.push(Event::new(Kind::Open, id, open, protocol_len));
                 if let Some((_, h)) = &*shared.current.lock() {
@@ -445,6 +467,9 @@ where
                 }
                 let ended = Session::new(stream, rest, id, session_shared, inbox.clone(), &cfg.session).await;
                 let handle = shared.current.lock().take();
+                if let Some((_, h)) = &handle {
+                    shared.stats.closed(ended.code, h.stats(), h.dropped(), h.overflowed());
+                }
                 if let Some(err) = ended.error {
                     inbox.push(Event::new(Kind::Error, id, err, 0));
                 }
@@ -455,10 +480,12 @@ where
             }
             Ok(Err(e)) => {
                 failures += 1;
+                shared.stats.refused(Refusal::ConnectFailed);
                 inbox.push(Event::new(Kind::Error, id, e.to_string(), 0));
             }
             Err(_) => {
                 failures += 1;
+                shared.stats.refused(Refusal::ConnectFailed);
                 inbox.push(Event::new(
                     Kind::Error,
                     id,

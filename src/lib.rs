@@ -15,6 +15,7 @@ pub mod memory;
 pub mod proxy;
 pub mod rooms;
 pub mod session;
+pub mod stats;
 pub mod stream;
 pub mod tls;
 

@@ -8,6 +8,7 @@ use crate::handshake::{self, Rejection, UpgradeRequest};
 use crate::inbox::{Event, Inbox, Kind};
 use crate::rooms::Rooms;
 use crate::session::{self, Session, SessionConfig, SessionHandle};
+use crate::stats::{NodeStats, Order, Refusal, SessionRow, Snapshot};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use std::borrow::Cow;
@@ -54,6 +55,7 @@ struct Shared {
     left: Notify,
     /// Taken by the dispatcher, and by a session leaving the table (after it has).
     rooms: Mutex<Rooms<Arc<SessionHandle>>>,
+    stats: NodeStats,
 }
 
 /// Work for the listener's dispatcher task, which owns all sending so that the JS
@@ -101,6 +103,10 @@ impl Departure {
         if let Some(err) = ended.error {
             self.shared.inbox.push(Event::new(Kind::Error, self.id, err, 0));
         }
+        if let (true, Some(e)) = (self.opened, &entry) {
+            let h = &e.handle;
+            self.shared.stats.closed(ended.code, h.stats(), h.dropped(), h.overflowed());
+        }
         if self.opened {
             let reason = Bytes::from(ended.reason.into_bytes());
             self.shared.inbox.push(Event::new(Kind::Close, self.id, reason, ended.code as u32));
@@ -130,6 +136,7 @@ impl Listener {
             closing: AtomicBool::new(false),
             left: Notify::new(),
             rooms: Mutex::new(Rooms::default()),
+            stats: NodeStats::default(),
         });
         let (commands, rx) = mpsc::unbounded_channel();
         napi_or_tokio_spawn(dispatch(shared.clone(), rx));
@@ -192,14 +199,15 @@ impl Listener {
     /// Checks the request and its credential; the subprotocol to answer with and
     /// the verified identity (JWT claims) if any, or the refusal.
     fn answer(&self, req: &UpgradeRequest) -> std::result::Result<Answer, Rejection> {
-        handshake::validate(req)?;
-        let identity = self
-            .shared
-            .cfg
-            .auth
-            .check(&req.authorization, &req.target)
-            .map_err(|refusal| Rejection { status: 401, reason: Cow::Owned(refusal.0) })?;
-        Ok(Answer { protocol: handshake::answer_protocol(&req.protocol, &self.shared.cfg.protocols)?, identity })
+        let stats = &self.shared.stats;
+        handshake::validate(req).inspect_err(|_| stats.refused(Refusal::Handshake))?;
+        let identity = self.shared.cfg.auth.check(&req.authorization, &req.target).map_err(|refusal| {
+            stats.refused(Refusal::Unauthorized);
+            Rejection { status: 401, reason: Cow::Owned(refusal.0) }
+        })?;
+        let protocol = handshake::answer_protocol(&req.protocol, &self.shared.cfg.protocols)
+            .inspect_err(|_| stats.refused(Refusal::Handshake))?;
+        Ok(Answer { protocol, identity })
     }
 
     fn check_open(&self) -> Result<()> {
@@ -227,10 +235,12 @@ impl Listener {
         let response = handshake::accept_response(&req.key, protocol.as_deref());
         let id = session::next_id();
         let (handle, session_shared) = SessionHandle::new(&shared.cfg.session, false);
+        session_shared.stats.set_protocol(protocol.as_deref().unwrap_or(""));
         {
             // Registered before we return: JS may reply to this session at once.
             let mut sessions = shared.sessions.write();
             if shared.cfg.max_connections.is_some_and(|max| sessions.len() >= max) {
+                shared.stats.refused(Refusal::TooMany);
                 return Err(FULL);
             }
             sessions.insert(id, Entry { handle: Arc::new(handle), abort: OnceLock::new() });
@@ -257,6 +267,35 @@ impl Listener {
     /// Run a flow's requests (`crate::commands`), in order after what was sent before.
     pub fn run(&self, ops: Vec<Op>) {
         let _ = self.commands.send(Command::Ops(ops));
+    }
+
+    /// The listener's counters, its live sessions' added up now.
+    pub fn stats(&self) -> Snapshot {
+        let sessions = self.shared.sessions.read();
+        let live = sessions.values().map(|e| (live(&e.handle), e.handle.dropped()));
+        self.shared.stats.snapshot(live)
+    }
+
+    /// How many sessions there are, and the first `limit` of them in `order`.
+    pub fn sessions(&self, order: Order, limit: usize) -> (usize, Vec<SessionRow>) {
+        let (total, mut rows) = {
+            let sessions = self.shared.sessions.read();
+            let live = sessions.iter().map(|(&id, e)| (id, e.handle.stats(), e.handle.unsent(), e.handle.dropped()));
+            (sessions.len(), crate::stats::top_sessions(live, order, limit, |_| Vec::new()))
+        };
+        // Not under the table's lock: the dispatcher may hold the rooms and want the table.
+        let rooms = self.shared.rooms.lock();
+        for row in &mut rows {
+            row.rooms = rooms.rooms_of(row.id).iter().map(|r| r.to_string()).collect();
+        }
+        (total, rows)
+    }
+
+    /// The peer's address as JS saw it, for the session list.
+    pub fn set_remote(&self, id: u32, remote: &str) {
+        if let Some(e) = self.shared.sessions.read().get(&id) {
+            e.handle.stats().set_remote(remote);
+        }
     }
 
     /// Every room with its number of members, as of now.
@@ -314,6 +353,10 @@ impl Listener {
         }
         shared.inbox.close();
     }
+}
+
+fn live(h: &SessionHandle) -> crate::stats::Live<'_> {
+    crate::stats::Live { stats: h.stats(), queued: h.unsent() }
 }
 
 /// What a session's task starts from.
@@ -384,6 +427,7 @@ where
             }
             drop(response);
             departure.opened = true;
+            departure.shared.stats.opened();
             let (id, shared) = (departure.id, &departure.shared);
             shared.inbox.push(Event::new(Kind::Open, id, open, protocol_len));
             if let Some(entry) = shared.sessions.read().get(&id) {

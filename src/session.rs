@@ -95,6 +95,8 @@ pub struct Shared {
     closing: AtomicBool,
     /// This end is a client: its frames are masked.
     client: bool,
+    /// Traffic and queue peak, for the editor's live view.
+    pub stats: crate::stats::SessionStats,
 }
 
 impl Shared {
@@ -134,6 +136,7 @@ impl SessionHandle {
             ended: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             client,
+            stats: Default::default(),
         });
         let handle = SessionHandle {
             shared: shared.clone(),
@@ -157,6 +160,20 @@ impl SessionHandle {
     /// Bytes queued and not yet written (see `Shared::unsent`).
     pub fn unsent(&self) -> usize {
         self.shared.unsent()
+    }
+
+    pub fn stats(&self) -> &crate::stats::SessionStats {
+        &self.shared.stats
+    }
+
+    /// Messages dropped so far (drop policy).
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The queue passed its cap (close policy).
+    pub fn overflowed(&self) -> bool {
+        self.shared.overflow.load(Ordering::Relaxed)
     }
 
     /// The frames waiting, for tests that look at what is shared.
@@ -192,7 +209,7 @@ impl SessionHandle {
             // The session has ended: nothing is queued, nothing counts as dropped.
             return 0;
         }
-        let (mut taken, mut dropped) = (0, 0);
+        let (mut taken, mut dropped, mut peak) = (0, 0, 0);
         let was_empty = {
             let mut queue = shared.frames.lock();
             if shared.closing.load(Ordering::Relaxed) {
@@ -214,9 +231,14 @@ impl SessionHandle {
                 }
                 queue.push_back(frame);
                 taken += 1;
+                peak = waiting + len;
             }
             was_empty
         };
+        if taken > 0 {
+            crate::stats::count(&shared.stats.msgs_out, taken as u64);
+            shared.stats.note_queued(peak);
+        }
         if dropped > 0 {
             shared.dropped.fetch_add(dropped, Ordering::Relaxed);
             let mut drops = self.drops.lock();

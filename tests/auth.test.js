@@ -98,6 +98,7 @@ describe('authentication at the handshake', function () {
         assert.strictEqual(wrong.body, 'wrong token');
         assert.strictEqual((await refusal('/ws/auth?access_token=nope')).status, 401);
         await until(() => warnings.length === 3, 'a warning per refusal');
+        assert.strictEqual(listener.native.stats().refusedAuth, 3, 'the refusals counted for the live view');
         assert.ok(warnings.every((w) => !/s3cre|nope/.test(w)), 'a warning shows a credential: ' + warnings.join(' | '));
 
         await echoes(await open('/ws/auth', { headers: { Authorization: 'Bearer s3cret' } }));

@@ -136,6 +136,32 @@ describe('editor definitions', function () {
         }
     });
 
+    it('have every message the WebSockets sidebar asks for, in all ten locales', function () {
+        const keys = (o, prefix = '') => Object.entries(o).flatMap(([k, v]) => (typeof v === 'object' ? keys(v, prefix + k + '.') : [prefix + k]));
+        const read = (locale) => JSON.parse(fs.readFileSync(path.join(NODES, 'locales', locale, 'websocket-live.json'), 'utf8'));
+        const want = keys(read('en-US')).sort();
+        for (const locale of LOCALES) assert.deepStrictEqual(keys(read(locale)).sort(), want, locale);
+        // Every key the tab asks for (t("..."), and the marks the endpoint names) exists.
+        const html = fs.readFileSync(path.join(NODES, 'websocket-live.html'), 'utf8');
+        const asked = [...html.matchAll(/\bt\("([a-z.-]+)"[,)]/g)].map((m) => 'live.' + m[1]);
+        const marks = ['queue-near-cap', 'drops', 'queue-full', 'refusals', 'connect-failed'];
+        for (const k of [...asked, ...marks.flatMap((m) => ['live.mark.' + m, 'live.short.' + m])]) {
+            assert.ok(want.includes(k), k + ' is not in the catalog');
+        }
+    });
+
+    it('describe the live view and the rich status in the help of both config nodes in all ten locales', function () {
+        for (const locale of LOCALES) {
+            const html = fs.readFileSync(path.join(NODES, 'locales', locale, 'websocket.html'), 'utf8');
+            for (const type of ['websocket-listener', 'websocket-client']) {
+                const help = html.split('data-help-name="' + type + '"')[1].split('</script>')[0];
+                for (const needle of ['/websocket-rs/stats', 'websocket.read', 'websocket.write', '3.2k']) {
+                    assert.ok(help.includes(needle), locale + ' ' + type + ' help lacks ' + needle);
+                }
+            }
+        }
+    });
+
     it('have the limits in the help of both config nodes in all ten locales', function () {
         for (const locale of LOCALES) {
             const html = fs.readFileSync(path.join(NODES, 'locales', locale, 'websocket.html'), 'utf8');

@@ -146,7 +146,8 @@ async function startNodeRed({ withPackage = true, settings = {}, settingsCode = 
             }
             try {
                 const res = await api('GET', '/flows', { ms: 2000 });
-                if (res.status === 200) break;
+                // With adminAuth the API is up once it refuses a request without a token.
+                if (res.status === 200 || (all.adminAuth && res.status === 401)) break;
             } catch (err) { /* not listening yet */ }
             if (Date.now() > end) {
                 throw new Error('Node-RED admin API did not answer within ' + startMs + ' ms:\n' + out);

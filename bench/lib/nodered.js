@@ -182,10 +182,15 @@ module.exports.functionGlobalContext = {
     memory: () => ({ ...process.memoryUsage(), spaces: require('v8').getHeapSpaceStatistics(), newSpaceAtStart })
 };`;
 
-/** Node-RED with the bench flow: 'ours' loads this package, 'core' is plain Node-RED. */
-async function start(variant) {
+/**
+ * Node-RED with the bench flow: 'ours' loads this package, 'core' is plain Node-RED.
+ * `env` replaces the child's environment (bench/counters.js points
+ * NAPI_RS_NATIVE_LIBRARY_PATH at a build without counters).
+ */
+async function start(variant, { env } = {}) {
     const nr = await startNodeRed({
         withPackage: variant === 'ours',
+        env,
         flows: FLOW,
         settings: { logging: { console: { level: 'warn', metrics: false, audit: false } } },
         settingsCode: SETTINGS_CODE,

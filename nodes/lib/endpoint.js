@@ -9,6 +9,8 @@ const events = require('./events');
 const commands = require('./commands');
 const warnings = require('./warnings');
 const { formatSize } = require('./limits');
+const stats = require('./stats');
+const richStatus = require('./rich-status');
 
 /** A client whose messages are being dropped is reported at most this often. */
 const DROP_REPORT_MS = 10 * 1000;
@@ -54,6 +56,10 @@ module.exports = function (RED) {
         node.outProgram = null;
         node.outNames = null;
         events.init(node);
+        stats.init(node);
+        // "12 clients · 3.2k msg/s" under the nodes, opt-in (lib/rich-status.js).
+        node.richStatus = n.richStatus === true || n.richStatus === 'true';
+        node.rich = null;
     }
 
     function flushOutbox() {
@@ -278,6 +284,7 @@ module.exports = function (RED) {
         },
 
         setStatus(status) {
+            if (this.richStatus) status = richStatus.decorate(this, status, RED);
             this.lastStatus = status;
             for (const n of this.statusNodes) {
                 n.status(status);
@@ -324,6 +331,8 @@ module.exports = function (RED) {
         closeNative(done) {
             this.flushOutbox();
             this.closing = true;
+            stats.forget(this);
+            richStatus.stop(this);
             // Counts not logged yet are logged now, as the warnings' summary is.
             for (const session of [...this.drops.keys()]) this.reportDrops(session, true);
             this.peerWarnings.close();

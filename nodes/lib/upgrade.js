@@ -61,7 +61,8 @@ function refuse(socket, code, message, headers) {
  * client gets 503 (the server could not decide in time, which is not the
  * client's fault, as 408 would say) and `onTimeout()` is called.
  */
-function verify(verifyClient, req, socket, proceed, { timeoutMs = 0, onTimeout } = {}) {
+function verify(verifyClient, req, socket, proceed, { timeoutMs = 0, onTimeout, onRefuse } = {}) {
+    const refused = onRefuse || (() => {});
     if (typeof verifyClient !== 'function') {
         return proceed();
     }
@@ -93,12 +94,18 @@ function verify(verifyClient, req, socket, proceed, { timeoutMs = 0, onTimeout }
         verifyClient(info, (ok, code, message, headers) => {
             if (!settle()) return;
             if (ok) proceed();
-            else refuse(socket, code || 401, message, headers);
+            else {
+                refused();
+                refuse(socket, code || 401, message, headers);
+            }
         });
         return;
     }
     if (verifyClient(info)) proceed();
-    else refuse(socket, 401);
+    else {
+        refused();
+        refuse(socket, 401);
+    }
 }
 
 /** The Origin a browser sent (`Sec-WebSocket-Origin` in protocol version 8); undefined if none. */
@@ -144,6 +151,13 @@ function takeBuffered(socket, head) {
     return head;
 }
 
+/** "address:port" of the peer (IPv6 in brackets), for the live view's session list. */
+function remoteOf(socket) {
+    const a = socket && socket.remoteAddress;
+    if (!a) return '';
+    return (a.includes(':') ? '[' + a + ']' : a) + ':' + socket.remotePort;
+}
+
 function requestInfo(req) {
     const h = req.headers;
     return {
@@ -151,7 +165,8 @@ function requestInfo(req) {
         upgrade: h.upgrade || '',
         key: h['sec-websocket-key'] || '',
         version: h['sec-websocket-version'] || '',
-        protocol: h['sec-websocket-protocol'] || ''
+        protocol: h['sec-websocket-protocol'] || '',
+        remote: remoteOf(req.socket)
     };
 }
 

@@ -13,6 +13,10 @@ pub struct JsBridge {
 }
 
 impl JsBridge {
+    pub fn id(&self) -> u32 {
+        self.inner.id
+    }
+
     pub fn start(
         listener: &Listener,
         head: Vec<u8>,

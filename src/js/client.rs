@@ -177,6 +177,18 @@ impl JsClient {
 
     /// Stop reconnecting and close with `code` (default 1001); resolves when done.
     /// A code that must never be sent rejects with ERR_WSRS_INVALID_ARGUMENT.
+    /// The client's counters (`Stats`), read now.
+    #[napi(catch_unwind)]
+    pub fn stats(&self) -> crate::js::stats::Stats {
+        self.inner.stats().into()
+    }
+
+    /// The live connection as a list of one, or none.
+    #[napi(catch_unwind)]
+    pub fn sessions(&self) -> crate::js::stats::SessionList {
+        crate::js::stats::list(self.inner.sessions())
+    }
+
     #[napi(catch_unwind)]
     pub async fn close(&self, code: Option<u32>) -> Result<()> {
         self.inner.close(close_code(code)?).await;

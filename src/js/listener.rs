@@ -78,6 +78,8 @@ pub struct UpgradeInfo {
     /// by a listener with authentication.
     pub authorization: Option<String>,
     pub url: Option<String>,
+    /// The peer's address as Node saw it, for the session list.
+    pub remote: Option<String>,
 }
 
 impl From<UpgradeInfo> for UpgradeRequest {
@@ -140,7 +142,11 @@ impl JsListener {
     pub fn adopt(&self, fd: i32, head: &[u8], request: UpgradeInfo) -> Result<Either<u32, String>> {
         #[cfg(unix)]
         {
+            let remote = request.remote.clone();
             let r = self.inner.adopt_fd(fd, head.to_vec(), &request.into())?;
+            if let (Ok(id), Some(remote)) = (&r, remote) {
+                self.inner.set_remote(*id, &remote);
+            }
             Ok(r.map_or_else(|rej| Either::B(rej.http_response()), Either::A))
         }
         #[cfg(not(unix))]
@@ -161,7 +167,26 @@ impl JsListener {
         request: UpgradeInfo,
         on_output: Function<'_, FnArgs<(u32, CopiedBuffer)>, ()>,
     ) -> Result<Either<JsBridge, String>> {
-        JsBridge::start(&self.inner, head.to_vec(), &request.into(), on_output)
+        let remote = request.remote.clone();
+        let bridge = JsBridge::start(&self.inner, head.to_vec(), &request.into(), on_output)?;
+        if let (Either::A(b), Some(remote)) = (&bridge, remote) {
+            self.inner.set_remote(b.id(), &remote);
+        }
+        Ok(bridge)
+    }
+
+    /// The listener's counters (`Stats`), read now: one call, no hot-path cost.
+    #[napi(catch_unwind)]
+    pub fn stats(&self) -> crate::js::stats::Stats {
+        self.inner.stats().into()
+    }
+
+    /// The first sessions in `query.sort` order (default: most queued first),
+    /// at most `query.limit` (default 100), and how many there are.
+    #[napi(catch_unwind)]
+    pub fn sessions(&self, query: Option<crate::js::stats::SessionQuery>) -> Result<crate::js::stats::SessionList> {
+        let (order, limit) = crate::js::stats::query(query)?;
+        Ok(crate::js::stats::list(self.inner.sessions(order, limit)))
     }
 
     /// Queue many messages in one call, in order: `targets[i]` is a session id,

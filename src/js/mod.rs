@@ -4,6 +4,7 @@
 mod bridge;
 mod client;
 mod listener;
+pub(crate) mod stats;
 pub mod testing;
 
 use crate::inbox::{Batch, Inbox};

@@ -198,10 +198,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return;
         }
         let (id, client, inbox) = (self.id, self.shared.client, &self.inbox);
-        let (pong, mut closed) = (&mut self.ctl, None);
+        let (pong, mut closed, mut messages) = (&mut self.ctl, None, 0);
         let result = self.decoder.feed(bytes, &mut |item| match item {
-            Item::Text(p) => inbox.push(Event::new(Kind::Text, id, p.into_bytes(), 0)),
-            Item::Binary(p) => inbox.push(Event::new(Kind::Binary, id, p.into_bytes(), 0)),
+            Item::Text(p) => {
+                messages += 1;
+                inbox.push(Event::new(Kind::Text, id, p.into_bytes(), 0))
+            }
+            Item::Binary(p) => {
+                messages += 1;
+                inbox.push(Event::new(Kind::Binary, id, p.into_bytes(), 0))
+            }
             Item::Ping(p) => {
                 // Every ping is answered (pongs queue up, as frames back to back),
                 // up to a few; past that only the latest, as RFC 6455 §5.5.3 allows.
@@ -214,6 +220,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Item::Pong => {}
             Item::Close(p) => closed = Some(p.to_vec()),
         });
+        if messages > 0 {
+            crate::stats::count(&self.shared.stats.msgs_in, messages);
+        }
         if let Err(fault) = result {
             self.fault = Some(Box::new(fault));
             self.state = State::Faulted;
@@ -289,6 +298,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 return Poll::Ready(false);
             }
             self.heard += 1;
+            crate::stats::count(&self.shared.stats.bytes_in, n as u64);
             self.decode(&mut buf[..n]);
             Poll::Ready(true)
         });

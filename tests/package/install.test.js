@@ -102,7 +102,7 @@ describe('the packed package, installed as a user installs it', function () {
         assert.deepStrictEqual(files.filter((f) => f.startsWith('native/')).sort(),
             ['native/index.js', ...Object.keys(SHIPPED).map((p) => 'native/' + BINARY + '.' + p + '.node')].sort());
         for (const f of ['index.js', 'native/index.js', 'nodes/websocket.js', 'nodes/websocket.html',
-            'nodes/locales/en-US/websocket.json', 'nodes/locales/en-US/websocket.html', 'README.md', 'LICENSE',
+            'nodes/locales/en-US/websocket.json', 'nodes/locales/en-US/websocket.html', 'nodes/websocket-live.js', 'nodes/websocket-live.html', 'nodes/locales/en-US/websocket-live.json', 'README.md', 'LICENSE',
             'scripts/build.js', 'Cargo.toml', 'Cargo.lock', 'src/lib.rs',
             'node_modules/node-forge/package.json', 'node_modules/node-forge/lib/index.js']) {
             assert.ok(files.includes(f), f + ' not packed');

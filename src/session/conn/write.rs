@@ -46,6 +46,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             };
             self.dirty |= written > 0;
             self.shared.queued.fetch_sub(written, Ordering::Relaxed);
+            crate::stats::count(&self.shared.stats.bytes_out, written as u64);
             let mut done = 0;
             while done < n && written >= batch[done].len() {
                 written -= batch[done].len();
