@@ -92,7 +92,7 @@ function sessionsOf(node, sort, limit) {
     if (!node.native) return { total: 0, sessions: [] };
     const list = node.isListener ? node.native.sessions({ sort, limit }) : node.native.sessions();
     for (const s of list.sessions) {
-        s.id = node.keyOf.get(s.id) || messages.sessionKey(s.id);
+        s.id = messages.sessionKey(s.id);
     }
     return list;
 }
