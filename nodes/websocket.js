@@ -12,6 +12,7 @@ const events = require('./lib/events');
 const commands = require('./lib/commands');
 const clientControl = require('./lib/client-control');
 const auth = require('./lib/auth');
+const compat = require('./lib/compat');
 const { authOptions } = auth;
 const stats = require('./lib/stats');
 
@@ -53,6 +54,7 @@ module.exports = function (RED) {
         this.path = n.path;
         this.isListener = true;
         this.on('close', (removed, done) => this.shutdown(done));
+        compat.init(this, !WS_URL.test(this.path || ''));
         if (WS_URL.test(this.path || '')) {
             // Core treats a listener whose path is a ws:// URL as a client.
             Object.assign(this, clientMethods);
@@ -195,6 +197,8 @@ module.exports = function (RED) {
         requestInfo(req, socket) {
             const info = upgrade.requestInfo(req);
             if (this.eventNodes.size > 0) info.announce = events.connectInfo(req, socket, this.authOn ? { param: this.authParam } : null);
+            // Something listens on `server` (lib/compat.js): the open event brings the subprotocol.
+            else if (this.compatSockets) info.announce = '{}';
             if (this.authOn) {
                 info.authorization = req.headers.authorization || '';
                 info.url = req.url || '';
@@ -261,6 +265,7 @@ module.exports = function (RED) {
     function WebSocketClientNode(n) {
         RED.nodes.createNode(this, n);
         endpoint.init(this, n);
+        compat.init(this, false);
         this.path = n.path;
         this.on('close', (removed, done) => this.shutdown(done));
         readLimits(this, n, false);

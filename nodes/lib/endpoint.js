@@ -11,6 +11,7 @@ const warnings = require('./warnings');
 const { formatSize } = require('./limits');
 const stats = require('./stats');
 const richStatus = require('./rich-status');
+const compat = require('./compat');
 
 /** A client whose messages are being dropped is reported at most this often. */
 const DROP_REPORT_MS = 10 * 1000;
@@ -132,17 +133,24 @@ module.exports = function (RED) {
 
     function visitEvent(kind, session, buf, start, end, extra) {
         switch (kind) {
-            case KIND.TEXT:
-                this.deliver(buf.toString('utf8', start, end), session);
+            case KIND.TEXT: {
+                const text = buf.toString('utf8', start, end);
+                if (this.compatSockets) compat.message(this, session, text, false);
+                this.deliver(text, session);
                 break;
-            case KIND.BINARY:
-                this.deliver(binaryPayload(buf, start, end), session);
+            }
+            case KIND.BINARY: {
+                const data = binaryPayload(buf, start, end);
+                if (this.compatSockets) compat.message(this, session, data, true);
+                this.deliver(data, session);
                 break;
+            }
             case KIND.OPEN: {
                 this.lastWarning = null;
                 this.live.add(session);
                 this.count++;
                 this.setStatus(connectedStatus(this, 'connect', session));
+                compat.opened(this, session, buf.toString('latin1', start, start + extra), this.count);
                 break;
             }
             case KIND.CLOSE:
@@ -152,6 +160,7 @@ module.exports = function (RED) {
                     : { fill: 'red', shape: 'ring', text: 'common.status.disconnected', event: 'disconnect', _session: sessionOf(session) });
                 this.reportDrops(session, true);
                 this.live.delete(session);
+                compat.closed(this, session, extra, this.count);
                 break;
             case KIND.DROPPED:
                 this.noteDrops(session, extra);
@@ -165,6 +174,7 @@ module.exports = function (RED) {
                     this.peerWarnings.warn(text);
                 }
                 this.lastWarning = this.isListener ? null : text;
+                compat.errored(this, session, text);
                 break;
             }
             case KIND.CONNECTING:
