@@ -94,7 +94,17 @@ impl Departure {
     /// Leaves the table and reports the end; what the session left unsent.
     fn leave(&mut self, ended: session::Ended) -> usize {
         self.finished = true;
-        let entry = self.shared.sessions.write().remove(&self.id);
+        let entry = {
+            let mut sessions = self.shared.sessions.write();
+            let entry = sessions.remove(&self.id);
+            // Folded into the totals under the same lock a snapshot reads the table
+            // under, so no snapshot misses this session's traffic.
+            if let (true, Some(e)) = (self.opened, &entry) {
+                let h = &e.handle;
+                self.shared.stats.closed(ended.code, h.stats(), h.dropped(), h.overflowed());
+            }
+            entry
+        };
         if entry.is_some() {
             self.shared.generation.fetch_add(1, Ordering::Release);
         }
@@ -102,10 +112,6 @@ impl Departure {
         self.shared.rooms.lock().ended(self.id);
         if let Some(err) = ended.error {
             self.shared.inbox.push(Event::new(Kind::Error, self.id, err, 0));
-        }
-        if let (true, Some(e)) = (self.opened, &entry) {
-            let h = &e.handle;
-            self.shared.stats.closed(ended.code, h.stats(), h.dropped(), h.overflowed());
         }
         if self.opened {
             let reason = Bytes::from(ended.reason.into_bytes());

@@ -129,8 +129,13 @@ impl BurstTrimmer {
     pub fn adopted(&'static self) {
         {
             let mut s = self.state.lock();
+            let now = Instant::now();
+            // Only adoptions close together make a burst: a slow trickle never does.
+            if s.last.is_some_and(|last| now - last > BURST_TRIMS[1]) {
+                s.count = 0;
+            }
             s.count += 1;
-            s.last = Some(Instant::now());
+            s.last = Some(now);
             if s.scheduled || s.count < BURST {
                 return;
             }
@@ -141,31 +146,23 @@ impl BurstTrimmer {
         crate::listener::napi_or_tokio_spawn(async move { done.0.schedule(done).await });
     }
 
+    /// Two trims per burst, whatever comes after it: a trim holds glibc's arena
+    /// locks (milliseconds with many connections), so connections that keep
+    /// arriving must not keep causing them.
     async fn schedule(&'static self, _done: Unscheduled) {
-        let mut step = 0;
+        // The first once adoptions have paused.
         loop {
-            let (at, last) = {
-                let s = self.state.lock();
-                let last = s.last.unwrap_or_else(Instant::now);
-                (last + BURST_TRIMS[step], last)
-            };
-            tokio::time::sleep_until(at).await;
-            if self.state.lock().last != Some(last) {
-                // Adopted meanwhile: the burst goes on, so does the wait.
-                step = 0;
-                continue;
-            }
-            (self.trim)();
-            step += 1;
-            if step == BURST_TRIMS.len() {
-                let mut s = self.state.lock();
-                if s.last == Some(last) {
-                    s.count = 0;
-                    return;
-                }
-                step = 0;
+            let last = self.state.lock().last.unwrap_or_else(Instant::now);
+            tokio::time::sleep_until(last + BURST_TRIMS[0]).await;
+            if self.state.lock().last == Some(last) {
+                break;
             }
         }
+        (self.trim)();
+        // The second once the burst's sockets have been let go of and collected.
+        tokio::time::sleep(BURST_TRIMS[1] - BURST_TRIMS[0]).await;
+        (self.trim)();
+        self.state.lock().count = 0;
     }
 }
 
@@ -222,7 +219,7 @@ mod tests {
         for _ in 0..BURST - 1 {
             BURSTS.adopted();
         }
-        tokio::time::sleep(Duration::from_secs(60)).await;
+        tokio::time::sleep(Duration::from_secs(10)).await;
         assert_eq!(trims(), 0, "fewer than a burst: no trim");
         // The burst goes on for 3 s: no trim while it does.
         for _ in 0..30 {
@@ -245,5 +242,21 @@ mod tests {
         }
         tokio::time::sleep(BURST_TRIMS[1] + ms(1)).await;
         assert_eq!(trims(), 4, "the next burst is trimmed the same way");
+        // A burst, then a trickle that never stops: its two trims, and no more.
+        for _ in 0..BURST {
+            BURSTS.adopted();
+        }
+        for _ in 0..120 {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            BURSTS.adopted();
+        }
+        assert_eq!(trims(), 6, "a trickle after a burst keeps trimming");
+        // Adoptions further apart than a burst's window never add up to one.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        for _ in 0..BURST {
+            BURSTS.adopted();
+            tokio::time::sleep(BURST_TRIMS[1] + ms(1)).await;
+        }
+        assert_eq!(trims(), 6, "spread-out adoptions made a burst");
     }
 }

@@ -142,6 +142,11 @@ describe('live view: counters and the admin endpoint under adminAuth', function 
         ws.send('still open');
         assert.strictEqual(String((await nextMessage(ws, WAIT)).data), 'still open');
         assert.strictEqual((await post('/websocket-rs/nodes/' + s.id + '/sessions/ffffffff/close', adminToken)).status, 404);
+        // Not JSON (a cross-site form or text/plain POST): refused, and the session stays.
+        const plain = await api('POST', path, { headers: { 'Content-Type': 'text/plain', Authorization: 'Bearer ' + adminToken }, body: '{}' });
+        assert.strictEqual(plain.status, 415);
+        ws.send('open after a text/plain close');
+        assert.strictEqual(String((await nextMessage(ws, WAIT)).data), 'open after a text/plain close');
         const gone = closed(ws, WAIT);
         const res = await post(path, adminToken, JSON.stringify({ code: 4000, reason: 'bye' }));
         assert.strictEqual(res.status, 200, res.text);

@@ -41,6 +41,8 @@ function register(RED) {
     });
 
     app.post('/websocket-rs/nodes/:id/sessions/:sid/close', allow('websocket.write'), (req, res) => {
+        // JSON only: a cross-site form or text/plain POST (no preflight) cannot close sessions.
+        if (!req.is('application/json')) return res.status(415).json({ error: 'send application/json' });
         const node = stats.nodes.get(req.params.id);
         if (!node || !node.isListener) return res.status(404).json({ error: 'no such websocket-listener' });
         const sid = req.params.sid;

@@ -44,7 +44,8 @@ function start(node, RED) {
             if (!node.native || !node.lastStatus || node.lastStatus.fill !== 'green') return;
             const now = Date.now();
             const t = total();
-            rich.rate = ((t - rich.last) * 1000) / Math.max(1, now - rich.at);
+            // Never below 0: a session ending between two reads can dip the totals.
+            rich.rate = Math.max(0, ((t - rich.last) * 1000) / Math.max(1, now - rich.at));
             rich.last = t;
             rich.at = now;
             const shown = text(node, RED);

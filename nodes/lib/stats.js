@@ -78,9 +78,9 @@ function statsOf(node) {
     }, s);
 }
 
-/** A client's URL without credentials. */
+/** A client's URL without credentials: no userinfo, and no query (it may hold a token). */
 function clientTarget(url) {
-    return typeof url === 'string' ? url.replace(/\/\/[^/@]*@/, '//') : '';
+    return typeof url === 'string' ? url.replace(/\/\/[^/@]*@/, '//').replace(/[?#].*$/, '') : '';
 }
 
 function all() {
