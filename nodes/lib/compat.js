@@ -77,9 +77,14 @@ function init(node, isServer) {
     });
 }
 
+/** Emits `event` on the config node, with `make()`'s object, only if something listens. */
+function tell(node, event, make) {
+    if (typeof node.listenerCount === 'function' && node.listenerCount(event) > 0) node.emit(event, make());
+}
+
 /** A session opened (`protocol` as negotiated). */
 function opened(node, session, protocol, count) {
-    node.emit('opened', { count: node.isServer ? count : '', id: sessionKey(session) });
+    tell(node, 'opened', () => ({ count: node.isServer ? count : '', id: sessionKey(session) }));
     if (!node.compatSockets) return;
     const socket = new SessionSocket(node, session, protocol);
     node.compatSockets.set(session, socket);
@@ -94,7 +99,7 @@ function message(node, session, data, isBinary) {
 }
 
 function closed(node, session, code, count) {
-    node.emit('closed', { count: node.isServer ? count : '', id: sessionKey(session) });
+    tell(node, 'closed', () => ({ count: node.isServer ? count : '', id: sessionKey(session) }));
     const socket = node.compatSockets && node.compatSockets.get(session);
     if (!socket) return;
     node.compatSockets.delete(session);
@@ -104,7 +109,7 @@ function closed(node, session, code, count) {
 }
 
 function errored(node, session, text) {
-    node.emit('erro', { err: new Error(text), id: sessionKey(session) });
+    tell(node, 'erro', () => ({ err: new Error(text), id: sessionKey(session) }));
 }
 
 module.exports = { init, opened, message, closed, errored, SessionSocket };
