@@ -8,7 +8,7 @@ const assert = require('assert');
 const crypto = require('crypto');
 const helper = require('node-red-node-test-helper');
 const wsNode = require('../nodes/websocket.js');
-const { connect, nextMessage, wsUrl, until, within } = require('./support');
+const { WebSocket, connect, nextMessage, wsUrl, until, within, collect } = require('./support');
 
 helper.init(require('./node-red-under-test').runtime);
 
@@ -41,7 +41,6 @@ function flow(listener) {
 /** Resolves with the HTTP status of a refused handshake (and its headers); rejects if it opened. */
 function refusal(path, options) {
     return new Promise((resolve, reject) => {
-        const { WebSocket } = require('./support');
         const ws = new WebSocket(wsUrl(helper, path), options);
         ws.once('open', () => {
             ws.terminate();
@@ -54,12 +53,6 @@ function refusal(path, options) {
         });
         ws.once('error', () => { /* follows unexpected-response */ });
     });
-}
-
-function collect(node) {
-    const got = [];
-    node.on('input', (msg) => got.push(msg));
-    return got;
 }
 
 describe('authentication at the handshake', function () {

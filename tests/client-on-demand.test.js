@@ -7,18 +7,10 @@
 const assert = require('assert');
 const helper = require('node-red-node-test-helper');
 const wsNode = require('../nodes/websocket.js');
-const { WebSocket, closed, delay, until } = require('./support');
+const { WebSocket, closed, delay, until, statusLog } = require('./support');
+const { clientFlow } = require('./flows');
 
 helper.init(require('./node-red-under-test').runtime);
-
-function clientFlow(url, extra = {}) {
-    return [
-        { id: 'client', type: 'websocket-client', path: url, tls: '', wholemsg: 'false', hb: '0', subprotocol: '', headers: [], ...extra },
-        { id: 'in', type: 'websocket in', server: '', client: 'client', wires: [['sink']] },
-        { id: 'sink', type: 'helper' },
-        { id: 'out', type: 'websocket out', server: '', client: 'client' }
-    ];
-}
 
 /** An independent ws server on a free loopback port, recording connections and their requests. */
 async function wsServer() {
@@ -40,16 +32,6 @@ function spy(node, method) {
     node[method] = (...args) => {
         log.push(args[0] instanceof Error ? args[0].message : String(args[0]));
         orig(...args);
-    };
-    return log;
-}
-
-function statusLog(node) {
-    const log = [];
-    const orig = node.status.bind(node);
-    node.status = (s) => {
-        log.push(s);
-        orig(s);
     };
     return log;
 }

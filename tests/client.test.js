@@ -8,26 +8,15 @@ const net = require('net');
 const helper = require('node-red-node-test-helper');
 const wsNode = require('../nodes/websocket.js');
 const tlsNode = require('@node-red/nodes/core/network/05-tls.js');
-const { WebSocket, received, delay, until } = require('./support');
+const { WebSocket, received, delay, until, statusLog } = require('./support');
 const { makeCerts, encryptKey } = require('./certs');
-const { seedFlow } = require('./flows');
+const { seedFlow, clientFlow } = require('./flows');
 
 helper.init(require('./node-red-under-test').runtime);
 
 /** The seed example, with its debug node swapped for a helper sink to observe. */
 function seedWithSink(port) {
     return seedFlow(port).map((n) => (n.type === 'debug' ? { id: n.id, z: n.z, type: 'helper' } : n));
-}
-
-/** A client config plus in (to a sink) and out nodes. */
-function clientFlow(url, extra = {}, more = []) {
-    return [
-        { id: 'client', type: 'websocket-client', path: url, tls: '', wholemsg: 'false', hb: '0', subprotocol: '', headers: [], ...extra },
-        { id: 'in', type: 'websocket in', server: '', client: 'client', wires: [['sink']] },
-        { id: 'sink', type: 'helper' },
-        { id: 'out', type: 'websocket out', server: '', client: 'client' },
-        ...more
-    ];
 }
 
 /** An independent ws server on a free loopback port. */
@@ -53,13 +42,6 @@ function closeServer(s) {
         for (const c of s.wss.clients) c.terminate();
         s.wss.close(() => (s.wss.options.server ? s.wss.options.server.close(() => resolve()) : resolve()));
     });
-}
-
-function statusLog(node) {
-    const log = [];
-    const orig = node.status.bind(node);
-    node.status = (s) => { log.push(s); orig(s); };
-    return log;
 }
 
 describe('websocket-client', function () {

@@ -6,7 +6,7 @@
 const assert = require('assert');
 const helper = require('node-red-node-test-helper');
 const wsNode = require('../nodes/websocket.js');
-const { connect, nextMessage, messages, closed, received, wsUrl, until, within } = require('./support');
+const { connect, nextMessage, messages, closed, received, wsUrl, until, within, collect } = require('./support');
 
 helper.init(require('./node-red-under-test').runtime);
 
@@ -18,13 +18,6 @@ function flow({ events = true, listener = {} } = {}) {
         { id: 'events', type: 'helper' },
         { id: 'out', type: 'websocket out', server: 'listener', client: '' }
     ];
-}
-
-/** Collects every msg a helper node receives. */
-function collect(node) {
-    const got = [];
-    node.on('input', (msg) => got.push(msg));
-    return got;
 }
 
 describe('sessions in flows', function () {

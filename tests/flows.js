@@ -53,7 +53,18 @@ function seedFlow(port) {
     return JSON.parse(SEED_FLOW.replace('ws://localhost:1880/', 'ws://localhost:' + port + '/'));
 }
 
+/** A websocket-client config plus in (to a helper sink) and out nodes, and `more`. */
+function clientFlow(url, extra = {}, more = []) {
+    return [
+        { id: 'client', type: 'websocket-client', path: url, tls: '', wholemsg: 'false', hb: '0', subprotocol: '', headers: [], ...extra },
+        { id: 'in', type: 'websocket in', server: '', client: 'client', wires: [['sink']] },
+        { id: 'sink', type: 'helper' },
+        { id: 'out', type: 'websocket out', server: '', client: 'client' },
+        ...more
+    ];
+}
+
 module.exports = {
     withTwoTabs,
     SEED_FLOW,
-    seedFlow, ECHO_FLOW, TAB, IN, OUT, withChange, withComment, CRASH, crashLines };
+    seedFlow, ECHO_FLOW, TAB, IN, OUT, withChange, withComment, CRASH, crashLines, clientFlow };

@@ -147,4 +147,22 @@ function clientPool(base, options = {}) {
     return { connect, connectOverTcp, track, closeAll };
 }
 
-module.exports = { WebSocket, connect, nextMessage, messages, closed, received, wsUrl, delay, until, within, clientPool };
+/** Every status `node` is given from now on (it still shows them). */
+function statusLog(node) {
+    const log = [];
+    const orig = node.status.bind(node);
+    node.status = (s) => {
+        log.push(s);
+        orig(s);
+    };
+    return log;
+}
+
+/** Every msg a (helper) node receives from now on. */
+function collect(node) {
+    const got = [];
+    node.on('input', (msg) => got.push(msg));
+    return got;
+}
+
+module.exports = { WebSocket, connect, nextMessage, messages, closed, received, wsUrl, delay, until, within, clientPool, statusLog, collect };
