@@ -86,6 +86,7 @@ module.exports = function (RED) {
         } catch (err) {
             this.fail(withCode(err));
         }
+        this.joinCluster(n.cluster);
     }
 
     Object.assign(WebSocketListenerNode.prototype, endpoint.methods, {
@@ -194,15 +195,37 @@ module.exports = function (RED) {
             return info;
         },
 
+        /**
+         * Blank: no cluster (as core). Config nodes may start in any order, so
+         * one not there yet is looked for again once this turn's nodes exist.
+         */
+        joinCluster(id, retried) {
+            if (!id || !this.native || this.closing) return;
+            const cluster = RED.nodes.getNode(id);
+            if (cluster && cluster.attach) {
+                try {
+                    cluster.attach(this);
+                } catch (err) {
+                    this.error(withCode(err).message);
+                }
+            } else if (!retried) {
+                setImmediate(() => this.joinCluster(id, true));
+            } else {
+                this.error(RED._('websocket.cluster.missing'));
+            }
+        },
+
         shutdown(done) {
             if (upgrade.routes.get(this.fullPath) === this) {
                 upgrade.routes.delete(this.fullPath);
             }
+            if (this.cluster) this.cluster.detach(this);
             this.closeNative(done);
         }
     });
 
     RED.nodes.registerType('websocket-listener', WebSocketListenerNode, { credentials: auth.CREDENTIALS });
+    require('./lib/cluster')(RED);
 
     // ---- websocket-client ---------------------------------------------------
 

@@ -127,6 +127,8 @@ function pushList(p, list) {
 
 /** `data` to each live session of `ids` (an array `_session`), framed once. */
 function multicast(config, ids, data) {
+    // Sessions of other instances of a cluster are reached through it.
+    if (config.cluster) config.cluster.sendRemote(config, ids.filter((id) => !config.idOf.has(id)), data);
     const sessions = liveSessions(config, ids);
     if (sessions.length === 0) return;
     const p = program(config);

@@ -40,6 +40,9 @@ module.exports = function (RED) {
         // Live sessions: number <-> `_session.id`, so no message parses or formats ids.
         node.keyOf = new Map();
         node.idOf = new Map();
+        // In a cluster, ids start with this instance's id (lib/cluster.js).
+        node.keyPrefix = '';
+        node.cluster = null;
         node.visitEvent = visitEvent.bind(node);
         node.onBatch = onBatch.bind(node);
         node.pullBatch = pullBatch.bind(node);
@@ -134,7 +137,7 @@ module.exports = function (RED) {
                 break;
             case KIND.OPEN: {
                 this.lastWarning = null;
-                const key = messages.sessionKey(session);
+                const key = this.keyPrefix + messages.sessionKey(session);
                 this.keyOf.set(session, key);
                 this.idOf.set(key, session);
                 this.count++;
@@ -145,7 +148,7 @@ module.exports = function (RED) {
                 this.count = Math.max(0, this.count - 1);
                 this.setStatus(this.count > 0 && this.isListener
                     ? connectedStatus(this, 'disconnect', session)
-                    : { fill: 'red', shape: 'ring', text: 'common.status.disconnected', event: 'disconnect', _session: sessionOf(session) });
+                    : { fill: 'red', shape: 'ring', text: 'common.status.disconnected', event: 'disconnect', _session: sessionOf(this, session) });
                 this.reportDrops(session, true);
                 this.idOf.delete(this.keyOf.get(session));
                 this.keyOf.delete(session);
@@ -154,7 +157,7 @@ module.exports = function (RED) {
                 this.noteDrops(session, extra);
                 break;
             case KIND.ERROR: {
-                this.setStatus({ fill: 'red', shape: 'ring', text: 'common.status.error', event: 'error', _session: sessionOf(session) });
+                this.setStatus({ fill: 'red', shape: 'ring', text: 'common.status.error', event: 'error', _session: sessionOf(this, session) });
                 // A client retrying a server that stays down logs its error once,
                 // not on every attempt; the status shows each one.
                 const text = buf.toString('utf8', start, end);
@@ -177,8 +180,8 @@ module.exports = function (RED) {
         }
     }
 
-    function sessionOf(session) {
-        return { type: 'websocket', id: messages.sessionKey(session) };
+    function sessionOf(node, session) {
+        return { type: 'websocket', id: node.keyPrefix + messages.sessionKey(session) };
     }
 
     function connectedStatus(node, event, session) {
@@ -187,7 +190,7 @@ module.exports = function (RED) {
         return {
             fill: 'green', shape: 'dot',
             text: RED._('websocket.status.connected', { count }),
-            event, _session: sessionOf(session)
+            event, _session: sessionOf(node, session)
         };
     }
 
@@ -216,6 +219,8 @@ module.exports = function (RED) {
             const session = this.idOf.get(id);
             if (session !== undefined) {
                 this.queueSend(session, data);
+            } else if (this.cluster) {
+                this.cluster.sendRemote(this, [id], data);
             }
         },
 
@@ -224,7 +229,7 @@ module.exports = function (RED) {
         },
 
         deliver(data, session) {
-            const msg = messages.inboundMsg(data, this.wholemsg, this.keyOf.get(session) || messages.sessionKey(session));
+            const msg = messages.inboundMsg(data, this.wholemsg, this.keyOf.get(session) || this.keyPrefix + messages.sessionKey(session));
             for (const n of this.inputNodes) {
                 try {
                     n.send(msg);
@@ -275,15 +280,16 @@ module.exports = function (RED) {
             d.at = Date.now();
             this.peerWarnings.warn(RED._('websocket.errors.dropped', {
                 count: d.total,
-                session: this.keyOf.get(session) || messages.sessionKey(session),
+                session: this.keyOf.get(session) || this.keyPrefix + messages.sessionKey(session),
                 cap: formatSize(this.limits.maxQueueBytes)
             }));
         },
 
         setStatus(status) {
             this.lastStatus = status;
+            const shown = this.cluster ? this.cluster.decorate(status) : status;
             for (const n of this.statusNodes) {
-                n.status(status);
+                n.status(shown);
             }
         },
 
@@ -302,9 +308,9 @@ module.exports = function (RED) {
                 const noAddon = this.failure.code === 'ERR_WSRS_ADDON_LOAD';
                 node.status({ fill: 'red', shape: 'ring', text: noAddon ? 'websocket.status.addon-missing' : 'common.status.error' });
                 node.error(noAddon ? RED._('websocket.errors.addon-load', { message: this.failure.message }) : this.failure.message);
-            } else if (this.lastStatus) {
-                const { event, _session, ...steady } = this.lastStatus;
-                node.status(steady);
+            } else if (this.lastStatus || this.cluster) {
+                const { event, _session, ...steady } = this.lastStatus || {};
+                node.status(this.cluster ? this.cluster.decorate(steady) : steady);
             }
         },
 

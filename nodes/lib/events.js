@@ -53,10 +53,10 @@ function connectInfo(req, socket, extra) {
     return JSON.stringify(extra ? Object.assign(info, extra) : info);
 }
 
-function eventMsg(event, session, details) {
+function eventMsg(config, event, session, details) {
     return {
         payload: event,
-        _session: { type: 'websocket', id: sessionKey(session) },
+        _session: { type: 'websocket', id: config.keyPrefix + sessionKey(session) },
         websocket: Object.assign({ event }, details)
     };
 }
@@ -103,21 +103,21 @@ function onEvent(config, kind, session, buf, start, end, extra) {
                 details = { url: config.path, subprotocol };
             }
             config.announced.add(session);
-            emit(config, eventMsg('connect', session, details));
+            emit(config, eventMsg(config, 'connect', session, details));
             break;
         }
         case KIND.CLOSE:
             if (!config.announced.delete(session) || config.eventNodes.size === 0) return;
-            emit(config, eventMsg('disconnect', session, { code: extra, reason: buf.toString('utf8', start, end) }));
+            emit(config, eventMsg(config, 'disconnect', session, { code: extra, reason: buf.toString('utf8', start, end) }));
             break;
         case KIND.ERROR:
             if (config.eventNodes.size === 0) return;
-            emit(config, eventMsg('error', session, { message: buf.toString('utf8', start, end) }));
+            emit(config, eventMsg(config, 'error', session, { message: buf.toString('utf8', start, end) }));
             break;
         case KIND.ROOMS:
             // The answer to msg.websocket.rooms, in order with the session's other events.
             if (config.eventNodes.size === 0) return;
-            emit(config, eventMsg('rooms', session, { rooms: roomList(buf, start, extra) }));
+            emit(config, eventMsg(config, 'rooms', session, { rooms: roomList(buf, start, extra) }));
             break;
     }
 }
