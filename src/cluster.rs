@@ -203,6 +203,11 @@ fn client_of(cfg: &ClusterConfig) -> crate::error::Result<redis::Client> {
     if !cfg.url.starts_with("rediss://") {
         return redis::Client::open(info).map_err(bad);
     }
+    tls_client(cfg, info).map_err(bad)
+}
+
+#[cfg(target_os = "linux")]
+fn tls_client(cfg: &ClusterConfig, info: redis::ConnectionInfo) -> redis::RedisResult<redis::Client> {
     let client_tls = match (&cfg.cert, &cfg.key) {
         (Some(c), Some(k)) => {
             Some(redis::ClientTlsConfig { client_cert: c.clone().into_bytes(), client_key: k.clone().into_bytes() })
@@ -210,7 +215,12 @@ fn client_of(cfg: &ClusterConfig) -> crate::error::Result<redis::Client> {
         _ => None,
     };
     let certs = redis::TlsCertificates { client_tls, root_cert: cfg.ca.clone().map(String::into_bytes) };
-    redis::Client::build_with_tls(info, certs).map_err(bad)
+    redis::Client::build_with_tls(info, certs)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn tls_client(_: &ClusterConfig, _: redis::ConnectionInfo) -> redis::RedisResult<redis::Client> {
+    Err(redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "rediss:// (TLS) is built for Linux only")))
 }
 
 /// Sends what `Cluster::send` queued, many publishes per round trip. While the

@@ -59,8 +59,10 @@ describe('websocket-cluster without Redis', function () {
         await until(() => got.length === 1, 'the message in');
         assert.match(got[0]._session.id, /^[0-9a-f]{12}-[0-9a-f]+$/);
         // A broadcast and a reply, served locally at once.
+        const allAtA = nextMessage(a, { ms: 5000 });
         const atB = nextMessage(b, { ms: 5000 });
         helper.getNode('out').receive({ payload: 'to all' });
+        assert.strictEqual(String((await allAtA).data), 'to all');
         assert.strictEqual(String((await atB).data), 'to all');
         const atA = nextMessage(a, { ms: 5000 });
         helper.getNode('out').receive({ payload: 'to you', _session: got[0]._session });
