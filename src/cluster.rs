@@ -33,6 +33,8 @@ const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_LAST: Duration = Duration::from_secs(2);
 /// A connection attempt or a publish round trip that takes longer has failed.
 const TIMEOUT: Duration = Duration::from_secs(3);
+/// The subscribed connection is pinged this often.
+const HEALTH_CHECK: Duration = Duration::from_secs(5);
 
 /// This process's id in the cluster: random, 48 bits (12 hex digits in session ids).
 pub fn instance_id() -> u64 {
@@ -124,6 +126,8 @@ impl Cluster {
 
     /// Stops both tasks; the link closes.
     pub fn close(&self) {
+        // Nothing is queued for a publisher that is stopping.
+        self.connected.store(false, Ordering::Release);
         self.stop.send_replace(true);
         self.listeners.lock().clear();
     }
@@ -330,12 +334,25 @@ async fn listen(
         Some(c) => reporter.report(State::Connected, &c),
         None => return String::new(),
     }
-    let mut messages = pubsub.into_on_message();
-    while let Some(msg) = messages.next().await {
-        let Some(c) = cluster.upgrade() else { return String::new() };
-        c.deliver(msg.get_channel_name().as_bytes(), msg.get_payload_bytes());
+    let (mut sink, mut messages) = pubsub.split();
+    // A link cut without a reset (a partition, a host gone) shows no end of stream:
+    // a ping unanswered within TIMEOUT ends it.
+    let mut health = tokio::time::interval(HEALTH_CHECK);
+    health.tick().await;
+    loop {
+        tokio::select! {
+            msg = messages.next() => {
+                let Some(msg) = msg else { return "connection to Redis lost".into() };
+                let Some(c) = cluster.upgrade() else { return String::new() };
+                c.deliver(msg.get_channel_name().as_bytes(), msg.get_payload_bytes());
+            }
+            _ = health.tick() => {
+                if !matches!(tokio::time::timeout(TIMEOUT, sink.ping::<redis::Value>()).await, Ok(Ok(_))) {
+                    return "no answer from Redis".into();
+                }
+            }
+        }
     }
-    "connection to Redis lost".into()
 }
 
 /// `prefix` matched literally in a PSUBSCRIBE pattern.
