@@ -7,10 +7,13 @@
 const addon = require('./addon');
 const { tlsOptions } = require('./client-options');
 
-/** `<instance>-<hex>`: the instance part, or null for an id of no cluster. */
-function instanceOf(id) {
-    const dash = typeof id === 'string' ? id.indexOf('-') : -1;
-    return dash === 12 ? id.slice(0, dash) : null;
+const CLUSTER_ID = /^([0-9a-f]{12})-([0-9a-f]{1,8})$/;
+
+/** `<instance>-<hex>` as [instance, session number], or null for any other id. */
+function parseId(id) {
+    const m = typeof id === 'string' ? CLUSTER_ID.exec(id) : null;
+    const n = m ? parseInt(m[2], 16) : 0;
+    return n > 0 ? [m[1], n] : null;
 }
 
 module.exports = function (RED) {
@@ -82,10 +85,9 @@ module.exports = function (RED) {
             if (!this.native || !listener.native) return;
             const byInstance = new Map();
             for (const id of ids) {
-                const instance = instanceOf(id);
-                if (instance === null || instance === this.instance) continue;
-                const n = parseInt(id.slice(13), 16);
-                if (!(n > 0 && n <= 0xffffffff)) continue;
+                const parsed = parseId(id);
+                if (parsed === null || parsed[0] === this.instance) continue;
+                const [instance, n] = parsed;
                 if (!byInstance.has(instance)) byInstance.set(instance, []);
                 byInstance.get(instance).push(n);
             }

@@ -88,3 +88,29 @@ async fn messages_of_other_instances_reach_the_listener_of_their_path_and_our_ow
     cluster.close();
     listener.close(1001).await;
 }
+
+#[test]
+fn a_redis_that_stays_down_is_reported_once_per_outage() {
+    let cfg = ClusterConfig { url: "redis://127.0.0.1:1".into(), ..Default::default() };
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = heard.clone();
+    let mut reporter = Reporter { on_state: Box::new(move |s| log.lock().push(s)), last: None };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cluster = rt.block_on(async { Cluster::start(cfg, Box::new(|_| {})).unwrap() });
+    let down = |why: &str| State::Disconnected(why.into());
+    for s in [
+        down("refused"),
+        down("refused"),
+        down("timeout"),
+        State::Connected,
+        State::Connected,
+        down("lost"),
+        down("refused"),
+    ] {
+        reporter.report(s, &cluster);
+    }
+    // Positive control: each change was heard, with its first reason.
+    assert_eq!(*heard.lock(), [down("refused"), State::Connected, down("lost")]);
+    assert!(!cluster.is_connected());
+    cluster.close();
+}
