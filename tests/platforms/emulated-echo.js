@@ -139,7 +139,8 @@ function listenerNode(native, warn) {
     const node = Object.create(types['websocket-listener'].prototype);
     const { limitsOf } = require(path.join(ROOT, 'nodes', 'lib', 'limits.js'));
     // As the constructor leaves a listener with no limits configured.
-    Object.assign(node, { native, closing: false, failure: null, warn, limits: limitsOf({}, true, warn), peerWarnings: { warn } });
+    // No websocket in asks for connection events (endpoint.init's empty set).
+    Object.assign(node, { native, closing: false, failure: null, warn, limits: limitsOf({}, true, warn), peerWarnings: { warn }, eventNodes: new Set() });
     return node;
 }
 
