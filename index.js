@@ -84,4 +84,4 @@ function withCode(err) {
     return err;
 }
 
-module.exports = { Listener: binding.Listener, Client: binding.Client, withCode };
+module.exports = { Listener: binding.Listener, Client: binding.Client, Cluster: binding.Cluster, instanceId: binding.instanceId, withCode };

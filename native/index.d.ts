@@ -38,6 +38,16 @@ export declare class Client {
    */
   sendMany(targets: Uint32Array, payloads: Array<string | Uint8Array>): number
   /**
+   * From now on, broadcasts and room publishes also go to the other instances
+   * of `cluster`, and theirs for `path` come here.
+   */
+  attachCluster(cluster: Cluster, path: string): void
+  /**
+   * Sends `payload` to sessions `ids` of instance `instance` (12 hex digits)
+   * through the cluster; false if there is no cluster or the id is not one.
+   */
+  sendRemote(instance: string, ids: Array<number>, payload: string | Uint8Array): boolean
+  /**
    * Stop reconnecting and close with `code` (default 1001); resolves when done.
    * A code that must never be sent rejects with ERR_WSRS_INVALID_ARGUMENT.
    */
@@ -48,6 +58,37 @@ export declare class Client {
   close(code?: number | undefined | null): Promise<void>
 }
 export type JsClient = Client
+
+export declare class Cluster {
+  /**
+   * `onState(connected, reason)` hears of each change of the link to Redis
+   * (a Redis that stays down is reported once).
+   */
+  constructor(options: ClusterOptions, onState: (arg0: boolean, arg1: string) => void)
+  get connected(): boolean
+  /** Publishes dropped so far (Redis unreachable or too slow). */
+  get dropped(): number
+  /** Stops and lets go of the link; listeners attached are detached. */
+  close(): void
+}
+export type JsCluster = Cluster
+
+export interface ClusterOptions {
+  /** redis://host:port/db or rediss://… (TLS). */
+  url: string
+  username?: string
+  password?: string
+  ca?: string
+  cert?: string
+  key?: string
+  /** Verify the server's certificate (default true). */
+  verify?: boolean
+  /** Channel names start with this. */
+  prefix?: string
+}
+
+/** This process's id in the cluster (12 hex digits): the prefix of its session ids. */
+export declare function instanceId(): string
 
 export declare class Listener {
   /**

@@ -91,6 +91,7 @@ module.exports = function (RED) {
         } catch (err) {
             this.fail(withCode(err));
         }
+        this.joinCluster(n.cluster);
     }
 
     Object.assign(WebSocketListenerNode.prototype, endpoint.methods, {
@@ -206,15 +207,37 @@ module.exports = function (RED) {
             return info;
         },
 
+        /**
+         * Blank: no cluster (as core). Config nodes may start in any order, so
+         * one not there yet is looked for again once this turn's nodes exist.
+         */
+        joinCluster(id, retried) {
+            if (!id || !this.native || this.closing) return;
+            const cluster = RED.nodes.getNode(id);
+            if (cluster && cluster.attach) {
+                try {
+                    cluster.attach(this);
+                } catch (err) {
+                    this.error(withCode(err).message);
+                }
+            } else if (!retried) {
+                setImmediate(() => this.joinCluster(id, true));
+            } else {
+                this.error(RED._('websocket.cluster.missing'));
+            }
+        },
+
         shutdown(done) {
             if (upgrade.routes.get(this.fullPath) === this) {
                 upgrade.routes.delete(this.fullPath);
             }
+            if (this.cluster) this.cluster.detach(this);
             this.closeNative(done);
         }
     });
 
     RED.nodes.registerType('websocket-listener', WebSocketListenerNode, { credentials: auth.CREDENTIALS });
+    require('./lib/cluster')(RED);
 
     // ---- websocket-client ---------------------------------------------------
 
@@ -372,7 +395,7 @@ module.exports = function (RED) {
             const ids = commands.sessionIds(session);
             if (config.isListener) return commands.multicast(config, ids, data);
             // A client has one connection: sent once if it is among them.
-            const live = ids.find((id) => config.live.has(messages.sessionNumber(id)));
+            const live = ids.find((id) => config.live.has(config.sessionNumber(id)));
             if (live !== undefined) config.reply(live, data);
         } else if (session && session.type === 'websocket') {
             config.reply(session.id, data);

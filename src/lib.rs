@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod bridge;
 pub mod client;
+pub mod cluster;
 pub mod codec;
 pub mod commands;
 pub mod error;

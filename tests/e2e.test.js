@@ -12,7 +12,8 @@ const { defineEchoSuite, WAIT } = require('./echo-suite');
 const nodeRed = require('./node-red-under-test');
 
 const MODULE = '@websocket-rs/node-red';
-const TYPES = ['websocket in', 'websocket out', 'websocket-listener', 'websocket-client'];
+// Core's four, and the cluster's config node (issue 15).
+const TYPES = ['websocket in', 'websocket out', 'websocket-listener', 'websocket-client', 'websocket-cluster'];
 
 describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
     let nr = null;
@@ -58,7 +59,7 @@ describe('e2e: a real Node-RED with @websocket-rs/node-red', function () {
         assert.strictEqual(plain(settings.version), nodeRed.expected.nodeRed, 'the version in /settings');
     });
 
-    it('lists our module with the four types and not core\'s websocket set', async function () {
+    it('lists our module with core\'s four types and websocket-cluster, and not core\'s websocket set', async function () {
         const res = await api('GET', '/nodes', { headers: { Accept: 'application/json' } });
         assert.strictEqual(res.status, 200);
         const sets = res.json();

@@ -8,7 +8,6 @@
 
 const stats = require('./stats');
 const commands = require('./commands');
-const messages = require('./messages');
 
 const SORTS = ['queued', 'in', 'out', 'since'];
 const MAX_LIMIT = 10000;
@@ -46,7 +45,7 @@ function register(RED) {
         const node = stats.nodes.get(req.params.id);
         if (!node || !node.isListener) return res.status(404).json({ error: 'no such websocket-listener' });
         const sid = req.params.sid;
-        if (!node.live.has(messages.sessionNumber(sid))) return res.status(404).json({ error: 'no such session' });
+        if (!node.live.has(node.sessionNumber(sid))) return res.status(404).json({ error: 'no such session' });
         const body = req.body || {};
         const code = body.code === undefined ? 1000 : body.code;
         const reason = body.reason === undefined ? 'closed from the Node-RED editor' : body.reason;

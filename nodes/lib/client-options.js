@@ -99,4 +99,4 @@ function clientOptions(RED, node, n, heartbeatMs, subprotocols, limits = limitsO
     };
 }
 
-module.exports = { clientOptions, headerPairs, plainKey, seconds };
+module.exports = { clientOptions, headerPairs, plainKey, seconds, tlsOptions };

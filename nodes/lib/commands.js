@@ -6,8 +6,6 @@
 // A turn's requests cross into the addon as one program (layout in
 // src/commands.rs), with the turn's plain sends in it, in order.
 
-const { sessionNumber } = require('./messages');
-
 const OP = Object.freeze({ SEND: 1, MULTICAST: 2, PUBLISH: 3, JOIN: 4, LEAVE: 5, CLOSE: 6, ROOMS: 7 });
 const NONE = 0xffffffff;
 const KEYS = ['room', 'join', 'leave', 'rooms', 'close'];
@@ -94,7 +92,7 @@ function sessionIds(session) {
 function liveSessions(config, ids) {
     const out = new Set();
     for (const id of ids) {
-        const n = sessionNumber(id);
+        const n = config.sessionNumber(id);
         if (config.live.has(n)) out.add(n);
     }
     // A session named twice gets the message once, as a room member does.
@@ -130,6 +128,8 @@ function pushList(p, list) {
 
 /** `data` to each live session of `ids` (an array `_session`), framed once. */
 function multicast(config, ids, data) {
+    // Sessions of other instances of a cluster are reached through it.
+    if (config.cluster) config.cluster.sendRemote(config, ids.filter((id) => !config.live.has(config.sessionNumber(id))), data);
     const sessions = liveSessions(config, ids);
     if (sessions.length === 0) return;
     const p = program(config);

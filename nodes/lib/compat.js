@@ -7,7 +7,6 @@
 // last is built unless something listens for 'connection'.
 
 const { EventEmitter } = require('events');
-const { sessionKey } = require('./messages');
 const commands = require('./commands');
 
 const OPEN = 1;
@@ -19,7 +18,7 @@ class SessionSocket extends EventEmitter {
         super();
         this.config = config;
         this.session = session;
-        this.id = sessionKey(session);
+        this.id = config.sessionId(session);
         this.protocol = protocol || '';
         this.readyState = OPEN;
     }
@@ -84,7 +83,7 @@ function tell(node, event, make) {
 
 /** A session opened (`protocol` as negotiated). */
 function opened(node, session, protocol, count) {
-    tell(node, 'opened', () => ({ count: node.isServer ? count : '', id: sessionKey(session) }));
+    tell(node, 'opened', () => ({ count: node.isServer ? count : '', id: node.sessionId(session) }));
     if (!node.compatSockets) return;
     const socket = new SessionSocket(node, session, protocol);
     node.compatSockets.set(session, socket);
@@ -99,7 +98,7 @@ function message(node, session, data, isBinary) {
 }
 
 function closed(node, session, code, count) {
-    tell(node, 'closed', () => ({ count: node.isServer ? count : '', id: sessionKey(session) }));
+    tell(node, 'closed', () => ({ count: node.isServer ? count : '', id: node.sessionId(session) }));
     const socket = node.compatSockets && node.compatSockets.get(session);
     if (!socket) return;
     node.compatSockets.delete(session);
@@ -109,7 +108,7 @@ function closed(node, session, code, count) {
 }
 
 function errored(node, session, text) {
-    tell(node, 'erro', () => ({ err: new Error(text), id: sessionKey(session) }));
+    tell(node, 'erro', () => ({ err: new Error(text), id: node.sessionId(session) }));
 }
 
 module.exports = { init, opened, message, closed, errored, SessionSocket };

@@ -43,6 +43,9 @@ module.exports = function (RED) {
         // Live session numbers. Only numbers (small integers, no strings): an idle
         // connection's whole footprint in the JS heap is its entry here.
         node.live = new Set();
+        // In a cluster, ids start with this instance's id (lib/cluster.js).
+        node.keyPrefix = '';
+        node.cluster = null;
         node.visitEvent = visitEvent.bind(node);
         node.onBatch = onBatch.bind(node);
         node.pullBatch = pullBatch.bind(node);
@@ -157,7 +160,7 @@ module.exports = function (RED) {
                 this.count = Math.max(0, this.count - 1);
                 this.setStatus(this.count > 0 && this.isListener
                     ? connectedStatus(this, 'disconnect', session)
-                    : { fill: 'red', shape: 'ring', text: 'common.status.disconnected', event: 'disconnect', _session: sessionOf(session) });
+                    : { fill: 'red', shape: 'ring', text: 'common.status.disconnected', event: 'disconnect', _session: sessionOf(this, session) });
                 this.reportDrops(session, true);
                 this.live.delete(session);
                 compat.closed(this, session, extra, this.count);
@@ -166,7 +169,7 @@ module.exports = function (RED) {
                 this.noteDrops(session, extra);
                 break;
             case KIND.ERROR: {
-                this.setStatus({ fill: 'red', shape: 'ring', text: 'common.status.error', event: 'error', _session: sessionOf(session) });
+                this.setStatus({ fill: 'red', shape: 'ring', text: 'common.status.error', event: 'error', _session: sessionOf(this, session) });
                 // A client retrying a server that stays down logs its error once,
                 // not on every attempt; the status shows each one.
                 const text = buf.toString('utf8', start, end);
@@ -190,8 +193,8 @@ module.exports = function (RED) {
         }
     }
 
-    function sessionOf(session) {
-        return { type: 'websocket', id: messages.sessionKey(session) };
+    function sessionOf(node, session) {
+        return { type: 'websocket', id: node.sessionId(session) };
     }
 
     function connectedStatus(node, event, session) {
@@ -200,7 +203,7 @@ module.exports = function (RED) {
         return {
             fill: 'green', shape: 'dot',
             text: RED._('websocket.status.connected', { count }),
-            event, _session: sessionOf(session)
+            event, _session: sessionOf(node, session)
         };
     }
 
@@ -226,9 +229,11 @@ module.exports = function (RED) {
 
         /** Sends to the session a msg came from; silently nothing if it is gone. */
         reply(id, data) {
-            const session = messages.sessionNumber(id);
+            const session = this.sessionNumber(id);
             if (this.live.has(session)) {
                 this.queueSend(session, data);
+            } else if (this.cluster) {
+                this.cluster.sendRemote(this, [id], data);
             }
         },
 
@@ -236,8 +241,23 @@ module.exports = function (RED) {
             this.queueSend(0, data);
         },
 
+        /** The `_session.id` flows see for a session number (with a cluster: `<instance>-<hex>`). */
+        sessionId(session) {
+            return this.keyPrefix + messages.sessionKey(session);
+        },
+
+        /**
+         * The session number a `_session.id` of this node names, or -1 (another
+         * instance's, or not an id). A bare number stays local: a session that
+         * came before the cluster was attached has one.
+         */
+        sessionNumber(id) {
+            const local = this.keyPrefix !== '' && typeof id === 'string' && id.startsWith(this.keyPrefix);
+            return messages.sessionNumber(local ? id.slice(this.keyPrefix.length) : id);
+        },
+
         deliver(data, session) {
-            const msg = messages.inboundMsg(data, this.wholemsg, messages.sessionKey(session));
+            const msg = messages.inboundMsg(data, this.wholemsg, this.sessionId(session));
             for (const n of this.inputNodes) {
                 try {
                     n.send(msg);
@@ -288,7 +308,7 @@ module.exports = function (RED) {
             d.at = Date.now();
             this.peerWarnings.warn(RED._('websocket.errors.dropped', {
                 count: d.total,
-                session: messages.sessionKey(session),
+                session: this.sessionId(session),
                 cap: formatSize(this.limits.maxQueueBytes)
             }));
         },
@@ -296,8 +316,9 @@ module.exports = function (RED) {
         setStatus(status) {
             if (this.richStatus) status = richStatus.decorate(this, status, RED);
             this.lastStatus = status;
+            const shown = this.cluster ? this.cluster.decorate(status) : status;
             for (const n of this.statusNodes) {
-                n.status(status);
+                n.status(shown);
             }
         },
 
@@ -316,9 +337,9 @@ module.exports = function (RED) {
                 const noAddon = this.failure.code === 'ERR_WSRS_ADDON_LOAD';
                 node.status({ fill: 'red', shape: 'ring', text: noAddon ? 'websocket.status.addon-missing' : 'common.status.error' });
                 node.error(noAddon ? RED._('websocket.errors.addon-load', { message: this.failure.message }) : this.failure.message);
-            } else if (this.lastStatus) {
-                const { event, _session, ...steady } = this.lastStatus;
-                node.status(steady);
+            } else if (this.lastStatus || this.cluster) {
+                const { event, _session, ...steady } = this.lastStatus || {};
+                node.status(this.cluster ? this.cluster.decorate(steady) : steady);
             }
         },
 

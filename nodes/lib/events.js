@@ -5,7 +5,6 @@
 
 const { pathOf } = require('./upgrade');
 const { KIND } = require('./batch');
-const { sessionKey } = require('./messages');
 
 /**
  * Sets up a config node's share: the in nodes that want events (each with the
@@ -86,10 +85,10 @@ function withoutParam(url, name) {
     return url.slice(0, q) + (kept.length ? '?' + kept.join('&') : '') + (hash < 0 ? '' : url.slice(hash));
 }
 
-function eventMsg(event, session, details) {
+function eventMsg(config, event, session, details) {
     return {
         payload: event,
-        _session: { type: 'websocket', id: sessionKey(session) },
+        _session: { type: 'websocket', id: config.sessionId(session) },
         websocket: Object.assign({ event }, details)
     };
 }
@@ -140,7 +139,7 @@ function onEvent(config, kind, session, buf, start, end, extra) {
             }
             const seen = ++config.connects;
             config.announced.set(session, seen);
-            emit(config, eventMsg('connect', session, details));
+            emit(config, eventMsg(config, 'connect', session, details));
             break;
         }
         case KIND.CLOSE: {
@@ -149,18 +148,18 @@ function onEvent(config, kind, session, buf, start, end, extra) {
             if (seen === undefined) return;
             config.announced.delete(session);
             if (config.eventNodes.size === 0) return;
-            emit(config, eventMsg('disconnect', session, { code: extra, reason: buf.toString('utf8', start, end) }), seen);
+            emit(config, eventMsg(config, 'disconnect', session, { code: extra, reason: buf.toString('utf8', start, end) }), seen);
             break;
         }
         case KIND.ERROR:
             if (config.eventNodes.size === 0) return;
-            emit(config, eventMsg('error', session, { message: buf.toString('utf8', start, end) }));
+            emit(config, eventMsg(config, 'error', session, { message: buf.toString('utf8', start, end) }));
             break;
         case KIND.ROOMS:
             // The answer to msg.websocket.rooms, in order with the session's other events.
             if (config.eventNodes.size === 0) return;
             // `list`, not `rooms`: wired back to a websocket out, this msg must not read as a request.
-            emit(config, eventMsg('rooms', session, { list: roomList(buf, start, extra) }));
+            emit(config, eventMsg(config, 'rooms', session, { list: roomList(buf, start, extra) }));
             break;
     }
 }

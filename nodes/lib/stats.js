@@ -3,7 +3,6 @@
 // one call, plus the refusals JS decides itself (origin list, verifyClient). The
 // admin endpoint (lib/admin.js) and the opt-in rich status read them here.
 
-const messages = require('./messages');
 
 /** Every live config node of ours in this process, by id. */
 const nodes = new Map();
@@ -92,7 +91,7 @@ function sessionsOf(node, sort, limit) {
     if (!node.native) return { total: 0, sessions: [] };
     const list = node.isListener ? node.native.sessions({ sort, limit }) : node.native.sessions();
     for (const s of list.sessions) {
-        s.id = messages.sessionKey(s.id);
+        s.id = node.sessionId(s.id);
     }
     return list;
 }

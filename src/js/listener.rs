@@ -1,6 +1,8 @@
 use super::bridge::JsBridge;
+use super::cluster::JsCluster;
 use super::{close_code, inbox_for, invalid, pull, session_config, to_frame, CopiedBuffer, SessionOptions};
 use crate::auth::Auth;
+use crate::cluster::{Cluster, Wire};
 use crate::handshake::UpgradeRequest;
 use crate::inbox::Inbox;
 use crate::listener::{Listener, ListenerConfig};
@@ -101,6 +103,9 @@ impl From<UpgradeInfo> for UpgradeRequest {
 pub struct JsListener {
     inner: Listener,
     inbox: Arc<Inbox>,
+    /// The cluster this listener's broadcasts and room publishes also go to, and
+    /// the path that names the listener there.
+    cluster: parking_lot::Mutex<Option<(Arc<Cluster>, String, u64)>>,
 }
 
 #[napi]
@@ -123,7 +128,7 @@ impl JsListener {
             auth: auth_of(options.auth)?,
         };
         let inbox = inbox_for(on_events)?;
-        Ok(JsListener { inner: Listener::new(cfg, inbox.clone()), inbox })
+        Ok(JsListener { inner: Listener::new(cfg, inbox.clone()), inbox, cluster: Default::default() })
     }
 
     /// The next batch of events after an `onEvents` call, or null when none is
@@ -199,6 +204,11 @@ impl JsListener {
         }
         // Encoded here, once: a broadcast's sessions all write these bytes.
         let batch: Vec<_> = targets.iter().zip(payloads).map(|(&target, data)| (target, to_frame(data))).collect();
+        if let Some((cluster, path, _)) = &*self.cluster.lock() {
+            for (_, frame) in batch.iter().filter(|(target, _)| *target == 0) {
+                cluster.send(path, Wire::Broadcast { frame: frame.clone() });
+            }
+        }
         self.inner.send_frames(batch);
         Ok(targets.len() as u32)
     }
@@ -212,6 +222,9 @@ impl JsListener {
         let frames: Vec<_> = payloads.into_iter().map(to_frame).collect();
         let names: Vec<std::sync::Arc<str>> = names.into_iter().map(Into::into).collect();
         let program = crate::commands::decode(&ops, &frames, &names).map_err(invalid)?;
+        if let Some((cluster, path, _)) = &*self.cluster.lock() {
+            cluster.send_ops(path, &program);
+        }
         self.inner.run(program);
         Ok(ops.len() as u32)
     }
@@ -222,10 +235,33 @@ impl JsListener {
         self.inner.rooms().into_iter().map(|(name, n)| (name, n as u32)).collect()
     }
 
+    /// From now on, broadcasts and room publishes also go to the other instances
+    /// of `cluster`, and theirs for `path` come here.
+    #[napi(catch_unwind)]
+    pub fn attach_cluster(&self, cluster: &JsCluster, path: String) {
+        let token = cluster.inner.attach(&path, self.inner.clone());
+        if let Some((old, old_path, old_token)) = self.cluster.lock().replace((cluster.inner.clone(), path, token)) {
+            old.detach(&old_path, old_token);
+        }
+    }
+
+    /// Sends `payload` to sessions `ids` of instance `instance` (12 hex digits)
+    /// through the cluster; false if there is no cluster or the id is not one.
+    #[napi(catch_unwind)]
+    pub fn send_remote(&self, instance: String, ids: Vec<u32>, payload: Either<String, &[u8]>) -> bool {
+        let Some((cluster, path, _)) = &*self.cluster.lock() else { return false };
+        let Ok(instance) = u64::from_str_radix(&instance, 16) else { return false };
+        cluster.send(path, Wire::Direct { instance, ids, frame: to_frame(payload) });
+        true
+    }
+
     /// Close every session with `code` (default 1001) and stop; resolves when done.
     /// A code that must never be sent rejects with ERR_WSRS_INVALID_ARGUMENT.
     #[napi(catch_unwind)]
     pub async fn close(&self, code: Option<u32>) -> Result<()> {
+        if let Some((cluster, path, token)) = self.cluster.lock().take() {
+            cluster.detach(&path, token);
+        }
         self.inner.close(close_code(code)?).await;
         Ok(())
     }

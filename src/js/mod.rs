@@ -3,6 +3,7 @@
 
 mod bridge;
 mod client;
+mod cluster;
 mod listener;
 pub(crate) mod stats;
 pub mod testing;

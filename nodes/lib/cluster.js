@@ -1,0 +1,117 @@
+'use strict';
+// The websocket-cluster config node: one link to Redis that listeners share, so
+// that their broadcasts, room publishes and replies reach sessions held by other
+// Node-RED instances (README, "Several Node-RED instances"). The work is in
+// Rust (src/cluster.rs); here are the node, its warning and the status shown.
+
+const addon = require('./addon');
+const { tlsOptions } = require('./client-options');
+
+const CLUSTER_ID = /^([0-9a-f]{12})-([0-9a-f]{1,8})$/;
+
+/** `<instance>-<hex>` as [instance, session number], or null for any other id. */
+function parseId(id) {
+    const m = typeof id === 'string' ? CLUSTER_ID.exec(id) : null;
+    const n = m ? parseInt(m[2], 16) : 0;
+    return n > 0 ? [m[1], n] : null;
+}
+
+module.exports = function (RED) {
+    function WebSocketClusterNode(n) {
+        RED.nodes.createNode(this, n);
+        this.url = n.url;
+        this.prefix = n.prefix;
+        this.connected = false;
+        this.warned = false;
+        this.listeners = new Set();
+        this.native = null;
+        const creds = this.credentials || {};
+        try {
+            const tls = tlsOptions(RED, n.tls);
+            this.native = new (addon.load().Cluster)({
+                url: String(n.url || '').trim(),
+                username: creds.username || undefined,
+                password: creds.password || undefined,
+                ca: tls && tls.ca,
+                cert: tls && tls.cert,
+                key: tls && tls.key,
+                verify: tls ? tls.verify : undefined,
+                prefix: typeof n.prefix === 'string' ? n.prefix : 'nr-ws:'
+            }, (connected, reason) => this.onState(connected, reason));
+            this.instance = addon.load().instanceId();
+        } catch (err) {
+            this.error(RED._('websocket.cluster.failed', { message: err.message }));
+        }
+        this.on('close', (removed, done) => {
+            if (this.native) this.native.close();
+            this.native = null;
+            this.listeners.clear();
+            done();
+        });
+    }
+
+    Object.assign(WebSocketClusterNode.prototype, {
+        /** From the addon: the link came up or went down (a long outage: once). */
+        onState(connected, reason) {
+            // Runs as the addon's callback: it must not throw.
+            try {
+                this.connected = connected;
+                if (connected) {
+                    if (this.warned) this.log(RED._('websocket.cluster.reconnected', { url: this.url }));
+                    this.warned = false;
+                    this.status({ fill: 'green', shape: 'dot', text: 'common.status.connected' });
+                } else {
+                    if (!this.warned) this.warn(RED._('websocket.cluster.disconnected', { url: this.url, reason }));
+                    this.warned = true;
+                    this.status({ fill: 'red', shape: 'ring', text: 'common.status.disconnected' });
+                }
+                for (const l of this.listeners) l.setStatus(l.lastStatus);
+            } catch (err) {
+                // Nothing to do: the next change is reported anew.
+            }
+        },
+
+        /** A listener's status, with the cluster's state when its link is down. */
+        decorate(status) {
+            if (this.connected) return status || {};
+            const off = RED._('websocket.cluster.status-off');
+            const s = status || {};
+            const text = s.fill === 'green' && typeof s.text === 'string' ? s.text + ' · ' + off : off;
+            return Object.assign({}, s, { fill: 'yellow', shape: 'ring', text });
+        },
+
+        /** Sends `data` to the sessions of other instances among `ids`. */
+        sendRemote(listener, ids, data) {
+            if (!this.native || !listener.native) return;
+            const byInstance = new Map();
+            for (const id of ids) {
+                const parsed = parseId(id);
+                if (parsed === null || parsed[0] === this.instance) continue;
+                const [instance, n] = parsed;
+                if (!byInstance.has(instance)) byInstance.set(instance, []);
+                byInstance.get(instance).push(n);
+            }
+            for (const [instance, sessions] of byInstance) {
+                listener.native.sendRemote(instance, sessions, data);
+            }
+        },
+
+        /** `listener` (started) joins the cluster: ids, traffic and status. */
+        attach(listener) {
+            if (!this.native || !listener.native) return;
+            listener.native.attachCluster(this.native, listener.fullPath);
+            listener.keyPrefix = this.instance + '-';
+            listener.cluster = this;
+            this.listeners.add(listener);
+            listener.setStatus(listener.lastStatus);
+        },
+
+        detach(listener) {
+            this.listeners.delete(listener);
+        }
+    });
+
+    RED.nodes.registerType('websocket-cluster', WebSocketClusterNode, {
+        credentials: { username: { type: 'text' }, password: { type: 'password' } }
+    });
+};

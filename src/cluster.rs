@@ -1,0 +1,377 @@
+//! Broadcasts, room publishes and replies across Node-RED instances, through
+//! Redis Pub/Sub (the `redis` crate speaks the protocol; nothing of it is ours).
+//!
+//! Each instance (one per process, `instance_id`) delivers its own sends locally
+//! at once and publishes a copy on the listener's channel, `prefix + path`.
+//! Every instance receives every listener's channel (one pattern subscription),
+//! drops what it published itself, and hands the rest to its listener of that
+//! path: a broadcast to every session, a room publish to the local members of
+//! those rooms (membership never leaves the instance that holds the session),
+//! a direct send to the named sessions when it is the instance addressed.
+//! Pub/Sub delivers at most once: what is published while an instance is cut off
+//! from Redis does not reach it (see README, "Several Node-RED instances").
+
+mod wire;
+
+use crate::commands::Op;
+use crate::listener::{napi_or_tokio_spawn, Listener};
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+pub use wire::Wire;
+
+/// Publishes sent to Redis in one round trip (a pipeline), at most.
+const BATCH: usize = 512;
+/// Bytes of publishes waiting for Redis past which new ones are dropped.
+const MAX_PENDING_BYTES: usize = 64 << 20;
+/// Waits between reconnection attempts: from the first to the last, doubling.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_LAST: Duration = Duration::from_secs(2);
+/// A connection attempt or a publish round trip that takes longer has failed.
+const TIMEOUT: Duration = Duration::from_secs(3);
+/// The subscribed connection is pinged this often.
+const HEALTH_CHECK: Duration = Duration::from_secs(5);
+
+/// This process's id in the cluster: random, 48 bits (12 hex digits in session ids).
+pub fn instance_id() -> u64 {
+    static ID: OnceLock<u64> = OnceLock::new();
+    *ID.get_or_init(|| (rand::random::<u64>() & 0xffff_ffff_ffff) | (1 << 44))
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ClusterConfig {
+    /// redis://… or rediss://… (TLS).
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// PEM: roots to trust (absent: the system's), a client certificate and key.
+    pub ca: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    /// Channel names start with this.
+    pub prefix: String,
+}
+
+/// The link to Redis as the subscriber sees it; reported on every change.
+#[derive(Clone, Debug, PartialEq)]
+pub enum State {
+    Connected,
+    Disconnected(String),
+}
+
+pub struct Cluster {
+    prefix: String,
+    instance: u64,
+    /// Each with the token `attach` gave, so that a listener closing late (a
+    /// redeploy) never detaches its successor on the same path.
+    listeners: Mutex<HashMap<Arc<str>, (u64, Listener)>>,
+    out: mpsc::UnboundedSender<(String, Vec<u8>)>,
+    pending: AtomicUsize,
+    connected: AtomicBool,
+    /// Publishes dropped (Redis unreachable, or too many waiting), for diagnostics.
+    dropped: AtomicUsize,
+    stop: watch::Sender<bool>,
+}
+
+type OnState = Box<dyn Fn(State) + Send + Sync>;
+
+impl Cluster {
+    /// Starts connecting at once; `on_state` hears of each change of the link.
+    pub fn start(cfg: ClusterConfig, on_state: OnState) -> crate::error::Result<Arc<Cluster>> {
+        let client = client_of(&cfg)?;
+        let (out, rx) = mpsc::unbounded_channel();
+        let (stop, _) = watch::channel(false);
+        let cluster = Arc::new(Cluster {
+            prefix: cfg.prefix,
+            instance: instance_id(),
+            listeners: Mutex::new(HashMap::new()),
+            out,
+            pending: AtomicUsize::new(0),
+            connected: AtomicBool::new(false),
+            dropped: AtomicUsize::new(0),
+            stop,
+        });
+        napi_or_tokio_spawn(publisher(Arc::downgrade(&cluster), client.clone(), rx, cluster.stop.subscribe()));
+        napi_or_tokio_spawn(subscriber(Arc::downgrade(&cluster), client, on_state, cluster.stop.subscribe()));
+        Ok(cluster)
+    }
+
+    /// Messages for listener `path` from other instances go to `listener`; the
+    /// token to detach it with.
+    pub fn attach(&self, path: &str, listener: Listener) -> u64 {
+        static NEXT: AtomicUsize = AtomicUsize::new(1);
+        let token = NEXT.fetch_add(1, Ordering::Relaxed) as u64;
+        self.listeners.lock().insert(path.into(), (token, listener));
+        token
+    }
+
+    pub fn detach(&self, path: &str, token: u64) {
+        let mut all = self.listeners.lock();
+        if all.get(path).is_some_and(|(t, _)| *t == token) {
+            all.remove(path);
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    pub fn dropped(&self) -> usize {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Stops both tasks; the link closes.
+    pub fn close(&self) {
+        // Nothing is queued for a publisher that is stopping.
+        self.connected.store(false, Ordering::Release);
+        self.stop.send_replace(true);
+        self.listeners.lock().clear();
+    }
+
+    /// Publishes a copy of what listener `path` sent locally, for the other
+    /// instances. Never waits: dropped when Redis is unreachable (at most once).
+    pub fn send(&self, path: &str, what: Wire<'_>) {
+        if !self.is_connected() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let data = what.encode(self.instance);
+        if self.pending.fetch_add(data.len(), Ordering::AcqRel) + data.len() > MAX_PENDING_BYTES {
+            self.pending.fetch_sub(data.len(), Ordering::AcqRel);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let _ = self.out.send((format!("{}{}", self.prefix, path), data));
+    }
+
+    /// Picks out of a listener's program what other instances must see too.
+    pub fn send_ops(&self, path: &str, ops: &[Op]) {
+        for op in ops {
+            match op {
+                Op::Send(batch) => {
+                    for (target, frame) in batch {
+                        if *target == 0 {
+                            self.send(path, Wire::Broadcast { frame: frame.clone() });
+                        }
+                    }
+                }
+                Op::Publish { rooms, frame } => {
+                    self.send(path, Wire::Publish { rooms: rooms.iter().map(|r| &**r).collect(), frame: frame.clone() })
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A message on `channel` from Redis, for one of our listeners.
+    fn deliver(&self, channel: &[u8], data: &[u8]) {
+        let Some(path) = channel.strip_prefix(self.prefix.as_bytes()) else { return };
+        let Ok(path) = std::str::from_utf8(path) else { return };
+        let Some((origin, what)) = Wire::decode(data) else { return };
+        if origin == self.instance {
+            // Ours: its local sessions had it already.
+            return;
+        }
+        let Some(listener) = self.listeners.lock().get(path).map(|(_, l)| l.clone()) else { return };
+        match what {
+            Wire::Broadcast { frame } => listener.send_frames(vec![(0, frame)]),
+            Wire::Publish { rooms, frame } => {
+                listener.run(vec![Op::Publish { rooms: rooms.into_iter().map(Arc::from).collect(), frame }])
+            }
+            Wire::Direct { instance, ids, frame } => {
+                if instance == self.instance {
+                    listener.send_frames(ids.into_iter().filter(|&id| id != 0).map(|id| (id, frame.clone())).collect());
+                }
+            }
+        }
+    }
+}
+
+fn client_of(cfg: &ClusterConfig) -> crate::error::Result<redis::Client> {
+    use crate::error::Error;
+    use redis::IntoConnectionInfo;
+    let bad = |e: redis::RedisError| Error::InvalidArgument(format!("cluster: {e}"));
+    let mut info = cfg.url.as_str().into_connection_info().map_err(bad)?;
+    let mut settings = info.redis_settings().clone();
+    if let Some(u) = cfg.username.as_deref().filter(|u| !u.is_empty()) {
+        settings = settings.set_username(u);
+    }
+    if let Some(p) = cfg.password.as_deref().filter(|p| !p.is_empty()) {
+        settings = settings.set_password(p);
+    }
+    info = info.set_redis_settings(settings);
+    if !cfg.url.starts_with("rediss://") {
+        return redis::Client::open(info).map_err(bad);
+    }
+    tls_client(cfg, info).map_err(bad)
+}
+
+#[cfg(target_os = "linux")]
+fn tls_client(cfg: &ClusterConfig, info: redis::ConnectionInfo) -> redis::RedisResult<redis::Client> {
+    let client_tls = match (&cfg.cert, &cfg.key) {
+        (Some(c), Some(k)) => {
+            Some(redis::ClientTlsConfig { client_cert: c.clone().into_bytes(), client_key: k.clone().into_bytes() })
+        }
+        _ => None,
+    };
+    let certs = redis::TlsCertificates { client_tls, root_cert: cfg.ca.clone().map(String::into_bytes) };
+    redis::Client::build_with_tls(info, certs)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn tls_client(_: &ClusterConfig, _: redis::ConnectionInfo) -> redis::RedisResult<redis::Client> {
+    Err(redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "rediss:// (TLS) is built for Linux only")))
+}
+
+/// Sends what `Cluster::send` queued, many publishes per round trip. While the
+/// link is down a batch fails and is dropped (Pub/Sub keeps nothing either).
+async fn publisher(
+    cluster: std::sync::Weak<Cluster>,
+    client: redis::Client,
+    mut rx: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_number_of_retries(1)
+        .set_connection_timeout(Some(TIMEOUT))
+        .set_response_timeout(Some(TIMEOUT))
+        .set_max_delay(RETRY_LAST);
+    let Ok(mut conn) = redis::aio::ConnectionManager::new_lazy_with_config(client, config) else { return };
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            n = rx.recv_many(&mut batch, BATCH) => if n == 0 { return },
+        }
+        let mut pipe = redis::pipe();
+        let mut bytes = 0;
+        for (channel, data) in batch.drain(..) {
+            bytes += data.len();
+            pipe.publish(channel, data).ignore();
+        }
+        let sent = tokio::time::timeout(TIMEOUT, pipe.query_async::<()>(&mut conn)).await;
+        let Some(cluster) = cluster.upgrade() else { return };
+        cluster.pending.fetch_sub(bytes, Ordering::AcqRel);
+        if !matches!(sent, Ok(Ok(()))) {
+            cluster.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Tells JS of changes of the link only: a Redis that stays down is reported once.
+struct Reporter {
+    on_state: OnState,
+    last: Option<State>,
+}
+
+impl Reporter {
+    fn report(&mut self, state: State, cluster: &Cluster) {
+        cluster.connected.store(state == State::Connected, Ordering::Release);
+        let changed = match (&self.last, &state) {
+            (Some(State::Disconnected(_)), State::Disconnected(_)) => false,
+            (a, b) => a.as_ref() != Some(b),
+        };
+        if changed {
+            (self.on_state)(state.clone());
+        }
+        self.last = Some(state);
+    }
+}
+
+/// Holds the subscription: connects, subscribes to every listener's channel,
+/// delivers, and on any failure reports it and tries again, for as long as the
+/// cluster lives. The link's state is this connection's.
+async fn subscriber(
+    cluster: std::sync::Weak<Cluster>,
+    client: redis::Client,
+    on_state: OnState,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut wait = RETRY_FIRST;
+    let mut reporter = Reporter { on_state, last: None };
+    loop {
+        let Some(pattern) = cluster.upgrade().map(|c| format!("{}*", glob_escape(&c.prefix))) else { return };
+        let ended = tokio::select! {
+            _ = stop.changed() => return,
+            ended = listen(&cluster, &client, &pattern, &mut reporter) => ended,
+        };
+        let Some(c) = cluster.upgrade() else { return };
+        if reporter.last == Some(State::Connected) {
+            wait = RETRY_FIRST;
+        }
+        reporter.report(State::Disconnected(ended), &c);
+        drop(c);
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(RETRY_LAST);
+    }
+}
+
+/// One subscribed connection, until it fails; why it ended.
+async fn listen(
+    cluster: &std::sync::Weak<Cluster>,
+    client: &redis::Client,
+    pattern: &str,
+    reporter: &mut Reporter,
+) -> String {
+    let connect = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.psubscribe(pattern).await?;
+        Ok::<_, redis::RedisError>(pubsub)
+    };
+    let pubsub = match tokio::time::timeout(TIMEOUT, connect).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return e.to_string(),
+        Err(_) => return "no answer from Redis".into(),
+    };
+    match cluster.upgrade() {
+        Some(c) => reporter.report(State::Connected, &c),
+        None => return String::new(),
+    }
+    let (mut sink, mut messages) = pubsub.split();
+    // A link cut without a reset (a partition, a host gone) shows no end of stream:
+    // a ping unanswered within TIMEOUT ends it.
+    let mut health = tokio::time::interval(HEALTH_CHECK);
+    health.tick().await;
+    loop {
+        tokio::select! {
+            msg = messages.next() => {
+                let Some(msg) = msg else { return "connection to Redis lost".into() };
+                let Some(c) = cluster.upgrade() else { return String::new() };
+                c.deliver(msg.get_channel_name().as_bytes(), msg.get_payload_bytes());
+            }
+            _ = health.tick() => {
+                if !matches!(tokio::time::timeout(TIMEOUT, sink.ping::<redis::Value>()).await, Ok(Ok(_))) {
+                    return "no answer from Redis".into();
+                }
+            }
+        }
+    }
+}
+
+/// `prefix` matched literally in a PSUBSCRIBE pattern.
+fn glob_escape(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len());
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Frames of a direct send, for tests: `Bytes` of the text `t`.
+#[cfg(test)]
+fn text(t: &str) -> bytes::Bytes {
+    crate::codec::data_frame(true, t.as_bytes(), false)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,116 @@
+use super::*;
+use crate::handshake;
+use crate::inbox::Inbox;
+use crate::listener::ListenerConfig;
+use tokio::io::AsyncReadExt;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
+
+#[test]
+fn each_kind_of_message_reads_back_as_written_and_anything_malformed_is_ignored() {
+    let frame = text("hi");
+    let big = text(&"x".repeat(70_000));
+    let data = Wire::Broadcast { frame: big.clone() }.encode(1);
+    assert_eq!(Wire::decode(&data), Some((1, Wire::Broadcast { frame: big })));
+    let all = [
+        Wire::Broadcast { frame: frame.clone() },
+        Wire::Publish { rooms: vec!["a", "é"], frame: frame.clone() },
+        Wire::Direct { instance: 42, ids: vec![7, 9], frame: frame.clone() },
+    ];
+    for w in all {
+        let data = w.encode(5);
+        assert_eq!(Wire::decode(&data), Some((5, w)));
+        // Cut short anywhere, or of another version: ignored, never a panic.
+        for cut in 0..data.len() {
+            assert_eq!(Wire::decode(&data[..cut]), None, "cut at {cut}");
+        }
+        let mut longer = data.clone();
+        longer.push(0);
+        assert_eq!(Wire::decode(&longer), None);
+        let mut later = data.clone();
+        later[0] = 2;
+        assert_eq!(Wire::decode(&later), None);
+    }
+}
+
+#[test]
+fn a_prefix_is_matched_literally_in_the_subscription_pattern() {
+    assert_eq!(glob_escape("a*b?[c]\\:"), "a\\*b\\?\\[c\\]\\\\:");
+}
+
+async fn session(listener: &Listener) -> (u32, WebSocketStream<tokio::io::DuplexStream>) {
+    let (ours, mut theirs) = tokio::io::duplex(1 << 16);
+    let id = listener.adopt_stream(ours, Vec::new(), &handshake::sample_request()).unwrap().unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(theirs.read_u8().await.unwrap());
+    }
+    (id, WebSocketStream::from_raw_socket(theirs, Role::Client, None).await)
+}
+
+async fn next(ws: &mut WebSocketStream<tokio::io::DuplexStream>) -> String {
+    let m = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a message in time");
+    m.unwrap().unwrap().into_text().unwrap().to_string()
+}
+
+#[tokio::test(start_paused = true)]
+async fn messages_of_other_instances_reach_the_listener_of_their_path_and_our_own_are_dropped() {
+    // Nothing listens on port 1: the link stays down, which delivery does not need.
+    let cfg = ClusterConfig { url: "redis://127.0.0.1:1".into(), prefix: "t:".into(), ..Default::default() };
+    let cluster = Cluster::start(cfg, Box::new(|_| {})).unwrap();
+    let listener = Listener::new(ListenerConfig::default(), Inbox::new(Box::new(|_| {})));
+    let token = cluster.attach("/ws", listener.clone());
+    // A token of an earlier listener on the path detaches nothing.
+    cluster.detach("/ws", token + 1000);
+    let (a, mut wa) = session(&listener).await;
+    let (b, mut wb) = session(&listener).await;
+    listener.run(vec![Op::Join { ids: vec![b], rooms: vec!["r".into()] }]);
+    let me = instance_id();
+    let other = me ^ 1;
+    let deliver = |origin: u64, w: Wire| cluster.deliver(b"t:/ws", &w.encode(origin));
+    deliver(me, Wire::Broadcast { frame: text("mine") });
+    cluster.deliver(b"t:/other", &Wire::Broadcast { frame: text("other path") }.encode(other));
+    cluster.deliver(b"u:/ws", &Wire::Broadcast { frame: text("other prefix") }.encode(other));
+    deliver(other, Wire::Direct { instance: other, ids: vec![a], frame: text("not for us") });
+    deliver(other, Wire::Publish { rooms: vec!["r"], frame: text("room") });
+    deliver(other, Wire::Direct { instance: me, ids: vec![a], frame: text("direct") });
+    deliver(other, Wire::Broadcast { frame: text("all") });
+    // Positive controls: each session gets what was for it, in order, and nothing else.
+    assert_eq!(next(&mut wa).await, "direct");
+    assert_eq!(next(&mut wa).await, "all");
+    assert_eq!(next(&mut wb).await, "room");
+    assert_eq!(next(&mut wb).await, "all");
+    cluster.detach("/ws", token);
+    deliver(other, Wire::Broadcast { frame: text("detached") });
+    listener.send_frames(vec![(0, text("end"))]);
+    assert_eq!(next(&mut wa).await, "end");
+    assert!(!cluster.is_connected());
+    cluster.close();
+    listener.close(1001).await;
+}
+
+#[test]
+fn a_redis_that_stays_down_is_reported_once_per_outage() {
+    let cfg = ClusterConfig { url: "redis://127.0.0.1:1".into(), ..Default::default() };
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = heard.clone();
+    let mut reporter = Reporter { on_state: Box::new(move |s| log.lock().push(s)), last: None };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cluster = rt.block_on(async { Cluster::start(cfg, Box::new(|_| {})).unwrap() });
+    let down = |why: &str| State::Disconnected(why.into());
+    for s in [
+        down("refused"),
+        down("refused"),
+        down("timeout"),
+        State::Connected,
+        State::Connected,
+        down("lost"),
+        down("refused"),
+    ] {
+        reporter.report(s, &cluster);
+    }
+    // Positive control: each change was heard, with its first reason.
+    assert_eq!(*heard.lock(), [down("refused"), State::Connected, down("lost")]);
+    assert!(!cluster.is_connected());
+    cluster.close();
+}

@@ -1,0 +1,98 @@
+'use strict';
+//! The websocket-cluster config node without a Redis to reach (issue 15): the
+//! listener serves its own clients as ever, session ids name the instance, the
+//! status says the cluster is disconnected, and one warning is logged, not one
+//! per retry or per message. (With a real Redis: npm run test:cluster.)
+
+const assert = require('assert');
+const net = require('net');
+const helper = require('node-red-node-test-helper');
+const wsNode = require('../nodes/websocket.js');
+const { clientPool, wsUrl, until, nextMessage, delay } = require('./support');
+
+helper.init(require('./node-red-under-test').runtime);
+
+/** A loopback port with nothing listening on it (bound, then let go). */
+function closedPort() {
+    return new Promise((resolve) => {
+        const srv = net.createServer().listen(0, '127.0.0.1', () => {
+            const { port } = srv.address();
+            srv.close(() => resolve(port));
+        });
+    });
+}
+
+function flow(port, cluster = 'cl') {
+    return [
+        { id: 'cl', type: 'websocket-cluster', url: 'redis://127.0.0.1:' + port, prefix: 't:' },
+        { id: 'listener', type: 'websocket-listener', path: '/ws/cl', wholemsg: 'false', cluster },
+        { id: 'in', type: 'websocket in', server: 'listener', client: '', wires: [['sink']] },
+        { id: 'sink', type: 'helper' },
+        { id: 'out', type: 'websocket out', server: 'listener', client: '' }
+    ];
+}
+
+describe('websocket-cluster without Redis', function () {
+    this.timeout(20000);
+    let pool;
+    before(() => helper.startServer());
+    after(() => helper.stopServer());
+    beforeEach(() => {
+        pool = clientPool(() => wsUrl(helper, ''));
+    });
+    afterEach(async function () {
+        await pool.closeAll();
+        await helper.unload();
+    });
+
+    it('serves local clients, names the instance in session ids, warns once and shows the cluster disconnected', async function () {
+        await helper.load(wsNode, flow(await closedPort()));
+        const cluster = helper.getNode('cl');
+        const warn = cluster.warn; // the helper's spy
+        const status = helper.getNode('out').status;
+        const sink = helper.getNode('sink');
+        const got = [];
+        sink.on('input', (msg) => got.push(msg));
+        const a = await pool.connect('/ws/cl');
+        const b = await pool.connect('/ws/cl');
+        a.send('hello');
+        await until(() => got.length === 1, 'the message in');
+        assert.match(got[0]._session.id, /^[0-9a-f]{12}-[0-9a-f]+$/);
+        // A broadcast and a reply, served locally at once.
+        const allAtA = nextMessage(a, { ms: 5000 });
+        const atB = nextMessage(b, { ms: 5000 });
+        helper.getNode('out').receive({ payload: 'to all' });
+        assert.strictEqual(String((await allAtA).data), 'to all');
+        assert.strictEqual(String((await atB).data), 'to all');
+        const atA = nextMessage(a, { ms: 5000 });
+        helper.getNode('out').receive({ payload: 'to you', _session: got[0]._session });
+        assert.strictEqual(String((await atA).data), 'to you');
+        // A reply to a session of another instance goes nowhere here, and throws nothing.
+        helper.getNode('out').receive({ payload: 'away', _session: { type: 'websocket', id: '100000000001-5' } });
+        // Retries go on (100 ms, doubling to 2 s): after 3 s, several have failed.
+        await until(() => warn.called, 'the warning');
+        await delay(3000);
+        assert.strictEqual(warn.callCount, 1, warn.args.map((x) => x[0]).join('\n'));
+        // The helper's runtime leaves message keys untranslated.
+        assert.match(warn.args[0][0], /cluster\.disconnected|Cluster disconnected/);
+        const last = status.lastCall.args[0];
+        assert.strictEqual(last.fill, 'yellow');
+        assert.match(last.text, /cluster\.status-off|cluster disconnected/);
+    });
+
+    it('keeps plain hex session ids on a listener without a cluster', async function () {
+        await helper.load(wsNode, flow(await closedPort(), ''));
+        const got = [];
+        helper.getNode('sink').on('input', (msg) => got.push(msg));
+        (await pool.connect('/ws/cl')).send('x');
+        await until(() => got.length === 1, 'the message in');
+        assert.match(got[0]._session.id, /^[0-9a-f]+$/);
+        assert.strictEqual(helper.getNode('listener').cluster, null);
+    });
+
+    it('refuses a URL that is not redis:// or rediss:// with a node error', async function () {
+        await helper.load(wsNode, [{ id: 'cl', type: 'websocket-cluster', url: 'http://127.0.0.1:1', prefix: '' }]);
+        const cluster = helper.getNode('cl');
+        assert.strictEqual(cluster.native, null);
+    });
+});
