@@ -40,10 +40,11 @@ describe('examples', function () {
     after(() => helper.stopServer());
     afterEach(() => helper.unload());
 
-    it('are the five the README and the package test list, each a valid flow with its own tab', function () {
+    it('are the six the README and the package test list, each a valid flow with its own tab', function () {
         const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
         assert.deepStrictEqual(files, ['01 - Echo server and client.json', '02 - Broadcast to many clients.json',
-            '03 - Whole message mode.json', '04 - Chat with rooms.json', '05 - Authenticated listener.json']);
+            '03 - Whole message mode.json', '04 - Chat with rooms.json', '05 - Authenticated listener.json',
+            '06 - Broadcast across instances.json']);
         for (const f of files) {
             const flow = JSON.parse(fs.readFileSync(path.join(DIR, f), 'utf8'));
             assert.strictEqual(flow.filter((n) => n.type === 'tab').length, 1, f);
@@ -136,5 +137,28 @@ describe('examples', function () {
             ws.once('error', () => {});
         });
         assert.strictEqual(refused, 401);
+    });
+    it('06 broadcasts a shout through the listener, and keeps delivering locally while its Redis is unreachable', async function () {
+        // No Redis on this port: the instance is on its own, as during an outage
+        // (tests/cluster/example.test.js runs this flow on two instances with a real Redis).
+        const text = fs.readFileSync(path.join(DIR, '06 - Broadcast across instances.json'), 'utf8')
+            .replace(/redis:\/\/127\.0\.0\.1:6379/g, 'redis://127.0.0.1:1');
+        const flow = JSON.parse(text.replace(/ws:\/\/127\.0\.0\.1:1880\//g, 'ws://127.0.0.1:' + port + '/'))
+            .map((n) => (n.type === 'debug' ? { id: n.id, z: n.z, name: n.name, type: 'helper' } : n));
+        await helper.load(NODES, flow);
+        const cluster = helper.getNode(flow.find((n) => n.type === 'websocket-cluster').id);
+        const client = helper.getNode(flow.find((n) => n.type === 'websocket-client').id);
+        await until(() => client.count === 1, 'client connected');
+        const heard = received(helper.getNode(idOf(flow, 'debug', 'heard')));
+        helper.getNode(idOf(flow, 'inject', 'shout hello')).receive({});
+        assert.strictEqual((await heard).payload, 'hello, everyone');
+        await until(() => cluster.warn.called, 'the cluster\'s warning');
+        // A second client of the listener hears the next shout too: a broadcast, not a reply.
+        const other = new WebSocket('ws://127.0.0.1:' + port + '/ws/shout');
+        const got = new Promise((resolve) => other.on('message', (d) => resolve(d.toString())));
+        await new Promise((resolve, reject) => { other.once('open', resolve); other.once('error', reject); });
+        helper.getNode(idOf(flow, 'inject', 'shout hello')).receive({});
+        assert.strictEqual(await got, 'hello, everyone');
+        other.close();
     });
 });

@@ -145,11 +145,12 @@ describe('the packed package, installed as a user installs it', function () {
         await echoes('hello from an installed tarball');
     });
 
-    it('offers its five examples to Import → Examples', async function () {
+    it('offers its six examples to Import → Examples', async function () {
         const res = await nr.request('GET', '/library/examples/flows/' + NAME);
         assert.strictEqual(res.status, 200, res.text);
         const names = res.json().map((entry) => entry.fn).sort();
-        assert.deepStrictEqual(names, ['01 - Echo server and client', '02 - Broadcast to many clients', '03 - Whole message mode', '04 - Chat with rooms', '05 - Authenticated listener']);
+        assert.deepStrictEqual(names, ['01 - Echo server and client', '02 - Broadcast to many clients', '03 - Whole message mode', '04 - Chat with rooms', '05 - Authenticated listener',
+            '06 - Broadcast across instances']);
         for (const name of names) {
             const flow = await nr.request('GET', '/library/examples/flows/' + NAME + '/' + encodeURIComponent(name));
             assert.strictEqual(flow.status, 200, name);
