@@ -80,6 +80,35 @@ describe('websocket-cluster without Redis', function () {
         assert.match(last.text, /cluster\.status-off|cluster disconnected/);
     });
 
+    it('with richStatus: no error, the cluster state stays shown, and a link change repeats no connect event', async function () {
+        const nodes = flow(await closedPort());
+        nodes[1].richStatus = true;
+        await helper.load(wsNode, nodes);
+        const listener = helper.getNode('listener');
+        // The helper's spy on status sees every node's; this sees the out node's only.
+        const shown = [];
+        const out = helper.getNode('out');
+        const original = out.status;
+        out.status = function (st) {
+            shown.push(st);
+            return original.apply(this, arguments);
+        };
+        const a = await pool.connect('/ws/cl');
+        await until(() => helper.getNode('cl').warn.called, 'the cluster\'s warning');
+        // Traffic, for the rich text's timer (every 2 s) to run with.
+        const got = [];
+        helper.getNode('sink').on('input', (msg) => got.push(msg));
+        for (let i = 0; i < 20; i++) a.send('m' + i);
+        await until(() => got.length === 20, 'the messages in');
+        await delay(2500);
+        assert.ok(shown.some((s) => /rich/.test(s.text)), 'the rich text: ' + JSON.stringify(shown));
+        const last = shown[shown.length - 1];
+        assert.strictEqual(last.fill, 'yellow', JSON.stringify(last));
+        assert.match(last.text, /cluster\.status-off|cluster disconnected/);
+        assert.strictEqual(shown.filter((s) => s.event === 'connect').length, 1, JSON.stringify(shown));
+        assert.strictEqual(listener.error.callCount, 0, listener.error.args.map((x) => x[0]).join('\n'));
+    });
+
     it('keeps plain hex session ids on a listener without a cluster', async function () {
         await helper.load(wsNode, flow(await closedPort(), ''));
         const got = [];

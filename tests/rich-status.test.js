@@ -22,7 +22,12 @@ describe('rich status', function () {
             let total = 0;
             const node = {
                 isListener, count: 12, statusNodes: new Set([{ status: (s) => shown.push(s.text) }]), lastStatus: null,
-                native: { stats: () => ({ msgsIn: total, msgsOut: total }) }
+                native: { stats: () => ({ msgsIn: total, msgsOut: total }) },
+                // As the config node's (lib/endpoint.js): the steady part, no event.
+                showStatus() {
+                    const { event, _session, ...steady } = this.lastStatus;
+                    for (const n of this.statusNodes) n.status(steady);
+                }
             };
             const RED = { _: (key, o) => key + JSON.stringify(o) };
             return { node, RED, shown, add: (n) => { total += n; } };

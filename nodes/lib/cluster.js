@@ -65,7 +65,7 @@ module.exports = function (RED) {
                     this.warned = true;
                     this.status({ fill: 'red', shape: 'ring', text: 'common.status.disconnected' });
                 }
-                for (const l of this.listeners) l.setStatus(l.lastStatus);
+                for (const l of this.listeners) l.showStatus();
             } catch (err) {
                 // Nothing to do: the next change is reported anew.
             }
@@ -88,11 +88,16 @@ module.exports = function (RED) {
                 const parsed = parseId(id);
                 if (parsed === null || parsed[0] === this.instance) continue;
                 const [instance, n] = parsed;
-                if (!byInstance.has(instance)) byInstance.set(instance, []);
-                byInstance.get(instance).push(n);
+                if (!byInstance.has(instance)) byInstance.set(instance, new Set());
+                // A session named twice gets it once, as a local one.
+                byInstance.get(instance).add(n);
             }
+            if (byInstance.size === 0) return;
+            // What the turn queued before (a broadcast, a room publish) goes to
+            // Redis first, so that each session gets a flow's sends in order.
+            if (listener.outTargets.length > 0 || listener.outProgram) listener.flushOutbox();
             for (const [instance, sessions] of byInstance) {
-                listener.native.sendRemote(instance, sessions, data);
+                listener.native.sendRemote(instance, [...sessions], data);
             }
         },
 
@@ -103,7 +108,7 @@ module.exports = function (RED) {
             listener.keyPrefix = this.instance + '-';
             listener.cluster = this;
             this.listeners.add(listener);
-            listener.setStatus(listener.lastStatus);
+            listener.showStatus();
         },
 
         detach(listener) {

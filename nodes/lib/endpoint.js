@@ -338,9 +338,20 @@ module.exports = function (RED) {
                 node.status({ fill: 'red', shape: 'ring', text: noAddon ? 'websocket.status.addon-missing' : 'common.status.error' });
                 node.error(noAddon ? RED._('websocket.errors.addon-load', { message: this.failure.message }) : this.failure.message);
             } else if (this.lastStatus || this.cluster) {
-                const { event, _session, ...steady } = this.lastStatus || {};
-                node.status(this.cluster ? this.cluster.decorate(steady) : steady);
+                node.status(this.steadyStatus());
             }
+        },
+
+        /** The status shown now, without the event that set it (a Status node would read it as a new one). */
+        steadyStatus() {
+            const { event, _session, ...steady } = this.lastStatus || {};
+            return this.cluster ? this.cluster.decorate(steady) : steady;
+        },
+
+        /** Shows the steady status again: the cluster's link changed, or the rich text did. */
+        showStatus() {
+            const shown = this.steadyStatus();
+            for (const n of this.statusNodes) n.status(shown);
         },
 
         unwatchStatus(node) {

@@ -23,7 +23,7 @@ function text(node, RED) {
 
 /** The status to show for `status` (a connected one gets the rich text). */
 function decorate(node, status, RED) {
-    if (status.fill !== 'green' || !node.native) return status;
+    if (!status || status.fill !== 'green' || !node.native) return status;
     start(node, RED);
     return Object.assign({}, status, { text: text(node, RED) });
 }
@@ -52,7 +52,7 @@ function start(node, RED) {
             if (shown !== node.lastStatus.text) {
                 const { event, _session, ...steady } = node.lastStatus;
                 node.lastStatus = Object.assign(steady, { text: shown });
-                for (const n of node.statusNodes) n.status(node.lastStatus);
+                node.showStatus();
             }
         } catch (err) {
             // A status is not worth an uncaught exception.

@@ -2,6 +2,7 @@ use super::*;
 use crate::handshake;
 use crate::inbox::Inbox;
 use crate::listener::ListenerConfig;
+use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
@@ -31,6 +32,31 @@ fn each_kind_of_message_reads_back_as_written_and_anything_malformed_is_ignored(
         later[0] = 2;
         assert_eq!(Wire::decode(&later), None);
     }
+}
+
+#[test]
+fn a_frame_codec_would_not_make_is_ignored_and_a_session_named_twice_is_named_once() {
+    let ok = text("hi");
+    assert!(Wire::decode(&Wire::Broadcast { frame: ok.clone() }.encode(1)).is_some(), "the control");
+    let bad: [&[u8]; 9] = [
+        &[0x88, 0x02, 0x0f, 0xa0],                // close
+        &[0x89, 0x00],                            // ping
+        &[0x01, 0x04, b'f', b'r', b'a', b'g'],    // a fragment (not final)
+        &[0x80, 0x00],                            // a continuation
+        &[0xc1, 0x01, b'x'],                      // RSV1 (compressed)
+        &[0x81, 0x7e, 0x00, 0x01, b'x'],          // 1 in the 16-bit form
+        &[0x82, 0x7f, 0, 0, 0, 0, 0, 0, 0, 1, 0], // 1 in the 64-bit form
+        &[0x81, 0x02, 0xc3, 0x28],                // text that is not UTF-8
+        &[0x81, 0x81, 0, 0, 0, 0, b'x'],          // masked
+    ];
+    for f in bad {
+        let data = Wire::Broadcast { frame: Bytes::copy_from_slice(f) }.encode(1);
+        assert_eq!(Wire::decode(&data), None, "{f:02x?}");
+    }
+    let binary = Bytes::from_static(&[0x82, 0x02, 0xff, 0xfe]);
+    assert!(Wire::decode(&Wire::Broadcast { frame: binary }.encode(1)).is_some(), "binary is not UTF-8-checked");
+    let twice = Wire::Direct { instance: 3, ids: vec![9, 7, 9], frame: ok.clone() }.encode(1);
+    assert_eq!(Wire::decode(&twice), Some((1, Wire::Direct { instance: 3, ids: vec![7, 9], frame: ok })));
 }
 
 #[test]

@@ -87,7 +87,10 @@ impl<'a> Wire<'a> {
             3 => {
                 let instance = r.u64()?;
                 let n = r.u16()?;
-                let ids = (0..n).map(|_| r.u32()).collect::<Option<_>>()?;
+                let mut ids: Vec<u32> = (0..n).map(|_| r.u32()).collect::<Option<_>>()?;
+                // A session named twice gets the message once, as locally.
+                ids.sort_unstable();
+                ids.dedup();
                 Wire::Direct { instance, ids, frame: Bytes::new() }
             }
             _ => return None,
@@ -107,19 +110,34 @@ impl<'a> Wire<'a> {
     }
 }
 
-/// Whether `f` is exactly one unmasked frame, as `codec::data_frame` makes
-/// them: whatever else came over Redis never reaches a client.
+/// Whether `f` is exactly one frame as `codec::data_frame` makes them: final,
+/// text or binary, no extension bits, unmasked, its length in the shortest
+/// form, and text that is UTF-8. Anything else that came over Redis (a close
+/// frame, a fragment, a bad length) never reaches a client.
 fn one_whole_frame(f: &[u8]) -> bool {
+    let text = match f.first() {
+        Some(0x81) => true,
+        Some(0x82) => false,
+        _ => return false,
+    };
     let Some(&len) = f.get(1) else { return false };
-    if len & 0x80 != 0 {
+    let (header, payload) = match len {
+        126 => (4, f.get(2..4).map(|b| u16::from_be_bytes([b[0], b[1]]) as u64).filter(|&n| n >= 126)),
+        127 => (
+            10,
+            f.get(2..10)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .filter(|&n| n > u16::MAX as u64 && n >> 63 == 0),
+        ),
+        // Also refuses the mask bit (len ≥ 128).
+        n if n < 126 => (2, Some(n as u64)),
+        _ => return false,
+    };
+    if payload.is_none_or(|p| f.len() as u64 != header + p) {
         return false;
     }
-    let (header, payload) = match len {
-        126 => (4, f.get(2..4).map(|b| u16::from_be_bytes([b[0], b[1]]) as u64)),
-        127 => (10, f.get(2..10).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)),
-        n => (2, Some(n as u64)),
-    };
-    payload.is_some_and(|p| f.len() as u64 == header + p)
+    !text || std::str::from_utf8(&f[header as usize..]).is_ok()
 }
 
 struct Reader<'a>(&'a [u8]);
