@@ -1,6 +1,8 @@
 'use strict';
 // A real redis-server (Debian's, installed by .ci/setup) for the cluster tests:
-// on a loopback port the tests choose, no persistence, stopped by its PID.
+// on a loopback port the tests choose, stopped by its PID; no persistence, or
+// an append-only file in `dir` written at every command (so that a restart in
+// the same dir finds every entry the last one acknowledged).
 // Readiness is asked with redis-cli: the tests speak no Redis protocol either.
 
 const { spawn, execFile } = require('child_process');
@@ -14,11 +16,15 @@ function ping(port) {
     });
 }
 
-/** Starts redis-server on `port`; resolves once it answers PING (bounded). */
-async function startRedis(port) {
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-        stdio: ['ignore', 'pipe', 'pipe']
-    });
+/** Starts redis-server on `port` (with `{ aof: dir }`, persistent; `{ dir }`:
+ * its working dir, from which nothing is loaded); resolves once it answers PING (bounded). */
+async function startRedis(port, { aof, dir } = {}) {
+    if (aof) require('fs').mkdirSync(aof, { recursive: true });
+    const persistence = aof
+        ? ['--dir', aof, '--appendonly', 'yes', '--appendfsync', 'always']
+        : (dir ? ['--dir', dir] : []).concat(['--appendonly', 'no']);
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', ''].concat(persistence);
+    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c) => { out += c; });
     child.stderr.on('data', (c) => { out += c; });
@@ -52,4 +58,14 @@ async function startRedis(port) {
     };
 }
 
-module.exports = { startRedis, ping };
+/** Runs `redis-cli` with `args` against `port`; resolves with its output (bounded). */
+function cli(port, args) {
+    return new Promise((resolve, reject) => {
+        execFile('redis-cli', ['-h', '127.0.0.1', '-p', String(port)].concat(args), { timeout: 5000 }, (err, out) => {
+            if (err) reject(err);
+            else resolve(String(out).trim());
+        });
+    });
+}
+
+module.exports = { startRedis, ping, cli };
