@@ -1,9 +1,11 @@
 'use strict';
 // Cross-instance broadcast against local broadcast, in one run (issue 15): one
-// redis-server and two Node-RED processes with this package, S subscribers on
-// each. A publisher on instance A sends numbered broadcasts through A's flow;
-// A's subscribers get them locally, B's through Redis. Same broadcasts, same
-// run, so the two columns differ only by the trip through Redis.
+// redis-server and two Node-RED processes with this package. Each runs two
+// listeners, /ws/b on a Pub/Sub cluster node and /ws/s on a Streams one; A's
+// flow sends every broadcast of its publisher to both. S subscribers on A's
+// /ws/b get them locally, S on B's /ws/b through Pub/Sub and S on B's /ws/s
+// through a Redis Stream: same broadcasts, same run, so the rows differ only
+// by the way across.
 //
 //   node bench/cluster.js [--subs 50] [--rate 2000] [--seconds 5] [--burst 20000]
 //
@@ -27,13 +29,17 @@ const SECONDS = arg('seconds', 5);
 const BURST = arg('burst', 20000);
 
 function flow(redisPort) {
+    const url = 'redis://127.0.0.1:' + redisPort;
     return [
         { id: 'tab', type: 'tab', label: 'bench' },
-        { id: 'cl', type: 'websocket-cluster', url: 'redis://127.0.0.1:' + redisPort, prefix: 'bench:' },
+        { id: 'cl', type: 'websocket-cluster', url, prefix: 'bench:' },
+        { id: 'cs', type: 'websocket-cluster', url, prefix: 'bench-s:', mode: 'streams' },
         { id: 'l', type: 'websocket-listener', path: '/ws/b', wholemsg: 'false', cluster: 'cl' },
+        { id: 'ls', type: 'websocket-listener', path: '/ws/s', wholemsg: 'false', cluster: 'cs' },
         { id: 'in', type: 'websocket in', z: 'tab', server: 'l', wires: [['fn']] },
-        { id: 'fn', type: 'function', z: 'tab', func: 'delete msg._session; return msg;', outputs: 1, wires: [['out']] },
-        { id: 'out', type: 'websocket out', z: 'tab', server: 'l' }
+        { id: 'fn', type: 'function', z: 'tab', func: 'delete msg._session; return msg;', outputs: 1, wires: [['out', 'outs']] },
+        { id: 'out', type: 'websocket out', z: 'tab', server: 'l' },
+        { id: 'outs', type: 'websocket out', z: 'tab', server: 'ls' }
     ];
 }
 
@@ -59,9 +65,9 @@ async function main() {
     try {
         for (let i = 0; i < 2; i++) nrs.push(await startNodeRed({ withPackage: true, flows: flow(redisPort), prefix: 'wsrs-bench-cluster-' }));
         const side = [];
-        for (const nr of nrs) {
+        for (const url of [nrs[0].wsUrl + '/ws/b', nrs[1].wsUrl + '/ws/b', nrs[1].wsUrl + '/ws/s']) {
             const subs = [];
-            for (let i = 0; i < SUBS; i++) subs.push(await open(nr.wsUrl + '/ws/b'));
+            for (let i = 0; i < SUBS; i++) subs.push(await open(url));
             all.push(...subs);
             side.push({ subs, lat: [], count: 0, last: 0 });
         }
@@ -81,7 +87,7 @@ async function main() {
         // Linked: a probe crosses.
         await until(() => {
             pub.send('probe');
-            return side[1].count > 0;
+            return side[1].count > 0 && side[2].count > 0;
         }, 'the cluster link', 20000);
         await delay(500);
         for (const s of side) s.count = 0;
@@ -109,10 +115,10 @@ async function main() {
         const rates = side.map((s) => ({ got: s.count, perSec: s.count / ((s.last - t0) / 1000) }));
 
         const fmt = (n) => Math.round(n).toLocaleString('en-US').replace(/,/g, ' ');
-        console.log(`\n${SUBS} subscribers per instance; latency phase ${RATE}/s for ${SECONDS} s; burst ${BURST}.\n`);
+        console.log(`\n${SUBS} subscribers per row; latency phase ${RATE}/s for ${SECONDS} s; burst ${BURST}.\n`);
         console.log('| delivery | frames delivered (latency phase) | p50 ms | p99 ms | burst: frames delivered | burst: frames/s |');
         console.log('| --- | --- | --- | --- | --- | --- |');
-        ['local (instance A)', 'cross-instance (A → Redis → B)'].forEach((name, i) => {
+        ['local (instance A)', 'cross-instance, Pub/Sub (A → Redis → B)', 'cross-instance, Streams (A → Redis → B)'].forEach((name, i) => {
             console.log(`| ${name} | ${fmt(rows[i].got)} of ${fmt(total * SUBS)} | ${rows[i].p50.toFixed(2)} | ${rows[i].p99.toFixed(2)} | ${fmt(rates[i].got)} of ${fmt(BURST * SUBS)} | ${fmt(rates[i].perSec)} |`);
         });
     } finally {

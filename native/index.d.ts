@@ -61,10 +61,12 @@ export type JsClient = Client
 
 export declare class Cluster {
   /**
-   * `onState(connected, reason)` hears of each change of the link to Redis
-   * (a Redis that stays down is reported once).
+   * `onEvent(kind, detail)` hears of each change of the link to Redis
+   * ("connected", "disconnected" with the reason; a Redis that stays down is
+   * reported once) and of losses: "lost" and "trimmed" (Streams mode, with the
+   * path) and "dropped" (with the reason).
    */
-  constructor(options: ClusterOptions, onState: (arg0: boolean, arg1: string) => void)
+  constructor(options: ClusterOptions, onEvent: (arg0: string, arg1: string) => void)
   get connected(): boolean
   /** Publishes dropped so far (Redis unreachable or too slow). */
   get dropped(): number
@@ -83,8 +85,12 @@ export interface ClusterOptions {
   key?: string
   /** Verify the server's certificate (default true). */
   verify?: boolean
-  /** Channel names start with this. */
+  /** Channel (or stream) names start with this. */
   prefix?: string
+  /** "pubsub" (default: at most once) or "streams" (replays what an outage missed). */
+  mode?: string
+  /** Streams mode: entries kept per stream, about (default 10 000). */
+  retention?: number
 }
 
 /** This process's id in the cluster (12 hex digits): the prefix of its session ids. */

@@ -9,8 +9,10 @@
 //! those rooms (membership never leaves the instance that holds the session),
 //! a direct send to the named sessions when it is the instance addressed.
 //! Pub/Sub delivers at most once: what is published while an instance is cut off
-//! from Redis does not reach it (see README, "Several Node-RED instances").
+//! from Redis does not reach it (see README, "Several Node-RED instances"). The
+//! opt-in Streams mode (streams.rs) replays it instead.
 
+mod streams;
 mod wire;
 
 use crate::commands::Op;
@@ -21,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 pub use wire::Wire;
 
 /// Publishes sent to Redis in one round trip (a pipeline), at most.
@@ -52,15 +54,31 @@ pub struct ClusterConfig {
     pub ca: Option<String>,
     pub cert: Option<String>,
     pub key: Option<String>,
-    /// Channel names start with this.
+    /// Channel (or stream) names start with this.
     pub prefix: String,
+    pub mode: Mode,
 }
 
-/// The link to Redis as the subscriber sees it; reported on every change.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Mode {
+    /// At most once: nothing is kept for an instance cut off.
+    #[default]
+    PubSub,
+    /// A stream per path, trimmed to about `retention` entries; replays gaps.
+    Streams { retention: usize },
+}
+
+/// What JS hears: the link to Redis (on each change), and warnings.
 #[derive(Clone, Debug, PartialEq)]
-pub enum State {
+pub enum Event {
     Connected,
     Disconnected(String),
+    /// The stream of this path was gone or restarted: history lost.
+    Lost(String),
+    /// Entries of this path were trimmed before this instance read them.
+    Trimmed(String),
+    /// Publishes are being dropped, and why (once until one gets through again).
+    Dropped(String),
 }
 
 pub struct Cluster {
@@ -69,19 +87,26 @@ pub struct Cluster {
     /// Each with the token `attach` gave, so that a listener closing late (a
     /// redeploy) never detaches its successor on the same path.
     listeners: Mutex<HashMap<Arc<str>, (u64, Listener)>>,
-    out: mpsc::UnboundedSender<(String, Vec<u8>)>,
+    /// Woken when a listener is attached (the Streams reader has one more stream to follow).
+    attached: Arc<Notify>,
+    mode: Mode,
+    /// Channel or stream, sequence number (Streams mode), message.
+    out: mpsc::UnboundedSender<(String, u64, Vec<u8>)>,
     pending: AtomicUsize,
     connected: AtomicBool,
     /// Publishes dropped (Redis unreachable, or too many waiting), for diagnostics.
     dropped: AtomicUsize,
+    /// A drop was reported and nothing has got through since.
+    overflowed: AtomicBool,
+    on_event: OnEvent,
     stop: watch::Sender<bool>,
 }
 
-type OnState = Box<dyn Fn(State) + Send + Sync>;
+pub type OnEvent = Arc<dyn Fn(Event) + Send + Sync>;
 
 impl Cluster {
-    /// Starts connecting at once; `on_state` hears of each change of the link.
-    pub fn start(cfg: ClusterConfig, on_state: OnState) -> crate::error::Result<Arc<Cluster>> {
+    /// Starts connecting at once; `on_event` hears of each change of the link, and of losses.
+    pub fn start(cfg: ClusterConfig, on_event: OnEvent) -> crate::error::Result<Arc<Cluster>> {
         let client = client_of(&cfg)?;
         let (out, rx) = mpsc::unbounded_channel();
         let (stop, _) = watch::channel(false);
@@ -89,14 +114,25 @@ impl Cluster {
             prefix: cfg.prefix,
             instance: instance_id(),
             listeners: Mutex::new(HashMap::new()),
+            attached: Arc::new(Notify::new()),
+            mode: cfg.mode,
             out,
             pending: AtomicUsize::new(0),
             connected: AtomicBool::new(false),
             dropped: AtomicUsize::new(0),
+            overflowed: AtomicBool::new(false),
+            on_event: on_event.clone(),
             stop,
         });
-        napi_or_tokio_spawn(publisher(Arc::downgrade(&cluster), client.clone(), rx, cluster.stop.subscribe()));
-        napi_or_tokio_spawn(subscriber(Arc::downgrade(&cluster), client, on_state, cluster.stop.subscribe()));
+        let weak = Arc::downgrade(&cluster);
+        let (c, stop) = (client.clone(), cluster.stop.subscribe());
+        match cfg.mode {
+            Mode::PubSub => napi_or_tokio_spawn(publisher(weak.clone(), c, rx, stop)),
+            Mode::Streams { retention } => {
+                napi_or_tokio_spawn(streams::publisher(weak.clone(), c, rx, stop, retention))
+            }
+        };
+        napi_or_tokio_spawn(subscriber(weak, client, on_event, cluster.stop.subscribe()));
         Ok(cluster)
     }
 
@@ -106,6 +142,7 @@ impl Cluster {
         static NEXT: AtomicUsize = AtomicUsize::new(1);
         let token = NEXT.fetch_add(1, Ordering::Relaxed) as u64;
         self.listeners.lock().insert(path.into(), (token, listener));
+        self.attached.notify_one();
         token
     }
 
@@ -133,19 +170,38 @@ impl Cluster {
     }
 
     /// Publishes a copy of what listener `path` sent locally, for the other
-    /// instances. Never waits: dropped when Redis is unreachable (at most once).
+    /// instances. Never waits. Pub/Sub: dropped when Redis is unreachable (at
+    /// most once); Streams: kept until Redis is back, up to MAX_PENDING_BYTES.
     pub fn send(&self, path: &str, what: Wire<'_>) {
-        if !self.is_connected() {
+        let streams = matches!(self.mode, Mode::Streams { .. });
+        if !streams && !self.is_connected() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let data = what.encode(self.instance);
         if self.pending.fetch_add(data.len(), Ordering::AcqRel) + data.len() > MAX_PENDING_BYTES {
             self.pending.fetch_sub(data.len(), Ordering::AcqRel);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            if streams {
+                self.dropping(format!("more than {} MiB waiting for Redis", MAX_PENDING_BYTES >> 20));
+            } else {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
             return;
         }
-        let _ = self.out.send((format!("{}{}", self.prefix, path), data));
+        let seq = if streams { streams::next_seq() } else { 0 };
+        let _ = self.out.send((format!("{}{}", self.prefix, path), seq, data));
+    }
+
+    /// Counts a publish dropped (Streams mode) and warns, once until one gets through.
+    fn dropping(&self, why: String) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        if !self.overflowed.swap(true, Ordering::AcqRel) {
+            self.emit(Event::Dropped(why));
+        }
+    }
+
+    fn emit(&self, e: Event) {
+        (self.on_event)(e);
     }
 
     /// Picks out of a listener's program what other instances must see too.
@@ -176,6 +232,11 @@ impl Cluster {
             // Ours: its local sessions had it already.
             return;
         }
+        self.hand(path, what);
+    }
+
+    /// A message of another instance to our listener of `path`.
+    fn hand(&self, path: &str, what: Wire<'_>) {
         let Some(listener) = self.listeners.lock().get(path).map(|(_, l)| l.clone()) else { return };
         match what {
             Wire::Broadcast { frame } => listener.send_frames(vec![(0, frame)]),
@@ -227,20 +288,26 @@ fn tls_client(_: &ClusterConfig, _: redis::ConnectionInfo) -> redis::RedisResult
     Err(redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "rediss:// (TLS) is built for Linux only")))
 }
 
-/// Sends what `Cluster::send` queued, many publishes per round trip. While the
-/// link is down a batch fails and is dropped (Pub/Sub keeps nothing either).
-async fn publisher(
-    cluster: std::sync::Weak<Cluster>,
-    client: redis::Client,
-    mut rx: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
-    mut stop: watch::Receiver<bool>,
-) {
+/// The publishing connection: reconnects by itself, first used on the first
+/// publish. Made on the runtime (it spawns its reconnections).
+fn manager(client: redis::Client) -> redis::RedisResult<redis::aio::ConnectionManager> {
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_number_of_retries(1)
         .set_connection_timeout(Some(TIMEOUT))
         .set_response_timeout(Some(TIMEOUT))
         .set_max_delay(RETRY_LAST);
-    let Ok(mut conn) = redis::aio::ConnectionManager::new_lazy_with_config(client, config) else { return };
+    redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+}
+
+/// Sends what `Cluster::send` queued, many publishes per round trip. While the
+/// link is down a batch fails and is dropped (Pub/Sub keeps nothing either).
+async fn publisher(
+    cluster: std::sync::Weak<Cluster>,
+    client: redis::Client,
+    mut rx: mpsc::UnboundedReceiver<(String, u64, Vec<u8>)>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Ok(mut conn) = manager(client) else { return };
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
@@ -249,7 +316,7 @@ async fn publisher(
         }
         let mut pipe = redis::pipe();
         let mut bytes = 0;
-        for (channel, data) in batch.drain(..) {
+        for (channel, _, data) in batch.drain(..) {
             bytes += data.len();
             pipe.publish(channel, data).ignore();
         }
@@ -264,19 +331,19 @@ async fn publisher(
 
 /// Tells JS of changes of the link only: a Redis that stays down is reported once.
 struct Reporter {
-    on_state: OnState,
-    last: Option<State>,
+    on_event: OnEvent,
+    last: Option<Event>,
 }
 
 impl Reporter {
-    fn report(&mut self, state: State, cluster: &Cluster) {
-        cluster.connected.store(state == State::Connected, Ordering::Release);
+    fn report(&mut self, state: Event, cluster: &Cluster) {
+        cluster.connected.store(state == Event::Connected, Ordering::Release);
         let changed = match (&self.last, &state) {
-            (Some(State::Disconnected(_)), State::Disconnected(_)) => false,
+            (Some(Event::Disconnected(_)), Event::Disconnected(_)) => false,
             (a, b) => a.as_ref() != Some(b),
         };
         if changed {
-            (self.on_state)(state.clone());
+            (self.on_event)(state.clone());
         }
         self.last = Some(state);
     }
@@ -288,22 +355,33 @@ impl Reporter {
 async fn subscriber(
     cluster: std::sync::Weak<Cluster>,
     client: redis::Client,
-    on_state: OnState,
+    on_event: OnEvent,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut wait = RETRY_FIRST;
-    let mut reporter = Reporter { on_state, last: None };
+    let mut reporter = Reporter { on_event, last: None };
+    let mut follow = streams::Follow::default();
     loop {
-        let Some(pattern) = cluster.upgrade().map(|c| format!("{}*", glob_escape(&c.prefix))) else { return };
+        let Some((pattern, mode)) = cluster.upgrade().map(|c| (format!("{}*", glob_escape(&c.prefix)), c.mode)) else {
+            return;
+        };
+        let run = async {
+            match mode {
+                Mode::PubSub => Some(listen(&cluster, &client, &pattern, &mut reporter).await),
+                Mode::Streams { .. } => streams::follow(&cluster, &client, &mut follow, &mut reporter).await,
+            }
+        };
         let ended = tokio::select! {
             _ = stop.changed() => return,
-            ended = listen(&cluster, &client, &pattern, &mut reporter) => ended,
+            ended = run => ended,
         };
+        // A listener attached (Streams mode): at once, on a fresh connection.
+        let Some(ended) = ended else { continue };
         let Some(c) = cluster.upgrade() else { return };
-        if reporter.last == Some(State::Connected) {
+        if reporter.last == Some(Event::Connected) {
             wait = RETRY_FIRST;
         }
-        reporter.report(State::Disconnected(ended), &c);
+        reporter.report(Event::Disconnected(ended), &c);
         drop(c);
         tokio::select! {
             _ = stop.changed() => return,
@@ -331,7 +409,7 @@ async fn listen(
         Err(_) => return "no answer from Redis".into(),
     };
     match cluster.upgrade() {
-        Some(c) => reporter.report(State::Connected, &c),
+        Some(c) => reporter.report(Event::Connected, &c),
         None => return String::new(),
     }
     let (mut sink, mut messages) = pubsub.split();

@@ -22,9 +22,9 @@ function closedPort() {
     });
 }
 
-function flow(port, cluster = 'cl') {
+function flow(port, cluster = 'cl', props = {}) {
     return [
-        { id: 'cl', type: 'websocket-cluster', url: 'redis://127.0.0.1:' + port, prefix: 't:' },
+        { id: 'cl', type: 'websocket-cluster', url: 'redis://127.0.0.1:' + port, prefix: 't:', ...props },
         { id: 'listener', type: 'websocket-listener', path: '/ws/cl', wholemsg: 'false', cluster },
         { id: 'in', type: 'websocket in', server: 'listener', client: '', wires: [['sink']] },
         { id: 'sink', type: 'helper' },
@@ -107,6 +107,23 @@ describe('websocket-cluster without Redis', function () {
         assert.match(last.text, /cluster\.status-off|cluster disconnected/);
         assert.strictEqual(shown.filter((s) => s.event === 'connect').length, 1, JSON.stringify(shown));
         assert.strictEqual(listener.error.callCount, 0, listener.error.args.map((x) => x[0]).join('\n'));
+    });
+
+    it('keeps what other instances should get while Redis is away in Streams mode, where Pub/Sub drops it', async function () {
+        const port = await closedPort();
+        const dropped = {};
+        for (const mode of ['pubsub', 'streams']) {
+            await helper.load(wsNode, flow(port, 'cl', { mode, retention: 'not a number' }));
+            const a = await pool.connect('/ws/cl');
+            const atA = nextMessage(a, { ms: 5000 });
+            for (let i = 0; i < 5; i++) helper.getNode('out').receive({ payload: 'b' + i });
+            // Served locally at once in either mode.
+            assert.strictEqual(String((await atA).data), 'b0');
+            dropped[mode] = helper.getNode('cl').native.dropped;
+            await pool.closeAll();
+            await helper.unload();
+        }
+        assert.deepStrictEqual(dropped, { pubsub: 5, streams: 0 });
     });
 
     it('keeps plain hex session ids on a listener without a cluster', async function () {

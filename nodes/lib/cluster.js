@@ -16,11 +16,18 @@ function parseId(id) {
     return n > 0 ? [m[1], n] : null;
 }
 
+/** The retention field as a whole number of entries, or undefined for the default. */
+function retentionOf(v) {
+    const n = Number(String(v === undefined ? '' : v).trim() || NaN);
+    return Number.isInteger(n) && n > 0 && n <= 0xffffffff ? n : undefined;
+}
+
 module.exports = function (RED) {
     function WebSocketClusterNode(n) {
         RED.nodes.createNode(this, n);
         this.url = n.url;
         this.prefix = n.prefix;
+        this.mode = n.mode === 'streams' ? 'streams' : 'pubsub';
         this.connected = false;
         this.warned = false;
         this.listeners = new Set();
@@ -36,8 +43,10 @@ module.exports = function (RED) {
                 cert: tls && tls.cert,
                 key: tls && tls.key,
                 verify: tls ? tls.verify : undefined,
-                prefix: typeof n.prefix === 'string' ? n.prefix : 'nr-ws:'
-            }, (connected, reason) => this.onState(connected, reason));
+                prefix: typeof n.prefix === 'string' ? n.prefix : 'nr-ws:',
+                mode: this.mode,
+                retention: retentionOf(n.retention)
+            }, (kind, detail) => this.onEvent(kind, detail));
             this.instance = addon.load().instanceId();
         } catch (err) {
             this.error(RED._('websocket.cluster.failed', { message: err.message }));
@@ -51,9 +60,20 @@ module.exports = function (RED) {
     }
 
     Object.assign(WebSocketClusterNode.prototype, {
-        /** From the addon: the link came up or went down (a long outage: once). */
-        onState(connected, reason) {
+        /** From the addon: the link's changes, and what was lost (each once per outage). */
+        onEvent(kind, detail) {
             // Runs as the addon's callback: it must not throw.
+            try {
+                if (kind === 'connected' || kind === 'disconnected') this.onState(kind === 'connected', detail);
+                else if (kind === 'lost') this.warn(RED._('websocket.cluster.lost', { path: detail }));
+                else if (kind === 'trimmed') this.warn(RED._('websocket.cluster.trimmed', { path: detail }));
+                else if (kind === 'dropped') this.warn(RED._('websocket.cluster.dropped', { reason: detail }));
+            } catch (err) {
+                // Nothing to do: a warning lost is not worth a crash.
+            }
+        },
+
+        onState(connected, reason) {
             try {
                 this.connected = connected;
                 if (connected) {

@@ -64,7 +64,7 @@ fn a_prefix_is_matched_literally_in_the_subscription_pattern() {
     assert_eq!(glob_escape("a*b?[c]\\:"), "a\\*b\\?\\[c\\]\\\\:");
 }
 
-async fn session(listener: &Listener) -> (u32, WebSocketStream<tokio::io::DuplexStream>) {
+pub(super) async fn session(listener: &Listener) -> (u32, WebSocketStream<tokio::io::DuplexStream>) {
     let (ours, mut theirs) = tokio::io::duplex(1 << 16);
     let id = listener.adopt_stream(ours, Vec::new(), &handshake::sample_request()).unwrap().unwrap();
     let mut head = Vec::new();
@@ -74,7 +74,7 @@ async fn session(listener: &Listener) -> (u32, WebSocketStream<tokio::io::Duplex
     (id, WebSocketStream::from_raw_socket(theirs, Role::Client, None).await)
 }
 
-async fn next(ws: &mut WebSocketStream<tokio::io::DuplexStream>) -> String {
+pub(super) async fn next(ws: &mut WebSocketStream<tokio::io::DuplexStream>) -> String {
     let m = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a message in time");
     m.unwrap().unwrap().into_text().unwrap().to_string()
 }
@@ -83,7 +83,7 @@ async fn next(ws: &mut WebSocketStream<tokio::io::DuplexStream>) -> String {
 async fn messages_of_other_instances_reach_the_listener_of_their_path_and_our_own_are_dropped() {
     // Nothing listens on port 1: the link stays down, which delivery does not need.
     let cfg = ClusterConfig { url: "redis://127.0.0.1:1".into(), prefix: "t:".into(), ..Default::default() };
-    let cluster = Cluster::start(cfg, Box::new(|_| {})).unwrap();
+    let cluster = Cluster::start(cfg, Arc::new(|_| {})).unwrap();
     let listener = Listener::new(ListenerConfig::default(), Inbox::new(Box::new(|_| {})));
     let token = cluster.attach("/ws", listener.clone());
     // A token of an earlier listener on the path detaches nothing.
@@ -120,23 +120,23 @@ fn a_redis_that_stays_down_is_reported_once_per_outage() {
     let cfg = ClusterConfig { url: "redis://127.0.0.1:1".into(), ..Default::default() };
     let heard = Arc::new(Mutex::new(Vec::new()));
     let log = heard.clone();
-    let mut reporter = Reporter { on_state: Box::new(move |s| log.lock().push(s)), last: None };
+    let mut reporter = Reporter { on_event: Arc::new(move |s| log.lock().push(s)), last: None };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let cluster = rt.block_on(async { Cluster::start(cfg, Box::new(|_| {})).unwrap() });
-    let down = |why: &str| State::Disconnected(why.into());
+    let cluster = rt.block_on(async { Cluster::start(cfg, Arc::new(|_| {})).unwrap() });
+    let down = |why: &str| Event::Disconnected(why.into());
     for s in [
         down("refused"),
         down("refused"),
         down("timeout"),
-        State::Connected,
-        State::Connected,
+        Event::Connected,
+        Event::Connected,
         down("lost"),
         down("refused"),
     ] {
         reporter.report(s, &cluster);
     }
     // Positive control: each change was heard, with its first reason.
-    assert_eq!(*heard.lock(), [down("refused"), State::Connected, down("lost")]);
+    assert_eq!(*heard.lock(), [down("refused"), Event::Connected, down("lost")]);
     assert!(!cluster.is_connected());
     cluster.close();
 }

@@ -1,5 +1,5 @@
 use super::invalid;
-use crate::cluster::{Cluster, ClusterConfig, State};
+use crate::cluster::{Cluster, ClusterConfig, Event, Mode};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
@@ -17,9 +17,16 @@ pub struct ClusterOptions {
     pub key: Option<String>,
     /// Verify the server's certificate (default true).
     pub verify: Option<bool>,
-    /// Channel names start with this.
+    /// Channel (or stream) names start with this.
     pub prefix: Option<String>,
+    /// "pubsub" (default: at most once) or "streams" (replays what an outage missed).
+    pub mode: Option<String>,
+    /// Streams mode: entries kept per stream, about (default 10 000).
+    pub retention: Option<u32>,
 }
+
+/// Entries a stream keeps (MAXLEN ~) when the node does not say.
+const RETENTION: u32 = 10_000;
 
 /// This process's id in the cluster (12 hex digits): the prefix of its session ids.
 #[cfg_attr(test, allow(dead_code))]
@@ -35,10 +42,12 @@ pub struct JsCluster {
 
 #[napi]
 impl JsCluster {
-    /// `onState(connected, reason)` hears of each change of the link to Redis
-    /// (a Redis that stays down is reported once).
+    /// `onEvent(kind, detail)` hears of each change of the link to Redis
+    /// ("connected", "disconnected" with the reason; a Redis that stays down is
+    /// reported once) and of losses: "lost" and "trimmed" (Streams mode, with the
+    /// path) and "dropped" (with the reason).
     #[napi(constructor, catch_unwind)]
-    pub fn new(options: ClusterOptions, on_state: Function<'_, FnArgs<(bool, String)>, ()>) -> Result<Self> {
+    pub fn new(options: ClusterOptions, on_event: Function<'_, FnArgs<(String, String)>, ()>) -> Result<Self> {
         let mut url = options.url;
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
             return Err(invalid(format!("a cluster URL starts with redis:// or rediss://, not {url:?}")));
@@ -47,13 +56,24 @@ impl JsCluster {
         if url.starts_with("rediss://") && options.verify == Some(false) && !url.contains('#') {
             url.push_str("#insecure");
         }
+        let mode = match options.mode.as_deref() {
+            None | Some("" | "pubsub") => Mode::PubSub,
+            Some("streams") => {
+                Mode::Streams { retention: options.retention.filter(|&n| n > 0).unwrap_or(RETENTION) as usize }
+            }
+            Some(other) => return Err(invalid(format!("a cluster mode is \"pubsub\" or \"streams\", not {other:?}"))),
+        };
         let tsfn =
-            on_state.build_threadsafe_function::<State>().weak::<true>().callee_handled::<false>().build_callback(
+            on_event.build_threadsafe_function::<Event>().weak::<true>().callee_handled::<false>().build_callback(
                 |ctx| {
-                    Ok(FnArgs::from(match ctx.value {
-                        State::Connected => (true, String::new()),
-                        State::Disconnected(why) => (false, why),
-                    }))
+                    let (kind, detail) = match ctx.value {
+                        Event::Connected => ("connected", String::new()),
+                        Event::Disconnected(why) => ("disconnected", why),
+                        Event::Lost(path) => ("lost", path),
+                        Event::Trimmed(path) => ("trimmed", path),
+                        Event::Dropped(why) => ("dropped", why),
+                    };
+                    Ok(FnArgs::from((kind.to_owned(), detail)))
                 },
             )?;
         let cfg = ClusterConfig {
@@ -64,11 +84,12 @@ impl JsCluster {
             cert: options.cert,
             key: options.key,
             prefix: options.prefix.unwrap_or_default(),
+            mode,
         };
-        let on_state = Box::new(move |s| {
-            tsfn.call(s, ThreadsafeFunctionCallMode::NonBlocking);
+        let on_event = Arc::new(move |e| {
+            tsfn.call(e, ThreadsafeFunctionCallMode::NonBlocking);
         });
-        Ok(JsCluster { inner: Cluster::start(cfg, on_state)? })
+        Ok(JsCluster { inner: Cluster::start(cfg, on_event)? })
     }
 
     #[napi(getter)]

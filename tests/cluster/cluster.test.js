@@ -1,75 +1,13 @@
 'use strict';
 //! Broadcasts, room publishes and replies across three real Node-RED processes
-//! sharing one real redis-server (issue 15). Clients drive each flow with text
-//! commands (see FLOW). Every "nothing else arrived" is read off a marker sent
-//! after it on the same path: what came before the marker is all there was.
+//! sharing one real redis-server, in the default Pub/Sub mode (issue 15).
+//! Clients drive each flow with text commands (common.js).
 
 const assert = require('assert');
-const { WebSocket, delay, until, within } = require('../support');
+const { delay, until, within } = require('../support');
 const { startNodeRed, freePort } = require('../nodered');
 const { startRedis } = require('./redis');
-
-const WAIT = 10000;
-
-/** cmd|arg|arg: bcast|text, room|name|text, join|name, whoami, to|id|text, multi|id,id|text. */
-const FUNC = `
-const [cmd, a, b] = String(msg.payload).split('|');
-switch (cmd) {
-case 'bcast': delete msg._session; msg.payload = a; return msg;
-case 'room': delete msg._session; msg.websocket = { room: [a] }; msg.payload = b; return msg;
-case 'join': msg.websocket = { join: [a] }; delete msg.payload; return msg;
-case 'whoami': msg.payload = 'id|' + msg._session.id; return msg;
-case 'to': msg._session = { type: 'websocket', id: a }; msg.payload = b; return msg;
-case 'multi': msg._session = a.split(',').map((id) => ({ type: 'websocket', id })); msg.payload = b; return msg;
-}
-return null;`;
-
-function flow(redisPort, version = 1) {
-    return [
-        { id: 'tab', type: 'tab', label: 'cluster' },
-        { id: 'cl', type: 'websocket-cluster', url: 'redis://127.0.0.1:' + redisPort, prefix: 'wsrs-test:' },
-        { id: 'l', type: 'websocket-listener', path: '/ws/c', wholemsg: 'false', cluster: 'cl' },
-        { id: 'in', type: 'websocket in', z: 'tab', server: 'l', wires: [['fn']] },
-        { id: 'fn', type: 'function', z: 'tab', name: 'v' + version, func: FUNC, outputs: 1, wires: [['out']] },
-        { id: 'out', type: 'websocket out', z: 'tab', server: 'l' }
-    ];
-}
-
-/** A client that keeps every text it receives, in order. */
-async function client(nr) {
-    const ws = new WebSocket(nr.wsUrl + '/ws/c');
-    ws.got = [];
-    ws.on('message', (d) => ws.got.push(d.toString()));
-    ws.on('error', () => {});
-    await within(new Promise((resolve, reject) => {
-        ws.once('open', resolve);
-        ws.once('error', reject);
-    }), WAIT, 'a connection');
-    return ws;
-}
-
-/** What `ws` got before `marker`, once the marker came (bounded); taken off its list. */
-async function upTo(ws, marker) {
-    await until(() => ws.got.includes(marker), 'marker ' + marker, WAIT);
-    const at = ws.got.indexOf(marker);
-    const before = ws.got.slice(0, at);
-    ws.got = ws.got.slice(at + 1);
-    return before;
-}
-
-/** The session id of `ws` (its listener replies "id|..."), which also means
- * every request it made before has been run. */
-async function whoami(ws) {
-    ws.send('whoami');
-    await until(() => ws.got.some((t) => t.startsWith('id|')), 'whoami', WAIT);
-    const i = ws.got.findIndex((t) => t.startsWith('id|'));
-    const id = ws.got[i].slice(3);
-    ws.got.splice(i, 1);
-    return id;
-}
-
-let markers = 0;
-const marker = () => 'end' + ++markers;
+const { WAIT, flow, client, upTo, whoami, marker, linked, count, upToN } = require('./common');
 
 describe('cluster: three Node-RED instances through one redis-server', function () {
     this.timeout(60000);
@@ -83,27 +21,6 @@ describe('cluster: three Node-RED instances through one redis-server', function 
         for (const nr of nrs) clients.push([await client(nr), await client(nr)]);
     }
 
-    /** Until a broadcast from each instance reaches a client of the next one (the links are up). */
-    async function linked() {
-        for (let i = 0; i < nrs.length; i++) {
-            const from = clients[i][0];
-            const to = clients[(i + 1) % nrs.length][0];
-            const probe = 'probe' + i + '.' + Date.now();
-            let sentAt = 0;
-            await until(() => {
-                // One probe every 200 ms until one comes across.
-                if (Date.now() - sentAt >= 200) {
-                    from.send('bcast|' + probe);
-                    sentAt = Date.now();
-                }
-                return to.got.includes(probe);
-            }, 'instance ' + i + ' linked', 20000);
-            // Probes sent more than once are not part of any test.
-            await delay(200);
-        }
-        for (const c of clients.flat()) c.got = [];
-    }
-
     before(async function () {
         redisPort = await freePort();
         redis = await startRedis(redisPort);
@@ -111,7 +28,7 @@ describe('cluster: three Node-RED instances through one redis-server', function 
             nrs.push(await startNodeRed({ withPackage: true, flows: flow(redisPort), prefix: 'wsrs-cluster-' + i + '-' }));
         }
         await connectAll();
-        await linked();
+        await linked(clients);
     });
 
     after(async function () {
@@ -179,7 +96,7 @@ describe('cluster: three Node-RED instances through one redis-server', function 
 
     it('keeps local delivery going through a Redis restart, warns once, and resumes on its own (Pub/Sub shows the gap)', async function () {
         const [a, b] = [clients[0][0], clients[1][0]];
-        const warnings = () => (nrs[0].output().match(/Cluster disconnected from/g) || []).length;
+        const warnings = () => count(nrs[0], /Cluster disconnected from/);
         const before = warnings();
         let n = 0;
         let stop = false;
@@ -209,7 +126,7 @@ describe('cluster: three Node-RED instances through one redis-server', function 
         const atB = (await upTo(b, end)).map(Number);
         // a (local) got every number once, in order; b got them in order, none
         // twice, with the outage's numbers missing (at most once).
-        assert.deepStrictEqual(atA, Array.from({ length: n }, (_, i) => i));
+        assert.deepStrictEqual(atA, upToN(n));
         assert.deepStrictEqual(atB, [...atB].sort((x, y) => x - y));
         assert.strictEqual(new Set(atB).size, atB.length, 'no duplicates');
         const missing = n - atB.length;
@@ -224,7 +141,7 @@ describe('cluster: three Node-RED instances through one redis-server', function 
         await nrs[1].deploy(flow(redisPort, 2));
         await within(Promise.all(closes), WAIT, 'the redeployed listener closing its sessions');
         clients[1] = [await client(nrs[1]), await client(nrs[1])];
-        await linked();
+        await linked(clients);
         for (let from = 0; from < 3; from++) {
             const end = marker();
             clients[from][0].send('bcast|again' + from);

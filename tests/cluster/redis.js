@@ -1,6 +1,8 @@
 'use strict';
 // A real redis-server (Debian's, installed by .ci/setup) for the cluster tests:
-// on a loopback port the tests choose, no persistence, stopped by its PID.
+// on a loopback port the tests choose, stopped by its PID; no persistence, or
+// an append-only file in `dir` written at every command (so that a restart in
+// the same dir finds every entry the last one acknowledged).
 // Readiness is asked with redis-cli: the tests speak no Redis protocol either.
 
 const fs = require('fs');
@@ -18,33 +20,37 @@ function ping(port, tlsArgs = []) {
 }
 
 /**
- * Starts redis-server on `port`; resolves once it answers PING (bounded). With
- * `tls` ({cert, key, ca} PEM): TLS only on that port, client certificates not asked.
+ * Starts redis-server on `port`; resolves once it answers PING (bounded).
+ * `{ aof: dir }`: persistent (an append-only file in `dir`); `{ dir }`: its
+ * working dir, from which nothing is loaded; `{ tls }` ({cert, key, ca} PEM):
+ * TLS only on that port, client certificates not asked.
  */
-async function startRedis(port, { tls } = {}) {
-    const args = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+async function startRedis(port, { aof, dir, tls } = {}) {
+    if (aof) fs.mkdirSync(aof, { recursive: true });
+    const persistence = aof
+        ? ['--dir', aof, '--appendonly', 'yes', '--appendfsync', 'always']
+        : (dir ? ['--dir', dir] : []).concat(['--appendonly', 'no']);
+    const args = ['--bind', '127.0.0.1', '--save', ''].concat(persistence);
     let tlsArgs = [];
-    let dir = null;
+    let certDir = null;
     if (tls) {
-        dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsrs-redis-tls-'));
-        for (const k of ['cert', 'key', 'ca']) fs.writeFileSync(path.join(dir, k + '.pem'), tls[k]);
+        certDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsrs-redis-tls-'));
+        for (const k of ['cert', 'key', 'ca']) fs.writeFileSync(path.join(certDir, k + '.pem'), tls[k]);
         args.push('--port', '0', '--tls-port', String(port), '--tls-auth-clients', 'no',
-            '--tls-cert-file', path.join(dir, 'cert.pem'), '--tls-key-file', path.join(dir, 'key.pem'),
-            '--tls-ca-cert-file', path.join(dir, 'ca.pem'));
-        tlsArgs = ['--tls', '--cacert', path.join(dir, 'ca.pem')];
+            '--tls-cert-file', path.join(certDir, 'cert.pem'), '--tls-key-file', path.join(certDir, 'key.pem'),
+            '--tls-ca-cert-file', path.join(certDir, 'ca.pem'));
+        tlsArgs = ['--tls', '--cacert', path.join(certDir, 'ca.pem')];
     } else {
         args.push('--port', String(port));
     }
-    const child = spawn('redis-server', args, {
-        stdio: ['ignore', 'pipe', 'pipe']
-    });
+    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c) => { out += c; });
     child.stderr.on('data', (c) => { out += c; });
     let exited = null;
     const exit = new Promise((resolve) => child.once('exit', (code, signal) => {
         exited = { code, signal };
-        if (dir) fs.rmSync(dir, { recursive: true, force: true });
+        if (certDir) fs.rmSync(certDir, { recursive: true, force: true });
         resolve(exited);
     }));
     const end = Date.now() + 10000;
@@ -72,4 +78,14 @@ async function startRedis(port, { tls } = {}) {
     };
 }
 
-module.exports = { startRedis, ping };
+/** Runs `redis-cli` with `args` against `port`; resolves with its output (bounded). */
+function cli(port, args) {
+    return new Promise((resolve, reject) => {
+        execFile('redis-cli', ['-h', '127.0.0.1', '-p', String(port)].concat(args), { timeout: 5000 }, (err, out) => {
+            if (err) reject(err);
+            else resolve(String(out).trim());
+        });
+    });
+}
+
+module.exports = { startRedis, ping, cli };
