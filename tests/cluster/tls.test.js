@@ -26,26 +26,26 @@ describe('cluster: rediss:// to a real redis-server', function () {
         if (redis) await redis.stop();
     });
 
-    /** The states a cluster to our Redis with `options` reports in `ms` (at least one). */
+    /** The events a cluster to our Redis with `options` reports (at least one). */
     async function link(options) {
         const states = [];
-        const cluster = new addon.Cluster({ url: 'rediss://127.0.0.1:' + redis.port, prefix: 'tls:', ...options }, (up, why) => states.push([up, why]));
+        const cluster = new addon.Cluster({ url: 'rediss://127.0.0.1:' + redis.port, prefix: 'tls:', ...options }, (kind, detail) => states.push([kind, detail]));
         open.push(cluster);
         await until(() => states.length > 0, 'a state', 10000);
         return states;
     }
 
     it('connects with the CA of its tls-config', async function () {
-        assert.deepStrictEqual((await link({ ca: certs.ca }))[0], [true, '']);
+        assert.strictEqual((await link({ ca: certs.ca }))[0][0], 'connected');
     });
 
     it('connects with verification turned off, and no CA', async function () {
-        assert.deepStrictEqual((await link({ verify: false }))[0], [true, '']);
+        assert.strictEqual((await link({ verify: false }))[0][0], 'connected');
     });
 
     it('is refused without the CA (verification on)', async function () {
-        const [up, why] = (await link({}))[0];
-        assert.strictEqual(up, false);
+        const [kind, why] = (await link({}))[0];
+        assert.strictEqual(kind, 'disconnected');
         assert.match(why, /certificate|UnknownIssuer|tls/i);
     });
 });
