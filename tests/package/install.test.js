@@ -134,12 +134,12 @@ describe('the packed package, installed as a user installs it', function () {
         assert.ok(require.cache[path.join(installed, 'node_modules', 'node-forge', 'lib', 'index.js')], 'the installed copy\'s node-forge was used');
     });
 
-    it('loads in Node-RED from the user dir, with the four types, and echoes through a flow exported from core', async function () {
+    it('loads in Node-RED from the user dir, with core\'s four types and websocket-cluster, and echoes through a flow exported from core', async function () {
         await start(ECHO_FLOW);
         const res = await nr.request('GET', '/nodes', { headers: { Accept: 'application/json' } });
         const ours = res.json().filter((set) => set.module === NAME);
         assert.strictEqual(ours.length, 1, JSON.stringify(res.json().map((s) => s.id)));
-        assert.deepStrictEqual(ours[0].types.slice().sort(), ['websocket in', 'websocket out', 'websocket-client', 'websocket-listener']);
+        assert.deepStrictEqual(ours[0].types.slice().sort(), ['websocket in', 'websocket out', 'websocket-client', 'websocket-cluster', 'websocket-listener']);
         assert.ok(ours[0].enabled && !ours[0].err, JSON.stringify(ours[0]));
         assert.doesNotMatch(nr.output(), /addon could not be loaded|\[error\]/);
         await echoes('hello from an installed tarball');
