@@ -28,9 +28,11 @@ export declare class Client {
    * left; the next event then calls `onEvents` again. Call it once per
    * event-loop turn (setImmediate) until it returns null. An Error in place of
    * a batch (here or to `onEvents`): its Buffer could not be made, and its
-   * events wait for the next pull.
+   * events wait for the next pull. `spare`: an earlier batch's Buffer that
+   * nothing else views any more, to be filled again if the batch fits (then
+   * it is what is returned).
    */
-  pull(): Buffer | Error | null
+  pull(spare?: Buffer | undefined | null): Buffer | Error | null
   /**
    * Many sends in one call, in order: `targets[i]` is a session id (sent only
    * if that connection is still the live one) or 0 (the live connection).
@@ -107,9 +109,11 @@ export declare class Listener {
    * left; the next event then calls `onEvents` again. Call it once per
    * event-loop turn (setImmediate) until it returns null. An Error in place of
    * a batch (here or to `onEvents`): its Buffer could not be made, and its
-   * events wait for the next pull.
+   * events wait for the next pull. `spare`: an earlier batch's Buffer that
+   * nothing else views any more, to be filled again if the batch fits (then
+   * it is what is returned).
    */
-  pull(): Buffer | Error | null
+  pull(spare?: Buffer | undefined | null): Buffer | Error | null
   /**
    * Adopt an upgraded TCP connection by descriptor. Returns the session id, or
    * the HTTP response to write when the handshake request is refused.

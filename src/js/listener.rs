@@ -135,10 +135,12 @@ impl JsListener {
     /// left; the next event then calls `onEvents` again. Call it once per
     /// event-loop turn (setImmediate) until it returns null. An Error in place of
     /// a batch (here or to `onEvents`): its Buffer could not be made, and its
-    /// events wait for the next pull.
+    /// events wait for the next pull. `spare`: an earlier batch's Buffer that
+    /// nothing else views any more, to be filled again if the batch fits (then
+    /// it is what is returned).
     #[napi(catch_unwind, ts_return_type = "Buffer | Error | null")]
-    pub fn pull(&self) -> Option<CopiedBuffer> {
-        pull(&self.inbox)
+    pub fn pull(&self, spare: Option<BufferSlice>) -> Option<CopiedBuffer> {
+        pull(&self.inbox, spare)
     }
 
     /// Adopt an upgraded TCP connection by descriptor. Returns the session id, or

@@ -20,6 +20,8 @@ use tokio_tungstenite::tungstenite::Message;
 pub enum CopiedBuffer {
     Bytes(bytes::Bytes),
     Batch(Batch),
+    /// A batch already encoded into the Buffer JS lent to `pull`: that Buffer.
+    Lent(napi::sys::napi_value),
 }
 
 impl TypeName for CopiedBuffer {
@@ -43,6 +45,7 @@ impl ToNapiValue for CopiedBuffer {
                 // JS gets it as a value (the bridge then drops the connection).
                 None => allocation_error(env, "could not allocate a Buffer for a bridge's output"),
             }),
+            CopiedBuffer::Lent(value) => Ok(value),
             CopiedBuffer::Batch(batch) => {
                 // Never an error: from the wake-up's callback napi would make it an
                 // uncaught exception (Node-RED stops). JS gets the error as a value,
@@ -123,9 +126,21 @@ pub fn inbox_for(on_events: Function<'_, CopiedBuffer, ()>) -> Result<Arc<Inbox>
 }
 
 /// The next batch for JS, if any (see `Inbox::pull`); an Error in its place if its
-/// Buffer could not be made (the events wait for the next pull).
-pub fn pull(inbox: &Arc<Inbox>) -> Option<CopiedBuffer> {
-    inbox.pull().map(CopiedBuffer::Batch)
+/// Buffer could not be made (the events wait for the next pull). A batch that fits
+/// in `spare` (a Buffer of an earlier batch that JS lends back, nothing else
+/// viewing it) is encoded into it and `spare` returned: no Buffer is allocated
+/// per batch, and glibc stops growing and trimming its heap around each one.
+pub fn pull(inbox: &Arc<Inbox>, spare: Option<BufferSlice<'_>>) -> Option<CopiedBuffer> {
+    let batch = inbox.pull()?;
+    match spare {
+        Some(mut spare) if batch.encoded_len() <= spare.len() => {
+            let value = napi::JsValue::value(&spare).value;
+            let len = batch.encoded_len();
+            batch.deliver(|_| Some(&mut spare[..len]));
+            Some(CopiedBuffer::Lent(value))
+        }
+        _ => Some(CopiedBuffer::Batch(batch)),
+    }
 }
 
 /// A JS string becomes a text message, a Buffer (or any typed array) a binary one;
