@@ -367,6 +367,12 @@ impl Batch {
         4 + 16 * self.events.len() + self.bytes
     }
 
+    /// Whether a binary message of `min` bytes or more is in the batch (JS hands
+    /// those to the flow as views of the batch's memory).
+    pub fn has_binary_from(&self, min: usize) -> bool {
+        self.events.iter().any(|e| e.kind == Kind::Binary && e.data.len() >= min)
+    }
+
     /// Writes the layout at the top of this file into `out`, which must be
     /// `encoded_len()` bytes long; anything else gets zeros, an empty batch (this
     /// runs in a callback on the JS thread, where a panic must not happen).
@@ -433,6 +439,17 @@ mod tests {
         assert!(inbox.pull().is_none());
         inbox.push(Event::new(Kind::Text, 1, "y", 0));
         assert_eq!(wakes.load(Ordering::SeqCst), 2, "an inbox pulled empty wakes again");
+    }
+
+    #[test]
+    fn a_batch_tells_whether_it_holds_a_binary_message_js_would_view() {
+        let (inbox, _) = counting();
+        inbox.push(Event::new(Kind::Text, 1, vec![b'x'; 5000], 0));
+        inbox.push(Event::new(Kind::Binary, 1, vec![0u8; 4095], 0));
+        let batch = inbox.pull().unwrap();
+        assert!(!batch.has_binary_from(4096), "long text and a shorter binary: copies in JS");
+        inbox.push(Event::new(Kind::Binary, 1, vec![0u8; 4096], 0));
+        assert!(inbox.pull().unwrap().has_binary_from(4096));
     }
 
     #[test]

@@ -29,6 +29,7 @@ function forEachEvent(buf, visit) {
  * messages), where a copy would need its own allocation (2.4 us at 4 KiB, 10 us at
  * 64 KiB).
  */
+// VIEW_FROM in src/js/mod.rs must stay equal: the addon writes no such batch into a lent Buffer.
 const COPY_BELOW = 4096;
 
 function binaryPayload(buf, start, end) {

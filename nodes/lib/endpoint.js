@@ -147,6 +147,8 @@ module.exports = function (RED) {
         try {
             buf = this.native.pull(this.spare);
         } catch (err) {
+            // Not lent again: a spare the addon could not take must not stall every retry.
+            this.spare = null;
             buf = err;
         }
         if (buf !== null) this.onBatch(buf);

@@ -125,6 +125,10 @@ pub fn inbox_for(on_events: Function<'_, CopiedBuffer, ()>) -> Result<Arc<Inbox>
     })))
 }
 
+/// Binary payloads from this size up reach the flow as views of their batch
+/// (`COPY_BELOW` in nodes/lib/batch.js: keep the two equal).
+const VIEW_FROM: usize = 4096;
+
 /// The next batch for JS, if any (see `Inbox::pull`); an Error in its place if its
 /// Buffer could not be made (the events wait for the next pull). A batch that fits
 /// in `spare` (a Buffer of an earlier batch that JS lends back, nothing else
@@ -133,7 +137,9 @@ pub fn inbox_for(on_events: Function<'_, CopiedBuffer, ()>) -> Result<Arc<Inbox>
 pub fn pull(inbox: &Arc<Inbox>, spare: Option<BufferSlice<'_>>) -> Option<CopiedBuffer> {
     let batch = inbox.pull()?;
     match spare {
-        Some(mut spare) if batch.encoded_len() <= spare.len() => {
+        // Not a batch whose payload JS would hand out as a view: a flow keeping it
+        // would keep the whole spare, older batches' bytes included.
+        Some(mut spare) if batch.encoded_len() <= spare.len() && !batch.has_binary_from(VIEW_FROM) => {
             let value = napi::JsValue::value(&spare).value;
             let len = batch.encoded_len();
             batch.deliver(|_| Some(&mut spare[..len]));
