@@ -30,6 +30,12 @@ pub use wire::Wire;
 const BATCH: usize = 512;
 /// Bytes of publishes waiting for Redis past which new ones are dropped.
 const MAX_PENDING_BYTES: usize = 64 << 20;
+/// The largest copy sent to Redis, by default: one message over Redis's
+/// `client-output-buffer-limit pubsub` (32 MiB by default) would disconnect
+/// every subscriber, the sender's own included. Larger ones stay local.
+pub const MAX_MESSAGE: usize = 8 << 20;
+/// A warning of one kind is logged at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(60);
 /// Waits between reconnection attempts: from the first to the last, doubling.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_LAST: Duration = Duration::from_secs(2);
@@ -57,6 +63,8 @@ pub struct ClusterConfig {
     /// Channel (or stream) names start with this.
     pub prefix: String,
     pub mode: Mode,
+    /// The largest message sent to other instances (0: MAX_MESSAGE).
+    pub max_message: usize,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -79,6 +87,27 @@ pub enum Event {
     Trimmed(String),
     /// Publishes are being dropped, and why (once until one gets through again).
     Dropped(String),
+    /// A message of `size` bytes was over the `limit`: it stayed local (at most once a minute).
+    TooLarge {
+        size: usize,
+        limit: usize,
+    },
+}
+
+/// Lets a warning through at most once per WARN_EVERY (on tokio's clock).
+#[derive(Default)]
+struct RateLimit(Mutex<Option<tokio::time::Instant>>);
+
+impl RateLimit {
+    fn allow(&self) -> bool {
+        let now = tokio::time::Instant::now();
+        let mut last = self.0.lock();
+        if last.is_some_and(|t| now.duration_since(t) < WARN_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
 }
 
 pub struct Cluster {
@@ -98,6 +127,10 @@ pub struct Cluster {
     dropped: AtomicUsize,
     /// A drop was reported and nothing has got through since.
     overflowed: AtomicBool,
+    max_message: usize,
+    /// Messages over `max_message`, delivered locally only.
+    too_large: AtomicUsize,
+    warn_too_large: RateLimit,
     on_event: OnEvent,
     stop: watch::Sender<bool>,
 }
@@ -121,6 +154,9 @@ impl Cluster {
             connected: AtomicBool::new(false),
             dropped: AtomicUsize::new(0),
             overflowed: AtomicBool::new(false),
+            max_message: if cfg.max_message == 0 { MAX_MESSAGE } else { cfg.max_message },
+            too_large: AtomicUsize::new(0),
+            warn_too_large: RateLimit::default(),
             on_event: on_event.clone(),
             stop,
         });
@@ -157,8 +193,15 @@ impl Cluster {
         self.connected.load(Ordering::Acquire)
     }
 
+    /// Messages other instances did not get: Redis unreachable, too many
+    /// waiting, refused, or too large.
     pub fn dropped(&self) -> usize {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Of those, messages over the size limit.
+    pub fn too_large(&self) -> usize {
+        self.too_large.load(Ordering::Relaxed)
     }
 
     /// Stops both tasks; the link closes.
@@ -173,6 +216,15 @@ impl Cluster {
     /// instances. Never waits. Pub/Sub: dropped when Redis is unreachable (at
     /// most once); Streams: kept until Redis is back, up to MAX_PENDING_BYTES.
     pub fn send(&self, path: &str, what: Wire<'_>) {
+        let size = what.encoded_len();
+        if size > self.max_message {
+            self.too_large.fetch_add(1, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            if self.warn_too_large.allow() {
+                self.emit(Event::TooLarge { size, limit: self.max_message });
+            }
+            return;
+        }
         let streams = matches!(self.mode, Mode::Streams { .. });
         if !streams && !self.is_connected() {
             self.dropped.fetch_add(1, Ordering::Relaxed);

@@ -126,6 +126,26 @@ describe('websocket-cluster without Redis', function () {
         assert.deepStrictEqual(dropped, { pubsub: 5, streams: 0 });
     });
 
+    it('keeps a message over the size limit local: delivered here, counted, one warning', async function () {
+        // Streams mode keeps what Redis cannot take yet, so the one not kept is the large one.
+        await helper.load(wsNode, flow(await closedPort(), 'cl', { mode: 'streams' }));
+        const cluster = helper.getNode('cl');
+        const a = await pool.connect('/ws/cl');
+        const big = 'x'.repeat(8 * 1024 * 1024 + 1);
+        const atA = nextMessage(a, { ms: 10000 });
+        helper.getNode('out').receive({ payload: big });
+        assert.strictEqual(String((await atA).data).length, big.length);
+        const small = nextMessage(a, { ms: 5000 });
+        helper.getNode('out').receive({ payload: 'small' });
+        assert.strictEqual(String((await small).data), 'small');
+        helper.getNode('out').receive({ payload: big });
+        await until(() => cluster.native.tooLarge === 2, 'both counted');
+        // The control: the small one was kept for Redis, not counted.
+        assert.strictEqual(cluster.native.dropped, 2);
+        const tooLarge = cluster.warn.args.filter((x) => /too-large|over the limit/.test(x[0]));
+        assert.strictEqual(tooLarge.length, 1, cluster.warn.args.map((x) => x[0]).join('\n'));
+    });
+
     it('keeps plain hex session ids on a listener without a cluster', async function () {
         await helper.load(wsNode, flow(await closedPort(), ''));
         const got = [];

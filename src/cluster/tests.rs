@@ -140,3 +140,46 @@ fn a_redis_that_stays_down_is_reported_once_per_outage() {
     assert!(!cluster.is_connected());
     cluster.close();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_message_over_the_limit_stays_local_is_counted_and_warned_of_once_a_minute() {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = heard.clone();
+    // Streams mode queues while Redis is away, so what is not queued was refused for its size.
+    let cfg = ClusterConfig {
+        url: "redis://127.0.0.1:1".into(),
+        prefix: "t:".into(),
+        mode: Mode::Streams { retention: 10 },
+        max_message: 100,
+        ..Default::default()
+    };
+    let cluster = Cluster::start(cfg, Arc::new(move |e| log.lock().push(e))).unwrap();
+    let small = Wire::Broadcast { frame: text("x") };
+    assert!(small.encoded_len() <= 100);
+    let big = || Wire::Broadcast { frame: text(&"x".repeat(100)) };
+    assert_eq!(big().encoded_len(), big().encode(1).len());
+    cluster.send("/ws", small);
+    cluster.send("/ws", big());
+    cluster.send("/ws", big());
+    // The control: the small one was queued, the large ones were not.
+    assert_eq!((cluster.too_large(), cluster.dropped()), (2, 2));
+    assert!(cluster.pending.load(Ordering::Relaxed) > 0);
+    let once = Event::TooLarge { size: big().encoded_len(), limit: 100 };
+    assert_eq!(*heard.lock(), std::slice::from_ref(&once));
+    tokio::time::advance(WARN_EVERY).await;
+    cluster.send("/ws", big());
+    assert_eq!(*heard.lock(), [once.clone(), once]);
+    cluster.close();
+}
+
+#[test]
+fn encoded_len_is_the_length_encode_makes() {
+    let frame = text("hi");
+    for w in [
+        Wire::Broadcast { frame: frame.clone() },
+        Wire::Publish { rooms: vec!["a", "bé"], frame: frame.clone() },
+        Wire::Direct { instance: 42, ids: vec![7, 9, 11], frame: frame.clone() },
+    ] {
+        assert_eq!(w.encoded_len(), w.encode(1).len());
+    }
+}

@@ -58,6 +58,23 @@ impl<'a> Wire<'a> {
         out
     }
 
+    /// The length of `encode`'s result, without making it.
+    pub fn encoded_len(&self) -> usize {
+        10 + self.frame().len()
+            + match self {
+                Wire::Broadcast { .. } => 0,
+                Wire::Publish { rooms, .. } => {
+                    2 + rooms
+                        .iter()
+                        .filter(|r| r.len() <= u16::MAX as usize)
+                        .take(u16::MAX as usize)
+                        .map(|r| 2 + r.len())
+                        .sum::<usize>()
+                }
+                Wire::Direct { ids, .. } => 8 + 2 + 4 * ids.len().min(u16::MAX as usize),
+            }
+    }
+
     fn frame(&self) -> &Bytes {
         match self {
             Wire::Broadcast { frame } | Wire::Publish { frame, .. } | Wire::Direct { frame, .. } => frame,
