@@ -131,6 +131,7 @@ pub struct Cluster {
     /// Messages over `max_message`, delivered locally only.
     too_large: AtomicUsize,
     warn_too_large: RateLimit,
+    warn_dropped: RateLimit,
     on_event: OnEvent,
     stop: watch::Sender<bool>,
 }
@@ -157,6 +158,7 @@ impl Cluster {
             max_message: if cfg.max_message == 0 { MAX_MESSAGE } else { cfg.max_message },
             too_large: AtomicUsize::new(0),
             warn_too_large: RateLimit::default(),
+            warn_dropped: RateLimit::default(),
             on_event: on_event.clone(),
             stop,
         });
@@ -233,23 +235,25 @@ impl Cluster {
         let data = what.encode(self.instance);
         if self.pending.fetch_add(data.len(), Ordering::AcqRel) + data.len() > MAX_PENDING_BYTES {
             self.pending.fetch_sub(data.len(), Ordering::AcqRel);
-            if streams {
-                self.dropping(format!("more than {} MiB waiting for Redis", MAX_PENDING_BYTES >> 20));
-            } else {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+            self.dropping(1, format!("more than {} MiB waiting for Redis", MAX_PENDING_BYTES >> 20));
             return;
         }
         let seq = if streams { streams::next_seq() } else { 0 };
         let _ = self.out.send((format!("{}{}", self.prefix, path), seq, data));
     }
 
-    /// Counts a publish dropped (Streams mode) and warns, once until one gets through.
-    fn dropping(&self, why: String) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
-        if !self.overflowed.swap(true, Ordering::AcqRel) {
+    /// Counts `n` publishes dropped and warns: once until one gets through
+    /// again, and at most once a minute (a link that keeps failing).
+    fn dropping(&self, n: usize, why: String) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+        if !self.overflowed.swap(true, Ordering::AcqRel) && self.warn_dropped.allow() {
             self.emit(Event::Dropped(why));
         }
+    }
+
+    /// A publish got through: the next drop is news again.
+    fn got_through(&self) {
+        self.overflowed.store(false, Ordering::Release);
     }
 
     fn emit(&self, e: Event) {
@@ -352,7 +356,8 @@ fn manager(client: redis::Client) -> redis::RedisResult<redis::aio::ConnectionMa
 }
 
 /// Sends what `Cluster::send` queued, many publishes per round trip. While the
-/// link is down a batch fails and is dropped (Pub/Sub keeps nothing either).
+/// link is down a batch fails and is dropped (Pub/Sub keeps nothing either),
+/// each of its messages counted.
 async fn publisher(
     cluster: std::sync::Weak<Cluster>,
     client: redis::Client,
@@ -368,6 +373,7 @@ async fn publisher(
         }
         let mut pipe = redis::pipe();
         let mut bytes = 0;
+        let n = batch.len();
         for (channel, _, data) in batch.drain(..) {
             bytes += data.len();
             pipe.publish(channel, data).ignore();
@@ -375,8 +381,12 @@ async fn publisher(
         let sent = tokio::time::timeout(TIMEOUT, pipe.query_async::<()>(&mut conn)).await;
         let Some(cluster) = cluster.upgrade() else { return };
         cluster.pending.fetch_sub(bytes, Ordering::AcqRel);
-        if !matches!(sent, Ok(Ok(()))) {
-            cluster.dropped.fetch_add(1, Ordering::Relaxed);
+        // Each message of a failed batch is lost: counted, and warned of even
+        // while the subscription looks connected.
+        match sent {
+            Ok(Ok(())) => cluster.got_through(),
+            Ok(Err(e)) => cluster.dropping(n, e.to_string()),
+            Err(_) => cluster.dropping(n, "no answer from Redis".into()),
         }
     }
 }

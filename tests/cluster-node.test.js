@@ -146,6 +146,18 @@ describe('websocket-cluster without Redis', function () {
         assert.strictEqual(tooLarge.length, 1, cluster.warn.args.map((x) => x[0]).join('\n'));
     });
 
+    it('shows the cluster\'s drops in the listener\'s live stats', async function () {
+        await helper.load(wsNode, flow(await closedPort()));
+        const stats = require('../nodes/lib/stats');
+        const a = await pool.connect('/ws/cl');
+        const atA = nextMessage(a, { ms: 5000 });
+        // Pub/Sub with Redis away: served here, dropped for the others.
+        for (let i = 0; i < 3; i++) helper.getNode('out').receive({ payload: 'b' + i });
+        assert.strictEqual(String((await atA).data), 'b0');
+        const s = stats.statsOf(helper.getNode('listener'));
+        assert.deepStrictEqual(s.cluster, { id: 'cl', connected: false, dropped: 3, tooLarge: 0 });
+    });
+
     it('keeps plain hex session ids on a listener without a cluster', async function () {
         await helper.load(wsNode, flow(await closedPort(), ''));
         const got = [];

@@ -183,3 +183,36 @@ fn encoded_len_is_the_length_encode_makes() {
         assert_eq!(w.encoded_len(), w.encode(1).len());
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_publish_batch_is_counted_per_message_and_warned_of_at_most_once_a_minute() {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = heard.clone();
+    // Nothing listens on port 1: every batch fails.
+    let cfg = ClusterConfig { url: "redis://127.0.0.1:1".into(), prefix: "t:".into(), ..Default::default() };
+    let cluster = Cluster::start(cfg, Arc::new(move |e| log.lock().push(e))).unwrap();
+    let dropped = |h: &[Event]| h.iter().filter(|e| matches!(e, Event::Dropped(_))).count();
+    // As if the subscription were up: the publishes are queued, and their batch fails.
+    cluster.connected.store(true, Ordering::Release);
+    for t in ["a", "b", "c"] {
+        cluster.send("/ws", Wire::Broadcast { frame: text(t) });
+    }
+    for _ in 0..100 {
+        if cluster.dropped() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(cluster.dropped(), 3, "each message counted");
+    assert_eq!(dropped(&heard.lock()), 1, "warned of: {:?}", heard.lock());
+    // A link that recovers and fails again within the minute: no second warning,
+    cluster.got_through();
+    cluster.dropping(2, "again".into());
+    assert_eq!((cluster.dropped(), dropped(&heard.lock())), (5, 1));
+    // but a minute later, yes.
+    cluster.got_through();
+    tokio::time::advance(WARN_EVERY).await;
+    cluster.dropping(1, "later".into());
+    assert_eq!(heard.lock().last(), Some(&Event::Dropped("later".into())));
+    cluster.close();
+}
