@@ -30,6 +30,15 @@ pub use wire::Wire;
 const BATCH: usize = 512;
 /// Bytes of publishes waiting for Redis past which new ones are dropped.
 const MAX_PENDING_BYTES: usize = 64 << 20;
+/// What a queued publish holds beyond its bytes and its channel's: the
+/// queue's entry, the allocations' headers, the pipeline's command (about).
+const ENTRY_OVERHEAD: usize = 128;
+
+/// What a queued publish counts against MAX_PENDING_BYTES.
+fn cost(channel: &str, data: &[u8]) -> usize {
+    data.len() + channel.len() + ENTRY_OVERHEAD
+}
+
 /// The largest copy sent to Redis, by default: one message over Redis's
 /// `client-output-buffer-limit pubsub` (32 MiB by default) would disconnect
 /// every subscriber, the sender's own included. Larger ones stay local.
@@ -121,6 +130,7 @@ pub struct Cluster {
     mode: Mode,
     /// Channel or stream, sequence number (Streams mode), message.
     out: mpsc::UnboundedSender<(String, u64, Vec<u8>)>,
+    /// What waits for Redis, counted by `cost`: at most MAX_PENDING_BYTES.
     pending: AtomicUsize,
     connected: AtomicBool,
     /// Publishes dropped (Redis unreachable, or too many waiting), for diagnostics.
@@ -233,13 +243,19 @@ impl Cluster {
             return;
         }
         let data = what.encode(self.instance);
-        if self.pending.fetch_add(data.len(), Ordering::AcqRel) + data.len() > MAX_PENDING_BYTES {
-            self.pending.fetch_sub(data.len(), Ordering::AcqRel);
+        let channel = format!("{}{}", self.prefix, path);
+        let cost = cost(&channel, &data);
+        if self.pending.fetch_add(cost, Ordering::AcqRel) + cost > MAX_PENDING_BYTES {
+            self.pending.fetch_sub(cost, Ordering::AcqRel);
             self.dropping(1, format!("more than {} MiB waiting for Redis", MAX_PENDING_BYTES >> 20));
             return;
         }
         let seq = if streams { streams::next_seq() } else { 0 };
-        let _ = self.out.send((format!("{}{}", self.prefix, path), seq, data));
+        if self.out.send((channel, seq, data)).is_err() {
+            // The publisher has stopped (closed): nothing waits after all.
+            self.pending.fetch_sub(cost, Ordering::AcqRel);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts `n` publishes dropped and warns: once until one gets through
@@ -375,7 +391,7 @@ async fn publisher(
         let mut bytes = 0;
         let n = batch.len();
         for (channel, _, data) in batch.drain(..) {
-            bytes += data.len();
+            bytes += cost(&channel, &data);
             pipe.publish(channel, data).ignore();
         }
         let sent = tokio::time::timeout(TIMEOUT, pipe.query_async::<()>(&mut conn)).await;

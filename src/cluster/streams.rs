@@ -156,7 +156,7 @@ pub async fn publisher(
         };
         wait = RETRY_FIRST;
         let n = batch.len();
-        let bytes: usize = batch.drain(..).map(|(_, _, d)| d.len()).sum();
+        let bytes: usize = batch.drain(..).map(|(k, _, d)| super::cost(&k, &d)).sum();
         c.pending.fetch_sub(bytes, Ordering::AcqRel);
         match refused {
             // Refused for good (a key of another type, an ACL): sending it again would block the rest.

@@ -216,3 +216,32 @@ async fn a_failed_publish_batch_is_counted_per_message_and_warned_of_at_most_onc
     assert_eq!(heard.lock().last(), Some(&Event::Dropped("later".into())));
     cluster.close();
 }
+
+#[tokio::test(start_paused = true)]
+async fn what_waits_counts_its_channel_and_overhead_and_a_publish_nobody_takes_counts_nothing() {
+    let cfg = ClusterConfig {
+        url: "redis://127.0.0.1:1".into(),
+        prefix: "t:".into(),
+        mode: Mode::Streams { retention: 10 },
+        ..Default::default()
+    };
+    let cluster = Cluster::start(cfg, Arc::new(|_| {})).unwrap();
+    let what = || Wire::Broadcast { frame: text("hello") };
+    // Redis is down: it waits, counted with its channel "t:/ws" and the overhead.
+    cluster.send("/ws", what());
+    let one = what().encode(1).len() + "t:/ws".len() + ENTRY_OVERHEAD;
+    assert_eq!(cluster.pending.load(Ordering::Acquire), one);
+    // Closed: the publisher stops and nothing is queued any more, nor counted.
+    cluster.close();
+    for _ in 0..100 {
+        if cluster.out.is_closed() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(cluster.out.is_closed(), "the publisher stopped");
+    let before = cluster.dropped();
+    cluster.send("/ws", what());
+    assert_eq!(cluster.pending.load(Ordering::Acquire), one, "the failed send undone");
+    assert_eq!(cluster.dropped(), before + 1);
+}
