@@ -12,6 +12,13 @@ const { clientPool, wsUrl, until, nextMessage, delay } = require('./support');
 
 helper.init(require('./node-red-under-test').runtime);
 
+/** The nodes, with message keys followed by their parameters (the helper's own
+ * RED._ drops them), for tests that look at what a message would show. */
+function wsNodeWithParams(RED) {
+    RED._ = (key, params) => (params ? key + ' ' + JSON.stringify(params) : key);
+    return wsNode(RED);
+}
+
 /** A loopback port with nothing listening on it (bound, then let go). */
 function closedPort() {
     return new Promise((resolve) => {
@@ -168,9 +175,24 @@ describe('websocket-cluster without Redis', function () {
         assert.strictEqual(helper.getNode('listener').cluster, null);
     });
 
-    it('refuses a URL that is not redis:// or rediss:// with a node error', async function () {
-        await helper.load(wsNode, [{ id: 'cl', type: 'websocket-cluster', url: 'http://127.0.0.1:1', prefix: '' }]);
+    it('refuses a URL that is not redis:// or rediss:// with a node error, which does not echo it', async function () {
+        await helper.load(wsNodeWithParams, [{ id: 'cl', type: 'websocket-cluster', url: 'http://u:s3cret@127.0.0.1:1', prefix: 'p:' }]);
         const cluster = helper.getNode('cl');
         assert.strictEqual(cluster.native, null);
+        assert.strictEqual(cluster.error.callCount, 1);
+        const [message] = cluster.error.args[0];
+        assert.match(message, /^websocket\.cluster\.failed .*redis:\/\/ or rediss:\/\//);
+        assert.doesNotMatch(message, /s3cret/);
+    });
+
+    it('logs and labels the URL without its user-info', async function () {
+        const port = await closedPort();
+        await helper.load(wsNodeWithParams, flow(port, 'cl', { url: 'redis://user:s3cret@127.0.0.1:' + port }));
+        const cluster = helper.getNode('cl');
+        await until(() => cluster.warn.called, 'the warning');
+        const [message] = cluster.warn.args[0];
+        // The control: the URL is in the message, without user-info.
+        assert.match(message, new RegExp('^websocket\\.cluster\\.disconnected .*"url":"redis://127\\.0\\.0\\.1:' + port + '"'));
+        assert.doesNotMatch(message, /s3cret|user/);
     });
 });

@@ -16,6 +16,12 @@ function parseId(id) {
     return n > 0 ? [m[1], n] : null;
 }
 
+/** `url` without its user-info (`redis://user:pw@host` → `redis://host`): what
+ * logs show. Credentials belong in the node's Username and Password fields. */
+function withoutUserInfo(url) {
+    return String(url || '').trim().replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1');
+}
+
 /** The retention field as a whole number of entries, or undefined for the default. */
 function retentionOf(v) {
     const n = Number(String(v === undefined ? '' : v).trim() || NaN);
@@ -26,6 +32,8 @@ module.exports = function (RED) {
     function WebSocketClusterNode(n) {
         RED.nodes.createNode(this, n);
         this.url = n.url;
+        // Logged in every disconnected/reconnected line: never with a password.
+        this.shownUrl = withoutUserInfo(n.url);
         this.prefix = n.prefix;
         this.mode = n.mode === 'streams' ? 'streams' : 'pubsub';
         this.connected = false;
@@ -81,11 +89,11 @@ module.exports = function (RED) {
             try {
                 this.connected = connected;
                 if (connected) {
-                    if (this.warned) this.log(RED._('websocket.cluster.reconnected', { url: this.url }));
+                    if (this.warned) this.log(RED._('websocket.cluster.reconnected', { url: this.shownUrl }));
                     this.warned = false;
                     this.status({ fill: 'green', shape: 'dot', text: 'common.status.connected' });
                 } else {
-                    if (!this.warned) this.warn(RED._('websocket.cluster.disconnected', { url: this.url, reason }));
+                    if (!this.warned) this.warn(RED._('websocket.cluster.disconnected', { url: this.shownUrl, reason }));
                     this.warned = true;
                     this.status({ fill: 'red', shape: 'ring', text: 'common.status.disconnected' });
                 }

@@ -51,7 +51,8 @@ impl JsCluster {
     pub fn new(options: ClusterOptions, on_event: Function<'_, FnArgs<(String, String)>, ()>) -> Result<Self> {
         let mut url = options.url;
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-            return Err(invalid(format!("a cluster URL starts with redis:// or rediss://, not {url:?}")));
+            // Not echoed: it may hold a password.
+            return Err(invalid("a cluster URL starts with redis:// or rediss://"));
         }
         // The crate's own switch for an unverified TLS link.
         if url.starts_with("rediss://") && options.verify == Some(false) && !url.contains('#') {
