@@ -151,6 +151,11 @@ pub type OnEvent = Arc<dyn Fn(Event) + Send + Sync>;
 impl Cluster {
     /// Starts connecting at once; `on_event` hears of each change of the link, and of losses.
     pub fn start(cfg: ClusterConfig, on_event: OnEvent) -> crate::error::Result<Arc<Cluster>> {
+        if !prefix_ok(&cfg.prefix) {
+            return Err(crate::error::Error::InvalidArgument(
+                "cluster: the channel prefix must not be empty, nor hold a \"/\"".into(),
+            ));
+        }
         let client = client_of(&cfg)?;
         let (out, rx) = mpsc::unbounded_channel();
         let (stop, _) = watch::channel(false);
@@ -440,7 +445,7 @@ async fn subscriber(
     let mut reporter = Reporter { on_event, last: None };
     let mut follow = streams::Follow::default();
     loop {
-        let Some((pattern, mode)) = cluster.upgrade().map(|c| (format!("{}*", glob_escape(&c.prefix)), c.mode)) else {
+        let Some((pattern, mode)) = cluster.upgrade().map(|c| (pattern(&c.prefix), c.mode)) else {
             return;
         };
         let run = async {
@@ -509,6 +514,18 @@ async fn listen(
             }
         }
     }
+}
+
+/// Whether no two clusters' channels (or stream keys) can be the same or match
+/// each other's pattern: a channel is `prefix + path`, a path starts with `/`,
+/// so a prefix without `/` is what comes before the channel's first `/`.
+fn prefix_ok(prefix: &str) -> bool {
+    !prefix.is_empty() && !prefix.contains('/')
+}
+
+/// The pattern of every listener's channel of the cluster with `prefix`, and no other.
+fn pattern(prefix: &str) -> String {
+    format!("{}/*", glob_escape(prefix))
 }
 
 /// `prefix` matched literally in a PSUBSCRIBE pattern.

@@ -185,6 +185,17 @@ describe('websocket-cluster without Redis', function () {
         assert.doesNotMatch(message, /s3cret/);
     });
 
+    it('refuses an empty channel prefix or one with a "/" with a node error', async function () {
+        for (const [prefix, refused] of [['', true], ['nr-ws:/a', true], ['nr-ws:', false]]) {
+            await helper.load(wsNodeWithParams, [{ id: 'cl', type: 'websocket-cluster', url: 'redis://127.0.0.1:1', prefix }]);
+            const cluster = helper.getNode('cl');
+            assert.strictEqual(cluster.native === null, refused, JSON.stringify(prefix));
+            assert.strictEqual(cluster.error.callCount, refused ? 1 : 0, JSON.stringify(prefix));
+            if (refused) assert.match(cluster.error.args[0][0], /^websocket\.cluster\.failed .*prefix/);
+            await helper.unload();
+        }
+    });
+
     it('logs and labels the URL without its user-info', async function () {
         const port = await closedPort();
         await helper.load(wsNodeWithParams, flow(port, 'cl', { url: 'redis://user:s3cret@127.0.0.1:' + port }));

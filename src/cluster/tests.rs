@@ -60,8 +60,25 @@ fn a_frame_codec_would_not_make_is_ignored_and_a_session_named_twice_is_named_on
 }
 
 #[test]
-fn a_prefix_is_matched_literally_in_the_subscription_pattern() {
+fn a_prefix_is_matched_literally_in_the_subscription_pattern_up_to_the_paths_slash() {
     assert_eq!(glob_escape("a*b?[c]\\:"), "a\\*b\\?\\[c\\]\\\\:");
+    // nr-ws:* would match another cluster's nr-ws:2/ws; this does not.
+    assert_eq!(pattern("nr-ws:"), "nr-ws:/*");
+    assert_eq!(pattern("a*"), "a\\*/*");
+}
+
+#[test]
+fn an_empty_prefix_or_one_with_a_slash_is_refused() {
+    let start = |prefix: &str| {
+        let cfg = ClusterConfig { url: "redis://127.0.0.1:1".into(), prefix: prefix.into(), ..Default::default() };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async { Cluster::start(cfg, Arc::new(|_| {})).map(|c| c.close()).map_err(|e| e.to_string()) })
+    };
+    // "nr-ws:/a" + "/ws" and "nr-ws:" + "/a/ws" would share a channel; "" would subscribe to everything.
+    for bad in ["", "nr-ws:/a", "/"] {
+        assert!(start(bad).unwrap_err().contains("prefix"), "{bad:?}");
+    }
+    assert!(start("nr-ws:").is_ok(), "the control");
 }
 
 pub(super) async fn session(listener: &Listener) -> (u32, WebSocketStream<tokio::io::DuplexStream>) {
@@ -117,7 +134,7 @@ async fn messages_of_other_instances_reach_the_listener_of_their_path_and_our_ow
 
 #[test]
 fn a_redis_that_stays_down_is_reported_once_per_outage() {
-    let cfg = ClusterConfig { url: "redis://127.0.0.1:1".into(), ..Default::default() };
+    let cfg = ClusterConfig { url: "redis://127.0.0.1:1".into(), prefix: "t:".into(), ..Default::default() };
     let heard = Arc::new(Mutex::new(Vec::new()));
     let log = heard.clone();
     let mut reporter = Reporter { on_event: Arc::new(move |s| log.lock().push(s)), last: None };
