@@ -48,6 +48,8 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 /// Waits between reconnection attempts: from the first to the last, doubling.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_LAST: Duration = Duration::from_secs(2);
+/// A link up this long has recovered: the next outage starts from RETRY_FIRST.
+const STABLE: Duration = Duration::from_secs(10);
 /// A connection attempt or a publish round trip that takes longer has failed.
 const TIMEOUT: Duration = Duration::from_secs(3);
 /// The subscribed connection is pinged this often.
@@ -143,6 +145,8 @@ pub struct Cluster {
     warn_too_large: RateLimit,
     warn_dropped: RateLimit,
     on_event: OnEvent,
+    /// Set by close(); reports and events check it under this lock.
+    closed: Mutex<bool>,
     stop: watch::Sender<bool>,
 }
 
@@ -175,6 +179,7 @@ impl Cluster {
             warn_too_large: RateLimit::default(),
             warn_dropped: RateLimit::default(),
             on_event: on_event.clone(),
+            closed: Mutex::new(false),
             stop,
         });
         let weak = Arc::downgrade(&cluster);
@@ -221,8 +226,9 @@ impl Cluster {
         self.too_large.load(Ordering::Relaxed)
     }
 
-    /// Stops both tasks; the link closes.
+    /// Stops both tasks; the link closes. Nothing is reported after it.
     pub fn close(&self) {
+        *self.closed.lock() = true;
         // Nothing is queued for a publisher that is stopping.
         self.connected.store(false, Ordering::Release);
         self.stop.send_replace(true);
@@ -278,7 +284,10 @@ impl Cluster {
     }
 
     fn emit(&self, e: Event) {
-        (self.on_event)(e);
+        let closed = self.closed.lock();
+        if !*closed {
+            (self.on_event)(e);
+        }
     }
 
     /// Picks out of a listener's program what other instances must see too.
@@ -413,22 +422,59 @@ async fn publisher(
 }
 
 /// Tells JS of changes of the link only: a Redis that stays down is reported once.
+/// Nothing is reported once the cluster is closed, even by a connection that
+/// completes afterwards.
 struct Reporter {
     on_event: OnEvent,
     last: Option<Event>,
+    /// When the link last came up.
+    up_since: Option<tokio::time::Instant>,
 }
 
 impl Reporter {
+    fn new(on_event: OnEvent) -> Reporter {
+        Reporter { on_event, last: None, up_since: None }
+    }
+
     fn report(&mut self, state: Event, cluster: &Cluster) {
+        // Held while reporting: close() waits for a report under way, and none follows it.
+        let closed = cluster.closed.lock();
+        if *closed {
+            return;
+        }
         cluster.connected.store(state == Event::Connected, Ordering::Release);
         let changed = match (&self.last, &state) {
             (Some(Event::Disconnected(_)), Event::Disconnected(_)) => false,
             (a, b) => a.as_ref() != Some(b),
         };
         if changed {
+            if state == Event::Connected {
+                self.up_since = Some(tokio::time::Instant::now());
+            }
             (self.on_event)(state.clone());
         }
         self.last = Some(state);
+    }
+
+    /// How long the link was up before this outage (None: it did not come up).
+    fn up_for(&mut self) -> Option<Duration> {
+        self.up_since.take().map(|t| t.elapsed())
+    }
+}
+
+/// The waits between reconnection attempts: doubling from RETRY_FIRST to
+/// RETRY_LAST, and back to RETRY_FIRST only after the link stayed up STABLE, so
+/// that a link that keeps dropping at once is not retried (and logged) every 100 ms.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn next(&mut self, up_for: Option<Duration>) -> Duration {
+        if up_for.is_some_and(|d| d >= STABLE) {
+            self.0 = RETRY_FIRST;
+        }
+        let wait = self.0;
+        self.0 = (self.0 * 2).min(RETRY_LAST);
+        wait
     }
 }
 
@@ -441,8 +487,8 @@ async fn subscriber(
     on_event: OnEvent,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut wait = RETRY_FIRST;
-    let mut reporter = Reporter { on_event, last: None };
+    let mut backoff = Backoff(RETRY_FIRST);
+    let mut reporter = Reporter::new(on_event);
     let mut follow = streams::Follow::default();
     loop {
         let Some((pattern, mode)) = cluster.upgrade().map(|c| (pattern(&c.prefix), c.mode)) else {
@@ -461,16 +507,13 @@ async fn subscriber(
         // A listener attached (Streams mode): at once, on a fresh connection.
         let Some(ended) = ended else { continue };
         let Some(c) = cluster.upgrade() else { return };
-        if reporter.last == Some(Event::Connected) {
-            wait = RETRY_FIRST;
-        }
+        let wait = backoff.next(reporter.up_for());
         reporter.report(Event::Disconnected(ended), &c);
         drop(c);
         tokio::select! {
             _ = stop.changed() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        wait = (wait * 2).min(RETRY_LAST);
     }
 }
 

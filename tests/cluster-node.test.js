@@ -87,6 +87,33 @@ describe('websocket-cluster without Redis', function () {
         assert.match(last.text, /cluster\.status-off|cluster disconnected/);
     });
 
+    it('logs a link that keeps dropping once a minute, not once per drop', async function () {
+        await helper.load(wsNode, flow(await closedPort()));
+        const cluster = helper.getNode('cl');
+        await until(() => cluster.warn.called, 'the first warning');
+        // From here on the test drives the states, on its own clock.
+        cluster.native.close();
+        let now = Date.now();
+        cluster.clock = () => now;
+        const warnings = () => cluster.warn.args.filter((x) => /cluster\.disconnected/.test(x[0])).length;
+        const infos = () => cluster.log.args.filter((x) => /cluster\.reconnected/.test(x[0])).length;
+        cluster.onState(true);
+        // The control: the outage that was warned of is said to be over.
+        assert.deepStrictEqual([warnings(), infos()], [1, 1]);
+        for (let i = 0; i < 5; i++) {
+            now += 1000;
+            cluster.onState(false, 'flap');
+            cluster.onState(true);
+        }
+        assert.deepStrictEqual([warnings(), infos()], [1, 1], 'flaps within the minute: not logged');
+        now += 60000;
+        cluster.onState(false, 'again');
+        cluster.onState(true);
+        assert.deepStrictEqual([warnings(), infos()], [2, 2], 'a minute later: logged');
+        // Each state is still shown.
+        assert.strictEqual(cluster.connected, true);
+    });
+
     it('with richStatus: no error, the cluster state stays shown, and a link change repeats no connect event', async function () {
         const nodes = flow(await closedPort());
         nodes[1].richStatus = true;

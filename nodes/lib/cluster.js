@@ -7,6 +7,9 @@
 const addon = require('./addon');
 const { tlsOptions } = require('./client-options');
 
+/** A disconnection (and its reconnection) is logged at most this often, in ms. */
+const WARN_EVERY = 60000;
+
 const CLUSTER_ID = /^([0-9a-f]{12})-([0-9a-f]{1,8})$/;
 
 /** `<instance>-<hex>` as [instance, session number], or null for any other id. */
@@ -38,6 +41,9 @@ module.exports = function (RED) {
         this.mode = n.mode === 'streams' ? 'streams' : 'pubsub';
         this.connected = false;
         this.warned = false;
+        this.logged = false;
+        this.lastWarned = -Infinity;
+        this.closed = false;
         this.listeners = new Set();
         this.native = null;
         const creds = this.credentials || {};
@@ -60,6 +66,7 @@ module.exports = function (RED) {
             this.error(RED._('websocket.cluster.failed', { message: err.message }));
         }
         this.on('close', (removed, done) => {
+            this.closed = true;
             if (this.native) this.native.close();
             this.native = null;
             this.listeners.clear();
@@ -72,6 +79,8 @@ module.exports = function (RED) {
         onEvent(kind, detail) {
             // Runs as the addon's callback: it must not throw.
             try {
+                // Calls queued before close() may still come: nothing to say then.
+                if (this.closed) return;
                 if (kind === 'connected' || kind === 'disconnected') this.onState(kind === 'connected', detail);
                 else if (kind === 'lost') this.warn(RED._('websocket.cluster.lost', { path: detail }));
                 else if (kind === 'trimmed') this.warn(RED._('websocket.cluster.trimmed', { path: detail }));
@@ -85,15 +94,31 @@ module.exports = function (RED) {
             }
         },
 
+        /** Milliseconds, for the log's rate (tests replace it). */
+        clock() {
+            return Date.now();
+        },
+
         onState(connected, reason) {
             try {
                 this.connected = connected;
                 if (connected) {
-                    if (this.warned) this.log(RED._('websocket.cluster.reconnected', { url: this.shownUrl }));
+                    // Said only of an outage whose start was logged.
+                    if (this.warned && this.logged) this.log(RED._('websocket.cluster.reconnected', { url: this.shownUrl }));
                     this.warned = false;
+                    this.logged = false;
                     this.status({ fill: 'green', shape: 'dot', text: 'common.status.connected' });
                 } else {
-                    if (!this.warned) this.warn(RED._('websocket.cluster.disconnected', { url: this.shownUrl, reason }));
+                    // One warning per outage, and at most one a minute: a link
+                    // that keeps dropping does not fill the log.
+                    if (!this.warned) {
+                        const now = this.clock();
+                        this.logged = !(now - this.lastWarned < WARN_EVERY);
+                        if (this.logged) {
+                            this.lastWarned = now;
+                            this.warn(RED._('websocket.cluster.disconnected', { url: this.shownUrl, reason }));
+                        }
+                    }
                     this.warned = true;
                     this.status({ fill: 'red', shape: 'ring', text: 'common.status.disconnected' });
                 }

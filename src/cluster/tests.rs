@@ -133,14 +133,15 @@ async fn messages_of_other_instances_reach_the_listener_of_their_path_and_our_ow
 }
 
 #[test]
-fn a_redis_that_stays_down_is_reported_once_per_outage() {
+fn a_redis_that_stays_down_is_reported_once_per_outage_and_nothing_after_close() {
     let cfg = ClusterConfig { url: "redis://127.0.0.1:1".into(), prefix: "t:".into(), ..Default::default() };
     let heard = Arc::new(Mutex::new(Vec::new()));
     let log = heard.clone();
-    let mut reporter = Reporter { on_event: Arc::new(move |s| log.lock().push(s)), last: None };
+    let mut reporter = Reporter::new(Arc::new(move |s| log.lock().push(s)));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let cluster = rt.block_on(async { Cluster::start(cfg, Arc::new(|_| {})).unwrap() });
     let down = |why: &str| Event::Disconnected(why.into());
+    let mut connected = Vec::new();
     for s in [
         down("refused"),
         down("refused"),
@@ -151,11 +152,30 @@ fn a_redis_that_stays_down_is_reported_once_per_outage() {
         down("refused"),
     ] {
         reporter.report(s, &cluster);
+        connected.push(cluster.is_connected());
     }
-    // Positive control: each change was heard, with its first reason.
+    // Positive control: each change was heard, with its first reason, and the state followed.
     assert_eq!(*heard.lock(), [down("refused"), Event::Connected, down("lost")]);
-    assert!(!cluster.is_connected());
+    assert_eq!(connected, [false, false, false, true, true, false, false]);
+    // A connection that completes after close() reports nothing.
     cluster.close();
+    reporter.report(Event::Connected, &cluster);
+    assert!(!cluster.is_connected());
+    assert_eq!(heard.lock().len(), 3);
+}
+
+#[test]
+fn the_backoff_starts_again_only_after_the_link_stayed_up() {
+    let mut b = Backoff(RETRY_FIRST);
+    let waits: Vec<_> = [None, None, Some(Duration::from_millis(50)), Some(Duration::from_secs(1)), None, None]
+        .into_iter()
+        .map(|up| b.next(up).as_millis())
+        .collect();
+    // A link that drops at once keeps doubling (to 2 s).
+    assert_eq!(waits, [100, 200, 400, 800, 1600, 2000]);
+    // Up for STABLE: from the first wait again.
+    assert_eq!(b.next(Some(STABLE)), RETRY_FIRST);
+    assert_eq!(b.next(None), RETRY_FIRST * 2);
 }
 
 #[tokio::test(start_paused = true)]
