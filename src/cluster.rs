@@ -98,6 +98,9 @@ pub enum Event {
     Trimmed(String),
     /// Publishes are being dropped, and why (once until one gets through again).
     Dropped(String),
+    /// A room publish named a room over 64 KiB, or more than 65 535 rooms:
+    /// those were left out of the copy for other instances (at most once a minute).
+    RoomsTooLong,
     /// A message of `size` bytes was over the `limit`: it stayed local (at most once a minute).
     TooLarge {
         size: usize,
@@ -144,6 +147,7 @@ pub struct Cluster {
     too_large: AtomicUsize,
     warn_too_large: RateLimit,
     warn_dropped: RateLimit,
+    warn_rooms: RateLimit,
     on_event: OnEvent,
     /// Set by close(); reports and events check it under this lock.
     closed: Mutex<bool>,
@@ -178,6 +182,7 @@ impl Cluster {
             too_large: AtomicUsize::new(0),
             warn_too_large: RateLimit::default(),
             warn_dropped: RateLimit::default(),
+            warn_rooms: RateLimit::default(),
             on_event: on_event.clone(),
             closed: Mutex::new(false),
             stop,
@@ -239,6 +244,16 @@ impl Cluster {
     /// instances. Never waits. Pub/Sub: dropped when Redis is unreachable (at
     /// most once); Streams: kept until Redis is back, up to MAX_PENDING_BYTES.
     pub fn send(&self, path: &str, what: Wire<'_>) {
+        if !what.rooms_fit() && self.warn_rooms.allow() {
+            // Members here got it; members elsewhere of the rooms left out do not.
+            self.emit(Event::RoomsTooLong);
+        }
+        for part in what.split() {
+            self.send_one(path, part);
+        }
+    }
+
+    fn send_one(&self, path: &str, what: Wire<'_>) {
         let size = what.encoded_len();
         if size > self.max_message {
             self.too_large.fetch_add(1, Ordering::Relaxed);

@@ -85,6 +85,7 @@ module.exports = function (RED) {
                 else if (kind === 'lost') this.warn(RED._('websocket.cluster.lost', { path: detail }));
                 else if (kind === 'trimmed') this.warn(RED._('websocket.cluster.trimmed', { path: detail }));
                 else if (kind === 'dropped') this.warn(RED._('websocket.cluster.dropped', { reason: detail }));
+                else if (kind === 'roomstoolong') this.warn(RED._('websocket.cluster.rooms-too-long'));
                 else if (kind === 'toolarge') {
                     const [size, limit] = String(detail).split(' ');
                     this.warn(RED._('websocket.cluster.too-large', { size, limit }));

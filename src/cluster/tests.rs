@@ -282,3 +282,38 @@ async fn what_waits_counts_its_channel_and_overhead_and_a_publish_nobody_takes_c
     assert_eq!(cluster.pending.load(Ordering::Acquire), one, "the failed send undone");
     assert_eq!(cluster.dropped(), before + 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_direct_send_to_more_sessions_than_a_message_names_goes_as_several_and_a_long_room_name_is_warned_of() {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = heard.clone();
+    let cfg = ClusterConfig {
+        url: "redis://127.0.0.1:1".into(),
+        prefix: "t:".into(),
+        mode: Mode::Streams { retention: 10 },
+        ..Default::default()
+    };
+    let cluster = Cluster::start(cfg, Arc::new(move |e| log.lock().push(e))).unwrap();
+    let ids: Vec<u32> = (1..=70_000).collect();
+    let parts = Wire::Direct { instance: 3, ids: ids.clone(), frame: text("x") }.split();
+    assert_eq!(parts.len(), 2);
+    let mut back = Vec::new();
+    for p in &parts {
+        let data = p.encode(1);
+        let Some((_, Wire::Direct { ids, .. })) = Wire::decode(&data) else { panic!("a direct send") };
+        back.extend(ids);
+    }
+    assert_eq!(back, ids, "every session named once");
+    // What send queues (Redis is down) is those two messages, whole.
+    cluster.send("/ws", Wire::Direct { instance: 3, ids, frame: text("x") });
+    let whole: usize = parts.iter().map(|p| cost("t:/ws", &p.encode(1))).sum();
+    assert_eq!(cluster.pending.load(Ordering::Acquire), whole);
+    // A room name too long for the copy: warned of, once a minute.
+    let long = "r".repeat(70_000);
+    assert!(heard.lock().is_empty(), "the control");
+    for _ in 0..2 {
+        cluster.send("/ws", Wire::Publish { rooms: vec![&long, "short"], frame: text("x") });
+    }
+    assert_eq!(*heard.lock(), [Event::RoomsTooLong]);
+    cluster.close();
+}

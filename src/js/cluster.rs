@@ -46,7 +46,8 @@ impl JsCluster {
     /// ("connected", "disconnected" with the reason; a Redis that stays down is
     /// reported once) and of losses: "lost" and "trimmed" (Streams mode, with the
     /// path), "dropped" (with the reason) and "toolarge" ("<size> <limit>" in
-    /// bytes: a message kept local, at most once a minute).
+    /// bytes: a message kept local, at most once a minute) and "roomstoolong" (a
+    /// room publish's rooms over 64 KiB left out for other instances, likewise).
     #[napi(constructor, catch_unwind)]
     pub fn new(options: ClusterOptions, on_event: Function<'_, FnArgs<(String, String)>, ()>) -> Result<Self> {
         let mut url = options.url;
@@ -75,6 +76,7 @@ impl JsCluster {
                         Event::Trimmed(path) => ("trimmed", path),
                         Event::Dropped(why) => ("dropped", why),
                         Event::TooLarge { size, limit } => ("toolarge", format!("{size} {limit}")),
+                        Event::RoomsTooLong => ("roomstoolong", String::new()),
                     };
                     Ok(FnArgs::from((kind.to_owned(), detail)))
                 },
