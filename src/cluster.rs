@@ -55,7 +55,8 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 /// The subscribed connection is pinged this often.
 const HEALTH_CHECK: Duration = Duration::from_secs(5);
 
-/// This process's id in the cluster: random, 48 bits (12 hex digits in session ids).
+/// This process's id in the cluster: 48 bits of which 47 random, bit 44 set so
+/// that it never is 0 nor short of 12 hex digits (in session ids).
 pub fn instance_id() -> u64 {
     static ID: OnceLock<u64> = OnceLock::new();
     *ID.get_or_init(|| (rand::random::<u64>() & 0xffff_ffff_ffff) | (1 << 44))
