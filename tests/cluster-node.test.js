@@ -74,8 +74,15 @@ describe('websocket-cluster without Redis', function () {
         const atA = nextMessage(a, { ms: 5000 });
         helper.getNode('out').receive({ payload: 'to you', _session: got[0]._session });
         assert.strictEqual(String((await atA).data), 'to you');
-        // A reply to a session of another instance goes nowhere here, and throws nothing.
-        helper.getNode('out').receive({ payload: 'away', _session: { type: 'websocket', id: '100000000001-5' } });
+        // A reply to a session of another instance goes nowhere here and is no
+        // error; a local send after it still arrives (and nothing before it).
+        const out = helper.getNode('out');
+        const errorsBefore = out.error.callCount;
+        const next = nextMessage(a, { ms: 5000 });
+        out.receive({ payload: 'away', _session: { type: 'websocket', id: '100000000001-5' } });
+        out.receive({ payload: 'after', _session: got[0]._session });
+        assert.strictEqual(String((await next).data), 'after');
+        assert.strictEqual(out.error.callCount, errorsBefore);
         // Retries go on (100 ms, doubling to 2 s): after 3 s, several have failed.
         await until(() => warn.called, 'the warning');
         await delay(3000);

@@ -7,8 +7,11 @@
 const addon = require('./addon');
 const { tlsOptions } = require('./client-options');
 
-/** A disconnection (and its reconnection) is logged at most this often, in ms. */
-const WARN_EVERY = 60000;
+/** A disconnection (and its reconnection) is logged at most this often, in ms;
+ * the cluster tests, which make several outages a minute, set 0. */
+const WARN_EVERY = /^\d+$/.test(process.env.WSRS_TEST_CLUSTER_LOG_EVERY || '')
+    ? Number(process.env.WSRS_TEST_CLUSTER_LOG_EVERY)
+    : 60000;
 
 const CLUSTER_ID = /^([0-9a-f]{12})-([0-9a-f]{1,8})$/;
 
