@@ -30,15 +30,33 @@ pub use wire::Wire;
 const BATCH: usize = 512;
 /// Bytes of publishes waiting for Redis past which new ones are dropped.
 const MAX_PENDING_BYTES: usize = 64 << 20;
+/// What a queued publish holds beyond its bytes and its channel's: the
+/// queue's entry, the allocations' headers, the pipeline's command (about).
+const ENTRY_OVERHEAD: usize = 128;
+
+/// What a queued publish counts against MAX_PENDING_BYTES.
+fn cost(channel: &str, data: &[u8]) -> usize {
+    data.len() + channel.len() + ENTRY_OVERHEAD
+}
+
+/// The largest copy sent to Redis, by default: one message over Redis's
+/// `client-output-buffer-limit pubsub` (32 MiB by default) would disconnect
+/// every subscriber, the sender's own included. Larger ones stay local.
+pub const MAX_MESSAGE: usize = 8 << 20;
+/// A warning of one kind is logged at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(60);
 /// Waits between reconnection attempts: from the first to the last, doubling.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_LAST: Duration = Duration::from_secs(2);
+/// A link up this long has recovered: the next outage starts from RETRY_FIRST.
+const STABLE: Duration = Duration::from_secs(10);
 /// A connection attempt or a publish round trip that takes longer has failed.
 const TIMEOUT: Duration = Duration::from_secs(3);
 /// The subscribed connection is pinged this often.
 const HEALTH_CHECK: Duration = Duration::from_secs(5);
 
-/// This process's id in the cluster: random, 48 bits (12 hex digits in session ids).
+/// This process's id in the cluster: 48 bits of which 47 random, bit 44 set so
+/// that it never is 0 nor short of 12 hex digits (in session ids).
 pub fn instance_id() -> u64 {
     static ID: OnceLock<u64> = OnceLock::new();
     *ID.get_or_init(|| (rand::random::<u64>() & 0xffff_ffff_ffff) | (1 << 44))
@@ -57,6 +75,8 @@ pub struct ClusterConfig {
     /// Channel (or stream) names start with this.
     pub prefix: String,
     pub mode: Mode,
+    /// The largest message sent to other instances (0: MAX_MESSAGE).
+    pub max_message: usize,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -79,6 +99,30 @@ pub enum Event {
     Trimmed(String),
     /// Publishes are being dropped, and why (once until one gets through again).
     Dropped(String),
+    /// A room publish named a room over 64 KiB, or more than 65 535 rooms:
+    /// those were left out of the copy for other instances (at most once a minute).
+    RoomsTooLong,
+    /// A message of `size` bytes was over the `limit`: it stayed local (at most once a minute).
+    TooLarge {
+        size: usize,
+        limit: usize,
+    },
+}
+
+/// Lets a warning through at most once per WARN_EVERY (on tokio's clock).
+#[derive(Default)]
+struct RateLimit(Mutex<Option<tokio::time::Instant>>);
+
+impl RateLimit {
+    fn allow(&self) -> bool {
+        let now = tokio::time::Instant::now();
+        let mut last = self.0.lock();
+        if last.is_some_and(|t| now.duration_since(t) < WARN_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
 }
 
 pub struct Cluster {
@@ -92,13 +136,22 @@ pub struct Cluster {
     mode: Mode,
     /// Channel or stream, sequence number (Streams mode), message.
     out: mpsc::UnboundedSender<(String, u64, Vec<u8>)>,
+    /// What waits for Redis, counted by `cost`: at most MAX_PENDING_BYTES.
     pending: AtomicUsize,
     connected: AtomicBool,
     /// Publishes dropped (Redis unreachable, or too many waiting), for diagnostics.
     dropped: AtomicUsize,
     /// A drop was reported and nothing has got through since.
     overflowed: AtomicBool,
+    max_message: usize,
+    /// Messages over `max_message`, delivered locally only.
+    too_large: AtomicUsize,
+    warn_too_large: RateLimit,
+    warn_dropped: RateLimit,
+    warn_rooms: RateLimit,
     on_event: OnEvent,
+    /// Set by close(); reports and events check it under this lock.
+    closed: Mutex<bool>,
     stop: watch::Sender<bool>,
 }
 
@@ -107,6 +160,11 @@ pub type OnEvent = Arc<dyn Fn(Event) + Send + Sync>;
 impl Cluster {
     /// Starts connecting at once; `on_event` hears of each change of the link, and of losses.
     pub fn start(cfg: ClusterConfig, on_event: OnEvent) -> crate::error::Result<Arc<Cluster>> {
+        if !prefix_ok(&cfg.prefix) {
+            return Err(crate::error::Error::InvalidArgument(
+                "cluster: the channel prefix must not be empty, nor hold a \"/\"".into(),
+            ));
+        }
         let client = client_of(&cfg)?;
         let (out, rx) = mpsc::unbounded_channel();
         let (stop, _) = watch::channel(false);
@@ -121,7 +179,13 @@ impl Cluster {
             connected: AtomicBool::new(false),
             dropped: AtomicUsize::new(0),
             overflowed: AtomicBool::new(false),
+            max_message: if cfg.max_message == 0 { MAX_MESSAGE } else { cfg.max_message },
+            too_large: AtomicUsize::new(0),
+            warn_too_large: RateLimit::default(),
+            warn_dropped: RateLimit::default(),
+            warn_rooms: RateLimit::default(),
             on_event: on_event.clone(),
+            closed: Mutex::new(false),
             stop,
         });
         let weak = Arc::downgrade(&cluster);
@@ -157,12 +221,20 @@ impl Cluster {
         self.connected.load(Ordering::Acquire)
     }
 
+    /// Messages other instances did not get: Redis unreachable, too many
+    /// waiting, refused, or too large.
     pub fn dropped(&self) -> usize {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Stops both tasks; the link closes.
+    /// Of those, messages over the size limit.
+    pub fn too_large(&self) -> usize {
+        self.too_large.load(Ordering::Relaxed)
+    }
+
+    /// Stops both tasks; the link closes. Nothing is reported after it.
     pub fn close(&self) {
+        *self.closed.lock() = true;
         // Nothing is queued for a publisher that is stopping.
         self.connected.store(false, Ordering::Release);
         self.stop.send_replace(true);
@@ -173,35 +245,65 @@ impl Cluster {
     /// instances. Never waits. Pub/Sub: dropped when Redis is unreachable (at
     /// most once); Streams: kept until Redis is back, up to MAX_PENDING_BYTES.
     pub fn send(&self, path: &str, what: Wire<'_>) {
+        if !what.rooms_fit() && self.warn_rooms.allow() {
+            // Members here got it; members elsewhere of the rooms left out do not.
+            self.emit(Event::RoomsTooLong);
+        }
+        for part in what.split() {
+            self.send_one(path, part);
+        }
+    }
+
+    fn send_one(&self, path: &str, what: Wire<'_>) {
+        let size = what.encoded_len();
+        if size > self.max_message {
+            self.too_large.fetch_add(1, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            if self.warn_too_large.allow() {
+                self.emit(Event::TooLarge { size, limit: self.max_message });
+            }
+            return;
+        }
         let streams = matches!(self.mode, Mode::Streams { .. });
         if !streams && !self.is_connected() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let data = what.encode(self.instance);
-        if self.pending.fetch_add(data.len(), Ordering::AcqRel) + data.len() > MAX_PENDING_BYTES {
-            self.pending.fetch_sub(data.len(), Ordering::AcqRel);
-            if streams {
-                self.dropping(format!("more than {} MiB waiting for Redis", MAX_PENDING_BYTES >> 20));
-            } else {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        let channel = format!("{}{}", self.prefix, path);
+        let cost = cost(&channel, &data);
+        if self.pending.fetch_add(cost, Ordering::AcqRel) + cost > MAX_PENDING_BYTES {
+            self.pending.fetch_sub(cost, Ordering::AcqRel);
+            self.dropping(1, format!("more than {} MiB waiting for Redis", MAX_PENDING_BYTES >> 20));
             return;
         }
         let seq = if streams { streams::next_seq() } else { 0 };
-        let _ = self.out.send((format!("{}{}", self.prefix, path), seq, data));
+        if self.out.send((channel, seq, data)).is_err() {
+            // The publisher has stopped (closed): nothing waits after all.
+            self.pending.fetch_sub(cost, Ordering::AcqRel);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
-    /// Counts a publish dropped (Streams mode) and warns, once until one gets through.
-    fn dropping(&self, why: String) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
-        if !self.overflowed.swap(true, Ordering::AcqRel) {
+    /// Counts `n` publishes dropped and warns: once until one gets through
+    /// again, and at most once a minute (a link that keeps failing).
+    fn dropping(&self, n: usize, why: String) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+        if !self.overflowed.swap(true, Ordering::AcqRel) && self.warn_dropped.allow() {
             self.emit(Event::Dropped(why));
         }
     }
 
+    /// A publish got through: the next drop is news again.
+    fn got_through(&self) {
+        self.overflowed.store(false, Ordering::Release);
+    }
+
     fn emit(&self, e: Event) {
-        (self.on_event)(e);
+        let closed = self.closed.lock();
+        if !*closed {
+            (self.on_event)(e);
+        }
     }
 
     /// Picks out of a listener's program what other instances must see too.
@@ -300,7 +402,8 @@ fn manager(client: redis::Client) -> redis::RedisResult<redis::aio::ConnectionMa
 }
 
 /// Sends what `Cluster::send` queued, many publishes per round trip. While the
-/// link is down a batch fails and is dropped (Pub/Sub keeps nothing either).
+/// link is down a batch fails and is dropped (Pub/Sub keeps nothing either),
+/// each of its messages counted.
 async fn publisher(
     cluster: std::sync::Weak<Cluster>,
     client: redis::Client,
@@ -316,36 +419,78 @@ async fn publisher(
         }
         let mut pipe = redis::pipe();
         let mut bytes = 0;
+        let n = batch.len();
         for (channel, _, data) in batch.drain(..) {
-            bytes += data.len();
+            bytes += cost(&channel, &data);
             pipe.publish(channel, data).ignore();
         }
         let sent = tokio::time::timeout(TIMEOUT, pipe.query_async::<()>(&mut conn)).await;
         let Some(cluster) = cluster.upgrade() else { return };
         cluster.pending.fetch_sub(bytes, Ordering::AcqRel);
-        if !matches!(sent, Ok(Ok(()))) {
-            cluster.dropped.fetch_add(1, Ordering::Relaxed);
+        // Each message of a failed batch is lost: counted, and warned of even
+        // while the subscription looks connected.
+        match sent {
+            Ok(Ok(())) => cluster.got_through(),
+            Ok(Err(e)) => cluster.dropping(n, e.to_string()),
+            Err(_) => cluster.dropping(n, "no answer from Redis".into()),
         }
     }
 }
 
 /// Tells JS of changes of the link only: a Redis that stays down is reported once.
+/// Nothing is reported once the cluster is closed, even by a connection that
+/// completes afterwards.
 struct Reporter {
     on_event: OnEvent,
     last: Option<Event>,
+    /// When the link last came up.
+    up_since: Option<tokio::time::Instant>,
 }
 
 impl Reporter {
+    fn new(on_event: OnEvent) -> Reporter {
+        Reporter { on_event, last: None, up_since: None }
+    }
+
     fn report(&mut self, state: Event, cluster: &Cluster) {
+        // Held while reporting: close() waits for a report under way, and none follows it.
+        let closed = cluster.closed.lock();
+        if *closed {
+            return;
+        }
         cluster.connected.store(state == Event::Connected, Ordering::Release);
         let changed = match (&self.last, &state) {
             (Some(Event::Disconnected(_)), Event::Disconnected(_)) => false,
             (a, b) => a.as_ref() != Some(b),
         };
         if changed {
+            if state == Event::Connected {
+                self.up_since = Some(tokio::time::Instant::now());
+            }
             (self.on_event)(state.clone());
         }
         self.last = Some(state);
+    }
+
+    /// How long the link was up before this outage (None: it did not come up).
+    fn up_for(&mut self) -> Option<Duration> {
+        self.up_since.take().map(|t| t.elapsed())
+    }
+}
+
+/// The waits between reconnection attempts: doubling from RETRY_FIRST to
+/// RETRY_LAST, and back to RETRY_FIRST only after the link stayed up STABLE, so
+/// that a link that keeps dropping at once is not retried (and logged) every 100 ms.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn next(&mut self, up_for: Option<Duration>) -> Duration {
+        if up_for.is_some_and(|d| d >= STABLE) {
+            self.0 = RETRY_FIRST;
+        }
+        let wait = self.0;
+        self.0 = (self.0 * 2).min(RETRY_LAST);
+        wait
     }
 }
 
@@ -358,11 +503,11 @@ async fn subscriber(
     on_event: OnEvent,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut wait = RETRY_FIRST;
-    let mut reporter = Reporter { on_event, last: None };
+    let mut backoff = Backoff(RETRY_FIRST);
+    let mut reporter = Reporter::new(on_event);
     let mut follow = streams::Follow::default();
     loop {
-        let Some((pattern, mode)) = cluster.upgrade().map(|c| (format!("{}*", glob_escape(&c.prefix)), c.mode)) else {
+        let Some((pattern, mode)) = cluster.upgrade().map(|c| (pattern(&c.prefix), c.mode)) else {
             return;
         };
         let run = async {
@@ -378,16 +523,13 @@ async fn subscriber(
         // A listener attached (Streams mode): at once, on a fresh connection.
         let Some(ended) = ended else { continue };
         let Some(c) = cluster.upgrade() else { return };
-        if reporter.last == Some(Event::Connected) {
-            wait = RETRY_FIRST;
-        }
+        let wait = backoff.next(reporter.up_for());
         reporter.report(Event::Disconnected(ended), &c);
         drop(c);
         tokio::select! {
             _ = stop.changed() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        wait = (wait * 2).min(RETRY_LAST);
     }
 }
 
@@ -431,6 +573,18 @@ async fn listen(
             }
         }
     }
+}
+
+/// Whether no two clusters' channels (or stream keys) can be the same or match
+/// each other's pattern: a channel is `prefix + path`, a path starts with `/`,
+/// so a prefix without `/` is what comes before the channel's first `/`.
+fn prefix_ok(prefix: &str) -> bool {
+    !prefix.is_empty() && !prefix.contains('/')
+}
+
+/// The pattern of every listener's channel of the cluster with `prefix`, and no other.
+fn pattern(prefix: &str) -> String {
+    format!("{}/*", glob_escape(prefix))
 }
 
 /// `prefix` matched literally in a PSUBSCRIBE pattern.

@@ -126,6 +126,19 @@ describe('editor definitions', function () {
         }
     });
 
+    it('check the cluster\'s URL and prefix as the runtime does, and label it without user-info', function () {
+        const d = defs['websocket-cluster'];
+        const url = d.defaults.url.validate;
+        for (const v of ['redis://127.0.0.1:6379', 'rediss://h:6380/1']) assert.strictEqual(url.call({}, v, {}), true, v);
+        // The runtime refuses an uppercase scheme: so does the editor.
+        for (const v of ['REDIS://127.0.0.1:6379', 'Rediss://h', 'http://h']) assert.strictEqual(typeof url.call({}, v, {}), 'string', v);
+        const prefix = d.defaults.prefix.validate;
+        assert.strictEqual(prefix.call({}, 'nr-ws:', {}), true);
+        for (const v of ['', 'nr-ws:/a', '/']) assert.strictEqual(typeof prefix.call({}, v, {}), 'string', JSON.stringify(v));
+        assert.strictEqual(d.label.call({ url: 'redis://user:s3cret@h:6379/0' }), 'redis://h:6379/0');
+        assert.strictEqual(d.label.call({ name: 'n', url: 'redis://:pw@h' }), 'n');
+    });
+
     it('have every message in all ten locales', function () {
         const keys = (o, prefix = '') => Object.entries(o).flatMap(([k, v]) => (typeof v === 'object' ? keys(v, prefix + k + '.') : [prefix + k]));
         const want = keys(en).sort();

@@ -7,6 +7,12 @@
 const addon = require('./addon');
 const { tlsOptions } = require('./client-options');
 
+/** A disconnection (and its reconnection) is logged at most this often, in ms;
+ * the cluster tests, which make several outages a minute, set 0. */
+const WARN_EVERY = /^\d+$/.test(process.env.WSRS_TEST_CLUSTER_LOG_EVERY || '')
+    ? Number(process.env.WSRS_TEST_CLUSTER_LOG_EVERY)
+    : 60000;
+
 const CLUSTER_ID = /^([0-9a-f]{12})-([0-9a-f]{1,8})$/;
 
 /** `<instance>-<hex>` as [instance, session number], or null for any other id. */
@@ -14,6 +20,12 @@ function parseId(id) {
     const m = typeof id === 'string' ? CLUSTER_ID.exec(id) : null;
     const n = m ? parseInt(m[2], 16) : 0;
     return n > 0 ? [m[1], n] : null;
+}
+
+/** `url` without its user-info (`redis://user:pw@host` → `redis://host`): what
+ * logs show. Credentials belong in the node's Username and Password fields. */
+function withoutUserInfo(url) {
+    return String(url || '').trim().replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1');
 }
 
 /** The retention field as a whole number of entries, or undefined for the default. */
@@ -26,10 +38,15 @@ module.exports = function (RED) {
     function WebSocketClusterNode(n) {
         RED.nodes.createNode(this, n);
         this.url = n.url;
+        // Logged in every disconnected/reconnected line: never with a password.
+        this.shownUrl = withoutUserInfo(n.url);
         this.prefix = n.prefix;
         this.mode = n.mode === 'streams' ? 'streams' : 'pubsub';
         this.connected = false;
         this.warned = false;
+        this.logged = false;
+        this.lastWarned = -Infinity;
+        this.closed = false;
         this.listeners = new Set();
         this.native = null;
         const creds = this.credentials || {};
@@ -52,6 +69,7 @@ module.exports = function (RED) {
             this.error(RED._('websocket.cluster.failed', { message: err.message }));
         }
         this.on('close', (removed, done) => {
+            this.closed = true;
             if (this.native) this.native.close();
             this.native = null;
             this.listeners.clear();
@@ -64,24 +82,47 @@ module.exports = function (RED) {
         onEvent(kind, detail) {
             // Runs as the addon's callback: it must not throw.
             try {
+                // Calls queued before close() may still come: nothing to say then.
+                if (this.closed) return;
                 if (kind === 'connected' || kind === 'disconnected') this.onState(kind === 'connected', detail);
                 else if (kind === 'lost') this.warn(RED._('websocket.cluster.lost', { path: detail }));
                 else if (kind === 'trimmed') this.warn(RED._('websocket.cluster.trimmed', { path: detail }));
                 else if (kind === 'dropped') this.warn(RED._('websocket.cluster.dropped', { reason: detail }));
+                else if (kind === 'roomstoolong') this.warn(RED._('websocket.cluster.rooms-too-long'));
+                else if (kind === 'toolarge') {
+                    const [size, limit] = String(detail).split(' ');
+                    this.warn(RED._('websocket.cluster.too-large', { size, limit }));
+                }
             } catch (err) {
                 // Nothing to do: a warning lost is not worth a crash.
             }
+        },
+
+        /** Milliseconds, for the log's rate (tests replace it). */
+        clock() {
+            return Date.now();
         },
 
         onState(connected, reason) {
             try {
                 this.connected = connected;
                 if (connected) {
-                    if (this.warned) this.log(RED._('websocket.cluster.reconnected', { url: this.url }));
+                    // Said only of an outage whose start was logged.
+                    if (this.warned && this.logged) this.log(RED._('websocket.cluster.reconnected', { url: this.shownUrl }));
                     this.warned = false;
+                    this.logged = false;
                     this.status({ fill: 'green', shape: 'dot', text: 'common.status.connected' });
                 } else {
-                    if (!this.warned) this.warn(RED._('websocket.cluster.disconnected', { url: this.url, reason }));
+                    // One warning per outage, and at most one a minute: a link
+                    // that keeps dropping does not fill the log.
+                    if (!this.warned) {
+                        const now = this.clock();
+                        this.logged = !(now - this.lastWarned < WARN_EVERY);
+                        if (this.logged) {
+                            this.lastWarned = now;
+                            this.warn(RED._('websocket.cluster.disconnected', { url: this.shownUrl, reason }));
+                        }
+                    }
                     this.warned = true;
                     this.status({ fill: 'red', shape: 'ring', text: 'common.status.disconnected' });
                 }

@@ -62,6 +62,16 @@ function statsOf(node) {
             // Closing meanwhile: shown as zeros.
         }
     }
+    // A listener with a cluster: what other instances did not get (the cluster
+    // node's count, shared by the listeners that name it).
+    const cl = node.isListener && node.cluster && node.cluster.native;
+    if (cl) {
+        try {
+            s.cluster = { id: node.cluster.id, connected: cl.connected, dropped: cl.dropped, tooLarge: cl.tooLarge };
+        } catch (err) {
+            // Closing meanwhile: left out.
+        }
+    }
     const r = node.refusals;
     Object.assign(s, { refusedOrigin: r.origin, refusedVerify: r.verify, refusedVerifyTimeout: r.verifyTimeout });
     return Object.assign({

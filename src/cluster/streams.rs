@@ -155,12 +155,13 @@ pub async fn publisher(
             }
         };
         wait = RETRY_FIRST;
-        let bytes: usize = batch.drain(..).map(|(_, _, d)| d.len()).sum();
+        let n = batch.len();
+        let bytes: usize = batch.drain(..).map(|(k, _, d)| super::cost(&k, &d)).sum();
         c.pending.fetch_sub(bytes, Ordering::AcqRel);
         match refused {
             // Refused for good (a key of another type, an ACL): sending it again would block the rest.
-            Some(why) => c.dropping(why),
-            None => c.overflowed.store(false, Ordering::Release),
+            Some(why) => c.dropping(n, why),
+            None => c.got_through(),
         }
     }
 }

@@ -60,8 +60,25 @@ fn a_frame_codec_would_not_make_is_ignored_and_a_session_named_twice_is_named_on
 }
 
 #[test]
-fn a_prefix_is_matched_literally_in_the_subscription_pattern() {
+fn a_prefix_is_matched_literally_in_the_subscription_pattern_up_to_the_paths_slash() {
     assert_eq!(glob_escape("a*b?[c]\\:"), "a\\*b\\?\\[c\\]\\\\:");
+    // nr-ws:* would match another cluster's nr-ws:2/ws; this does not.
+    assert_eq!(pattern("nr-ws:"), "nr-ws:/*");
+    assert_eq!(pattern("a*"), "a\\*/*");
+}
+
+#[test]
+fn an_empty_prefix_or_one_with_a_slash_is_refused() {
+    let start = |prefix: &str| {
+        let cfg = ClusterConfig { url: "redis://127.0.0.1:1".into(), prefix: prefix.into(), ..Default::default() };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async { Cluster::start(cfg, Arc::new(|_| {})).map(|c| c.close()).map_err(|e| e.to_string()) })
+    };
+    // "nr-ws:/a" + "/ws" and "nr-ws:" + "/a/ws" would share a channel; "" would subscribe to everything.
+    for bad in ["", "nr-ws:/a", "/"] {
+        assert!(start(bad).unwrap_err().contains("prefix"), "{bad:?}");
+    }
+    assert!(start("nr-ws:").is_ok(), "the control");
 }
 
 pub(super) async fn session(listener: &Listener) -> (u32, WebSocketStream<tokio::io::DuplexStream>) {
@@ -116,14 +133,15 @@ async fn messages_of_other_instances_reach_the_listener_of_their_path_and_our_ow
 }
 
 #[test]
-fn a_redis_that_stays_down_is_reported_once_per_outage() {
-    let cfg = ClusterConfig { url: "redis://127.0.0.1:1".into(), ..Default::default() };
+fn a_redis_that_stays_down_is_reported_once_per_outage_and_nothing_after_close() {
+    let cfg = ClusterConfig { url: "redis://127.0.0.1:1".into(), prefix: "t:".into(), ..Default::default() };
     let heard = Arc::new(Mutex::new(Vec::new()));
     let log = heard.clone();
-    let mut reporter = Reporter { on_event: Arc::new(move |s| log.lock().push(s)), last: None };
+    let mut reporter = Reporter::new(Arc::new(move |s| log.lock().push(s)));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let cluster = rt.block_on(async { Cluster::start(cfg, Arc::new(|_| {})).unwrap() });
     let down = |why: &str| Event::Disconnected(why.into());
+    let mut connected = Vec::new();
     for s in [
         down("refused"),
         down("refused"),
@@ -134,9 +152,168 @@ fn a_redis_that_stays_down_is_reported_once_per_outage() {
         down("refused"),
     ] {
         reporter.report(s, &cluster);
+        connected.push(cluster.is_connected());
     }
-    // Positive control: each change was heard, with its first reason.
+    // Positive control: each change was heard, with its first reason, and the state followed.
     assert_eq!(*heard.lock(), [down("refused"), Event::Connected, down("lost")]);
+    assert_eq!(connected, [false, false, false, true, true, false, false]);
+    // A connection that completes after close() reports nothing.
+    cluster.close();
+    reporter.report(Event::Connected, &cluster);
     assert!(!cluster.is_connected());
+    assert_eq!(heard.lock().len(), 3);
+}
+
+#[test]
+fn the_backoff_starts_again_only_after_the_link_stayed_up() {
+    let mut b = Backoff(RETRY_FIRST);
+    let waits: Vec<_> = [None, None, Some(Duration::from_millis(50)), Some(Duration::from_secs(1)), None, None]
+        .into_iter()
+        .map(|up| b.next(up).as_millis())
+        .collect();
+    // A link that drops at once keeps doubling (to 2 s).
+    assert_eq!(waits, [100, 200, 400, 800, 1600, 2000]);
+    // Up for STABLE: from the first wait again.
+    assert_eq!(b.next(Some(STABLE)), RETRY_FIRST);
+    assert_eq!(b.next(None), RETRY_FIRST * 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_over_the_limit_stays_local_is_counted_and_warned_of_once_a_minute() {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = heard.clone();
+    // Streams mode queues while Redis is away, so what is not queued was refused for its size.
+    let cfg = ClusterConfig {
+        url: "redis://127.0.0.1:1".into(),
+        prefix: "t:".into(),
+        mode: Mode::Streams { retention: 10 },
+        max_message: 100,
+        ..Default::default()
+    };
+    let cluster = Cluster::start(cfg, Arc::new(move |e| log.lock().push(e))).unwrap();
+    let small = Wire::Broadcast { frame: text("x") };
+    assert!(small.encoded_len() <= 100);
+    let big = || Wire::Broadcast { frame: text(&"x".repeat(100)) };
+    assert_eq!(big().encoded_len(), big().encode(1).len());
+    cluster.send("/ws", small);
+    cluster.send("/ws", big());
+    cluster.send("/ws", big());
+    // The control: the small one was queued, the large ones were not.
+    assert_eq!((cluster.too_large(), cluster.dropped()), (2, 2));
+    assert!(cluster.pending.load(Ordering::Relaxed) > 0);
+    let once = Event::TooLarge { size: big().encoded_len(), limit: 100 };
+    assert_eq!(*heard.lock(), std::slice::from_ref(&once));
+    tokio::time::advance(WARN_EVERY).await;
+    cluster.send("/ws", big());
+    assert_eq!(*heard.lock(), [once.clone(), once]);
+    cluster.close();
+}
+
+#[test]
+fn encoded_len_is_the_length_encode_makes() {
+    let frame = text("hi");
+    for w in [
+        Wire::Broadcast { frame: frame.clone() },
+        Wire::Publish { rooms: vec!["a", "bé"], frame: frame.clone() },
+        Wire::Direct { instance: 42, ids: vec![7, 9, 11], frame: frame.clone() },
+    ] {
+        assert_eq!(w.encoded_len(), w.encode(1).len());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_publish_batch_is_counted_per_message_and_warned_of_at_most_once_a_minute() {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = heard.clone();
+    // Nothing listens on port 1: every batch fails.
+    let cfg = ClusterConfig { url: "redis://127.0.0.1:1".into(), prefix: "t:".into(), ..Default::default() };
+    let cluster = Cluster::start(cfg, Arc::new(move |e| log.lock().push(e))).unwrap();
+    let dropped = |h: &[Event]| h.iter().filter(|e| matches!(e, Event::Dropped(_))).count();
+    // As if the subscription were up: the publishes are queued, and their batch fails.
+    cluster.connected.store(true, Ordering::Release);
+    for t in ["a", "b", "c"] {
+        cluster.send("/ws", Wire::Broadcast { frame: text(t) });
+    }
+    for _ in 0..100 {
+        if cluster.dropped() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(cluster.dropped(), 3, "each message counted");
+    assert_eq!(dropped(&heard.lock()), 1, "warned of: {:?}", heard.lock());
+    // A link that recovers and fails again within the minute: no second warning,
+    cluster.got_through();
+    cluster.dropping(2, "again".into());
+    assert_eq!((cluster.dropped(), dropped(&heard.lock())), (5, 1));
+    // but a minute later, yes.
+    cluster.got_through();
+    tokio::time::advance(WARN_EVERY).await;
+    cluster.dropping(1, "later".into());
+    assert_eq!(heard.lock().last(), Some(&Event::Dropped("later".into())));
+    cluster.close();
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_waits_counts_its_channel_and_overhead_and_a_publish_nobody_takes_counts_nothing() {
+    let cfg = ClusterConfig {
+        url: "redis://127.0.0.1:1".into(),
+        prefix: "t:".into(),
+        mode: Mode::Streams { retention: 10 },
+        ..Default::default()
+    };
+    let cluster = Cluster::start(cfg, Arc::new(|_| {})).unwrap();
+    let what = || Wire::Broadcast { frame: text("hello") };
+    // Redis is down: it waits, counted with its channel "t:/ws" and the overhead.
+    cluster.send("/ws", what());
+    let one = what().encode(1).len() + "t:/ws".len() + ENTRY_OVERHEAD;
+    assert_eq!(cluster.pending.load(Ordering::Acquire), one);
+    // Closed: the publisher stops and nothing is queued any more, nor counted.
+    cluster.close();
+    for _ in 0..100 {
+        if cluster.out.is_closed() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(cluster.out.is_closed(), "the publisher stopped");
+    let before = cluster.dropped();
+    cluster.send("/ws", what());
+    assert_eq!(cluster.pending.load(Ordering::Acquire), one, "the failed send undone");
+    assert_eq!(cluster.dropped(), before + 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_direct_send_to_more_sessions_than_a_message_names_goes_as_several_and_a_long_room_name_is_warned_of() {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = heard.clone();
+    let cfg = ClusterConfig {
+        url: "redis://127.0.0.1:1".into(),
+        prefix: "t:".into(),
+        mode: Mode::Streams { retention: 10 },
+        ..Default::default()
+    };
+    let cluster = Cluster::start(cfg, Arc::new(move |e| log.lock().push(e))).unwrap();
+    let ids: Vec<u32> = (1..=70_000).collect();
+    let parts = Wire::Direct { instance: 3, ids: ids.clone(), frame: text("x") }.split();
+    assert_eq!(parts.len(), 2);
+    let mut back = Vec::new();
+    for p in &parts {
+        let data = p.encode(1);
+        let Some((_, Wire::Direct { ids, .. })) = Wire::decode(&data) else { panic!("a direct send") };
+        back.extend(ids);
+    }
+    assert_eq!(back, ids, "every session named once");
+    // What send queues (Redis is down) is those two messages, whole.
+    cluster.send("/ws", Wire::Direct { instance: 3, ids, frame: text("x") });
+    let whole: usize = parts.iter().map(|p| cost("t:/ws", &p.encode(1))).sum();
+    assert_eq!(cluster.pending.load(Ordering::Acquire), whole);
+    // A room name too long for the copy: warned of, once a minute.
+    let long = "r".repeat(70_000);
+    assert!(heard.lock().is_empty(), "the control");
+    for _ in 0..2 {
+        cluster.send("/ws", Wire::Publish { rooms: vec![&long, "short"], frame: text("x") });
+    }
+    assert_eq!(*heard.lock(), [Event::RoomsTooLong]);
     cluster.close();
 }

@@ -58,6 +58,49 @@ impl<'a> Wire<'a> {
         out
     }
 
+    /// Whether every room name and the number of rooms fit the encoding (a
+    /// name of at most 64 KiB, at most 65 535 rooms); `encode` leaves out what does not.
+    pub fn rooms_fit(&self) -> bool {
+        match self {
+            Wire::Publish { rooms, .. } => {
+                rooms.len() <= u16::MAX as usize && rooms.iter().all(|r| r.len() <= u16::MAX as usize)
+            }
+            _ => true,
+        }
+    }
+
+    /// A direct send to more sessions than one message names (65 535), as
+    /// several messages; anything else as it is.
+    pub fn split(self) -> Vec<Wire<'a>> {
+        match self {
+            Wire::Direct { instance, mut ids, frame } if ids.len() > u16::MAX as usize => {
+                ids.sort_unstable();
+                ids.dedup();
+                ids.chunks(u16::MAX as usize)
+                    .map(|c| Wire::Direct { instance, ids: c.to_vec(), frame: frame.clone() })
+                    .collect()
+            }
+            w => vec![w],
+        }
+    }
+
+    /// The length of `encode`'s result, without making it.
+    pub fn encoded_len(&self) -> usize {
+        10 + self.frame().len()
+            + match self {
+                Wire::Broadcast { .. } => 0,
+                Wire::Publish { rooms, .. } => {
+                    2 + rooms
+                        .iter()
+                        .filter(|r| r.len() <= u16::MAX as usize)
+                        .take(u16::MAX as usize)
+                        .map(|r| 2 + r.len())
+                        .sum::<usize>()
+                }
+                Wire::Direct { ids, .. } => 8 + 2 + 4 * ids.len().min(u16::MAX as usize),
+            }
+    }
+
     fn frame(&self) -> &Bytes {
         match self {
             Wire::Broadcast { frame } | Wire::Publish { frame, .. } | Wire::Direct { frame, .. } => frame,

@@ -45,12 +45,15 @@ impl JsCluster {
     /// `onEvent(kind, detail)` hears of each change of the link to Redis
     /// ("connected", "disconnected" with the reason; a Redis that stays down is
     /// reported once) and of losses: "lost" and "trimmed" (Streams mode, with the
-    /// path) and "dropped" (with the reason).
+    /// path), "dropped" (with the reason) and "toolarge" ("<size> <limit>" in
+    /// bytes: a message kept local, at most once a minute) and "roomstoolong" (a
+    /// room publish's rooms over 64 KiB left out for other instances, likewise).
     #[napi(constructor, catch_unwind)]
     pub fn new(options: ClusterOptions, on_event: Function<'_, FnArgs<(String, String)>, ()>) -> Result<Self> {
         let mut url = options.url;
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-            return Err(invalid(format!("a cluster URL starts with redis:// or rediss://, not {url:?}")));
+            // Not echoed: it may hold a password.
+            return Err(invalid("a cluster URL starts with redis:// or rediss://"));
         }
         // The crate's own switch for an unverified TLS link.
         if url.starts_with("rediss://") && options.verify == Some(false) && !url.contains('#') {
@@ -72,6 +75,8 @@ impl JsCluster {
                         Event::Lost(path) => ("lost", path),
                         Event::Trimmed(path) => ("trimmed", path),
                         Event::Dropped(why) => ("dropped", why),
+                        Event::TooLarge { size, limit } => ("toolarge", format!("{size} {limit}")),
+                        Event::RoomsTooLong => ("roomstoolong", String::new()),
                     };
                     Ok(FnArgs::from((kind.to_owned(), detail)))
                 },
@@ -85,6 +90,7 @@ impl JsCluster {
             key: options.key,
             prefix: options.prefix.unwrap_or_default(),
             mode,
+            max_message: 0,
         };
         let on_event = Arc::new(move |e| {
             tsfn.call(e, ThreadsafeFunctionCallMode::NonBlocking);
@@ -97,10 +103,17 @@ impl JsCluster {
         self.inner.is_connected()
     }
 
-    /// Publishes dropped so far (Redis unreachable or too slow).
+    /// Messages other instances did not get so far (Redis unreachable or too
+    /// slow, refused, or over the size limit).
     #[napi(getter)]
     pub fn dropped(&self) -> f64 {
         self.inner.dropped() as f64
+    }
+
+    /// Of those, messages over the size limit (kept local).
+    #[napi(getter)]
+    pub fn too_large(&self) -> f64 {
+        self.inner.too_large() as f64
     }
 
     /// Stops and lets go of the link; listeners attached are detached.

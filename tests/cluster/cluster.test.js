@@ -151,4 +151,30 @@ describe('cluster: three Node-RED instances through one redis-server', function 
             }
         }
     });
+
+    it('works again after a "nodes" redeploy that changes only the listener (the cluster node keeps running)', async function () {
+        // Only the listener changes (its name): Node-RED restarts it and its in/out
+        // nodes, not the cluster node, which must now serve the new listener only.
+        const nodes = flow(redisPort, 2);
+        nodes.find((n) => n.id === 'l').name = 'changed';
+        const closes = clients[2].map((c) => new Promise((resolve) => c.once('close', resolve)));
+        await nrs[2].deploy(nodes, 'nodes');
+        await within(Promise.all(closes), WAIT, 'the changed listener closing its sessions');
+        clients[2] = [await client(nrs[2]), await client(nrs[2])];
+        await linked(clients);
+        const target = await whoami(clients[2][1]);
+        for (let from = 0; from < 3; from++) {
+            const end = marker();
+            clients[from][0].send('bcast|nodes' + from);
+            clients[from][0].send('bcast|' + end);
+            for (const c of clients.flat()) {
+                assert.deepStrictEqual(await upTo(c, end), ['nodes' + from]);
+            }
+        }
+        // A reply from another instance reaches a session of the new listener.
+        const end = marker();
+        clients[0][0].send('to|' + target + '|to the new one');
+        clients[0][0].send('bcast|' + end);
+        assert.deepStrictEqual(await upTo(clients[2][1], end), ['to the new one']);
+    });
 });

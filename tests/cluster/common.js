@@ -8,6 +8,10 @@ const { WebSocket, delay, until, within } = require('../support');
 
 const WAIT = 10000;
 
+// The tests count one warning per outage, and make several a minute: the
+// Node-RED processes they start (which inherit this) log each one.
+process.env.WSRS_TEST_CLUSTER_LOG_EVERY = '0';
+
 /** cmd|arg|arg: bcast|text, room|name|text, join|name, whoami, to|id|text, multi|id,id|text. */
 const FUNC = `
 const [cmd, a, b] = String(msg.payload).split('|');

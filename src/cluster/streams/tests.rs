@@ -87,9 +87,10 @@ async fn entries_reach_the_listener_once_and_in_order_and_ours_and_copies_are_no
 async fn publishes_wait_for_redis_and_past_the_bound_are_dropped_with_one_warning() {
     let events = Arc::new(Mutex::new(Vec::new()));
     let cluster = streams_cluster(events.clone());
-    let big = text(&"x".repeat(MAX_PENDING_BYTES / 4));
+    // Under the size limit, 15 fit in the bound and a 16th does not.
+    let big = text(&"x".repeat(MAX_PENDING_BYTES / 15 - 1024));
     // Redis is down: these wait (Pub/Sub would drop them).
-    for _ in 0..2 {
+    for _ in 0..14 {
         cluster.send("/ws", Wire::Broadcast { frame: big.clone() });
     }
     assert_eq!(cluster.dropped(), 0);
@@ -97,7 +98,8 @@ async fn publishes_wait_for_redis_and_past_the_bound_are_dropped_with_one_warnin
     for _ in 0..3 {
         cluster.send("/ws", Wire::Broadcast { frame: big.clone() });
     }
-    assert_eq!(cluster.dropped(), 2, "the third fits, the fourth and fifth do not");
+    assert_eq!(cluster.dropped(), 2, "the 15th fits, the 16th and 17th do not");
+    assert_eq!(cluster.too_large(), 0);
     let dropped: Vec<_> = events.lock().iter().filter(|e| matches!(e, Event::Dropped(_))).cloned().collect();
     assert_eq!(dropped, [Event::Dropped("more than 64 MiB waiting for Redis".into())]);
     cluster.close();
