@@ -107,7 +107,7 @@ describe('the packed package, installed as a user installs it', function () {
             'node_modules/node-forge/package.json', 'node_modules/node-forge/lib/index.js']) {
             assert.ok(files.includes(f), f + ' not packed');
         }
-        assert.strictEqual(files.filter((f) => /^examples\/.+\.json$/.test(f)).length, 5, 'examples: ' + files);
+        assert.strictEqual(files.filter((f) => /^examples\/.+\.json$/.test(f)).length, 6, 'examples: ' + files);
         const extra = files.filter((f) => /^(tests|bench|\.ci|target|scripts\/(?!build\.js$))/.test(f) || f.endsWith('.tgz'));
         assert.deepStrictEqual(extra, []);
         // Its one dependency, bundled so that an offline install fetches nothing.
