@@ -70,7 +70,7 @@ fn a_prefix_is_matched_literally_in_the_subscription_pattern_up_to_the_paths_sla
 #[test]
 fn an_empty_prefix_or_one_with_a_slash_is_refused() {
     let start = |prefix: &str| {
-        let cfg = ClusterConfig { url: "redis://127.0.0.1:1".into(), prefix: prefix.into(), ..Default::default() };
+        let cfg = ClusterConfig { prefix: prefix.into(), ..unreachable(Mode::PubSub) };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async { Cluster::start(cfg, Arc::new(|_| {})).map(|c| c.close()).map_err(|e| e.to_string()) })
     };
@@ -79,6 +79,19 @@ fn an_empty_prefix_or_one_with_a_slash_is_refused() {
         assert!(start(bad).unwrap_err().contains("prefix"), "{bad:?}");
     }
     assert!(start("nr-ws:").is_ok(), "the control");
+}
+
+/// A cluster whose Redis never answers (nothing listens on port 1): what it
+/// queues, counts and reports can be seen without one.
+fn unreachable(mode: Mode) -> ClusterConfig {
+    ClusterConfig { url: "redis://127.0.0.1:1".into(), prefix: "t:".into(), mode, ..Default::default() }
+}
+
+/// `cfg` started, with every event it reports kept in the returned list.
+fn started_heard(cfg: ClusterConfig) -> (Arc<Cluster>, Arc<Mutex<Vec<Event>>>) {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = heard.clone();
+    (Cluster::start(cfg, Arc::new(move |e| log.lock().push(e))).unwrap(), heard)
 }
 
 pub(super) async fn session(listener: &Listener) -> (u32, WebSocketStream<tokio::io::DuplexStream>) {
@@ -99,8 +112,7 @@ pub(super) async fn next(ws: &mut WebSocketStream<tokio::io::DuplexStream>) -> S
 #[tokio::test(start_paused = true)]
 async fn messages_of_other_instances_reach_the_listener_of_their_path_and_our_own_are_dropped() {
     // Nothing listens on port 1: the link stays down, which delivery does not need.
-    let cfg = ClusterConfig { url: "redis://127.0.0.1:1".into(), prefix: "t:".into(), ..Default::default() };
-    let cluster = Cluster::start(cfg, Arc::new(|_| {})).unwrap();
+    let cluster = Cluster::start(unreachable(Mode::PubSub), Arc::new(|_| {})).unwrap();
     let listener = Listener::new(ListenerConfig::default(), Inbox::new(Box::new(|_| {})));
     let token = cluster.attach("/ws", listener.clone());
     // A token of an earlier listener on the path detaches nothing.
@@ -134,7 +146,7 @@ async fn messages_of_other_instances_reach_the_listener_of_their_path_and_our_ow
 
 #[test]
 fn a_redis_that_stays_down_is_reported_once_per_outage_and_nothing_after_close() {
-    let cfg = ClusterConfig { url: "redis://127.0.0.1:1".into(), prefix: "t:".into(), ..Default::default() };
+    let cfg = unreachable(Mode::PubSub);
     let heard = Arc::new(Mutex::new(Vec::new()));
     let log = heard.clone();
     let mut reporter = Reporter::new(Arc::new(move |s| log.lock().push(s)));
@@ -180,17 +192,9 @@ fn the_backoff_starts_again_only_after_the_link_stayed_up() {
 
 #[tokio::test(start_paused = true)]
 async fn a_message_over_the_limit_stays_local_is_counted_and_warned_of_once_a_minute() {
-    let heard = Arc::new(Mutex::new(Vec::new()));
-    let log = heard.clone();
     // Streams mode queues while Redis is away, so what is not queued was refused for its size.
-    let cfg = ClusterConfig {
-        url: "redis://127.0.0.1:1".into(),
-        prefix: "t:".into(),
-        mode: Mode::Streams { retention: 10 },
-        max_message: 100,
-        ..Default::default()
-    };
-    let cluster = Cluster::start(cfg, Arc::new(move |e| log.lock().push(e))).unwrap();
+    let (cluster, heard) =
+        started_heard(ClusterConfig { max_message: 100, ..unreachable(Mode::Streams { retention: 10 }) });
     let small = Wire::Broadcast { frame: text("x") };
     assert!(small.encoded_len() <= 100);
     let big = || Wire::Broadcast { frame: text(&"x".repeat(100)) };
@@ -223,11 +227,8 @@ fn encoded_len_is_the_length_encode_makes() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_publish_batch_is_counted_per_message_and_warned_of_at_most_once_a_minute() {
-    let heard = Arc::new(Mutex::new(Vec::new()));
-    let log = heard.clone();
     // Nothing listens on port 1: every batch fails.
-    let cfg = ClusterConfig { url: "redis://127.0.0.1:1".into(), prefix: "t:".into(), ..Default::default() };
-    let cluster = Cluster::start(cfg, Arc::new(move |e| log.lock().push(e))).unwrap();
+    let (cluster, heard) = started_heard(unreachable(Mode::PubSub));
     let dropped = |h: &[Event]| h.iter().filter(|e| matches!(e, Event::Dropped(_))).count();
     // As if the subscription were up: the publishes are queued, and their batch fails.
     cluster.connected.store(true, Ordering::Release);
@@ -256,13 +257,7 @@ async fn a_failed_publish_batch_is_counted_per_message_and_warned_of_at_most_onc
 
 #[tokio::test(start_paused = true)]
 async fn what_waits_counts_its_channel_and_overhead_and_a_publish_nobody_takes_counts_nothing() {
-    let cfg = ClusterConfig {
-        url: "redis://127.0.0.1:1".into(),
-        prefix: "t:".into(),
-        mode: Mode::Streams { retention: 10 },
-        ..Default::default()
-    };
-    let cluster = Cluster::start(cfg, Arc::new(|_| {})).unwrap();
+    let cluster = Cluster::start(unreachable(Mode::Streams { retention: 10 }), Arc::new(|_| {})).unwrap();
     let what = || Wire::Broadcast { frame: text("hello") };
     // Redis is down: it waits, counted with its channel "t:/ws" and the overhead.
     cluster.send("/ws", what());
@@ -285,15 +280,7 @@ async fn what_waits_counts_its_channel_and_overhead_and_a_publish_nobody_takes_c
 
 #[tokio::test(start_paused = true)]
 async fn a_direct_send_to_more_sessions_than_a_message_names_goes_as_several_and_a_long_room_name_is_warned_of() {
-    let heard = Arc::new(Mutex::new(Vec::new()));
-    let log = heard.clone();
-    let cfg = ClusterConfig {
-        url: "redis://127.0.0.1:1".into(),
-        prefix: "t:".into(),
-        mode: Mode::Streams { retention: 10 },
-        ..Default::default()
-    };
-    let cluster = Cluster::start(cfg, Arc::new(move |e| log.lock().push(e))).unwrap();
+    let (cluster, heard) = started_heard(unreachable(Mode::Streams { retention: 10 }));
     let ids: Vec<u32> = (1..=70_000).collect();
     let parts = Wire::Direct { instance: 3, ids: ids.clone(), frame: text("x") }.split();
     assert_eq!(parts.len(), 2);

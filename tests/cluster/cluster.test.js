@@ -7,7 +7,7 @@ const assert = require('assert');
 const { delay, until, within } = require('../support');
 const { startNodeRed, freePort } = require('../nodered');
 const { startRedis } = require('./redis');
-const { WAIT, flow, client, upTo, whoami, marker, linked, count, upToN } = require('./common');
+const { WAIT, flow, client, upTo, whoami, marker, linked, count, upToN, numbered } = require('./common');
 
 describe('cluster: three Node-RED instances through one redis-server', function () {
     this.timeout(60000);
@@ -98,39 +98,30 @@ describe('cluster: three Node-RED instances through one redis-server', function 
         const [a, b] = [clients[0][0], clients[1][0]];
         const warnings = () => count(nrs[0], /Cluster disconnected from/);
         const before = warnings();
-        let n = 0;
-        let stop = false;
-        const sender = (async () => {
-            // Bounded: at most 4 000 numbers, 5 ms apart.
-            while (!stop && n < 4000) {
-                a.send('bcast|' + n++);
-                await delay(5);
-            }
-        })();
+        const sender = numbered(a);
         await until(() => b.got.length >= 50, 'the stream across', WAIT);
         await redis.stop();
-        const cutAt = n;
+        const cutAt = sender.n;
         // Local delivery carries on meanwhile.
         await until(() => a.got.length >= cutAt + 100, 'local delivery while Redis is down', WAIT);
         await until(() => warnings() > before, 'the warning', WAIT);
         await delay(1000);
         redis = await startRedis(redisPort);
         // Resumed without a redeploy: numbers sent after the restart reach b.
-        const restartedAt = n;
+        const restartedAt = sender.n;
         await until(() => b.got.some((t) => Number(t) > restartedAt), 'the stream across again', 20000);
-        stop = true;
-        await sender;
+        await sender.stop();
         const end = marker();
         a.send('bcast|' + end);
         const atA = (await upTo(a, end)).map(Number);
         const atB = (await upTo(b, end)).map(Number);
         // a (local) got every number once, in order; b got them in order, none
         // twice, with the outage's numbers missing (at most once).
-        assert.deepStrictEqual(atA, upToN(n));
+        assert.deepStrictEqual(atA, upToN(sender.n));
         assert.deepStrictEqual(atB, [...atB].sort((x, y) => x - y));
         assert.strictEqual(new Set(atB).size, atB.length, 'no duplicates');
-        const missing = n - atB.length;
-        assert.ok(missing > 0 && atB.includes(n - 1) && atB.includes(0), 'a gap in the middle: ' + missing + ' of ' + n + ' missing');
+        const missing = sender.n - atB.length;
+        assert.ok(missing > 0 && atB.includes(sender.n - 1) && atB.includes(0), 'a gap in the middle: ' + missing + ' of ' + sender.n + ' missing');
         assert.strictEqual(warnings(), before + 1, 'one warning for the outage');
         assert.match(nrs[0].output(), /Cluster connected again/);
         for (const c of clients.flat()) c.got = [];

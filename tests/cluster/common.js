@@ -37,10 +37,10 @@ function flow(redisPort, version = 1, cluster = {}) {
     ];
 }
 
-/** A client that keeps every text it receives, in order: in `got` (which tests
- * take from) and in `all` (never taken from). */
-async function client(nr) {
-    const ws = new WebSocket(nr.wsUrl + '/ws/c');
+/** A client of `path` that keeps every text it receives, in order: in `got`
+ * (which tests take from) and in `all` (never taken from). */
+async function client(nr, path = '/ws/c') {
+    const ws = new WebSocket(nr.wsUrl + path);
     ws.got = [];
     ws.all = [];
     ws.on('message', (d) => {
@@ -80,14 +80,14 @@ const marker = () => 'end' + ++markers;
 let probes = 0;
 
 /** Until a broadcast from `from` reaches `to` (the link is up): one probe every
- * 200 ms, each starting "probe". */
-async function probeUntil(from, to, what) {
+ * 200 ms, each starting "probe", sent as `say(probe)` (FUNC's bcast by default). */
+async function probeUntil(from, to, what, say = (probe) => 'bcast|' + probe) {
     let sentAt = 0;
     const sent = [];
     await until(() => {
         if (Date.now() - sentAt >= 200) {
             sent.push('probe' + ++probes);
-            from.send('bcast|' + sent[sent.length - 1]);
+            from.send(say(sent[sent.length - 1]));
             sentAt = Date.now();
         }
         return sent.some((p) => to.got.includes(p));
@@ -104,10 +104,27 @@ async function linked(clients) {
     for (const c of clients.flat()) c.got = [];
 }
 
+/** Sends "bcast|0", "bcast|1", ... from `ws`, 5 ms apart (bounded: 4 000), until
+ * `stop()`; `n` is how many it has sent. */
+function numbered(ws) {
+    const s = { n: 0, stopped: false };
+    s.done = (async () => {
+        while (!s.stopped && s.n < 4000) {
+            ws.send('bcast|' + s.n++);
+            await delay(5);
+        }
+    })();
+    s.stop = () => {
+        s.stopped = true;
+        return s.done;
+    };
+    return s;
+}
+
 /** How many times `re` occurs in `nr`'s log. */
 const count = (nr, re) => (nr.output().match(new RegExp(re.source, 'g')) || []).length;
 
 /** Numbers 0..n-1. */
 const upToN = (n) => Array.from({ length: n }, (_, i) => i);
 
-module.exports = { WAIT, flow, client, upTo, whoami, marker, probeUntil, linked, count, upToN };
+module.exports = { WAIT, flow, client, upTo, whoami, marker, probeUntil, linked, count, upToN, numbered };

@@ -6,29 +6,16 @@
 const assert = require('assert');
 const fs = require('fs');
 const path = require('path');
-const { WebSocket, delay, until, within } = require('../support');
+const { until } = require('../support');
 const { startNodeRed, freePort } = require('../nodered');
 const { startRedis } = require('./redis');
+const { WAIT, client, probeUntil } = require('./common');
 
 const FILE = path.join(__dirname, '..', '..', 'examples', '06 - Broadcast across instances.json');
-const WAIT = 10000;
-
 function example(redisPort, nrPort) {
     return JSON.parse(fs.readFileSync(FILE, 'utf8')
         .replace(/redis:\/\/127\.0\.0\.1:6379/g, 'redis://127.0.0.1:' + redisPort)
         .replace(/ws:\/\/127\.0\.0\.1:1880\//g, 'ws://127.0.0.1:' + nrPort + '/'));
-}
-
-async function client(nr) {
-    const ws = new WebSocket(nr.wsUrl + '/ws/shout');
-    ws.got = [];
-    ws.on('message', (d) => ws.got.push(d.toString()));
-    ws.on('error', () => {});
-    await within(new Promise((resolve, reject) => {
-        ws.once('open', resolve);
-        ws.once('error', reject);
-    }), WAIT, 'a connection');
-    return ws;
 }
 
 describe('example 06 on two Node-RED instances and one redis-server', function () {
@@ -43,7 +30,7 @@ describe('example 06 on two Node-RED instances and one redis-server', function (
             const nr = await startNodeRed({ withPackage: true, prefix: 'wsrs-example06-' + i + '-' });
             nrs.push(nr);
             await nr.deploy(example(redis.port, nr.port));
-            clients.push(await client(nr));
+            clients.push(await client(nr, '/ws/shout'));
         }
     });
 
@@ -59,16 +46,7 @@ describe('example 06 on two Node-RED instances and one redis-server', function (
     it('carries a shout made on either instance to the clients of both, once each', async function () {
         const [a, b] = clients;
         // Until the links are up: a probe from a's instance heard on b's (and a's own, locally).
-        let n = 0;
-        let sentAt = 0;
-        await until(() => {
-            if (Date.now() - sentAt >= 200) {
-                a.send('probe' + ++n);
-                sentAt = Date.now();
-            }
-            return b.got.some((t) => t.startsWith('probe'));
-        }, 'the instances linked', 20000);
-        await delay(300);
+        await probeUntil(a, b, 'the instances linked', (probe) => probe);
         a.got = [];
         b.got = [];
         a.send('from a');

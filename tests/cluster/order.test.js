@@ -4,11 +4,10 @@
 //! a room publish then a multicast (two real Node-RED processes, one redis-server).
 
 const assert = require('assert');
-const { WebSocket, delay, until, within } = require('../support');
+const { delay, until } = require('../support');
 const { startNodeRed, freePort } = require('../nodered');
 const { startRedis } = require('./redis');
-
-const WAIT = 10000;
+const { WAIT, client, whoami } = require('./common');
 
 /** "whoami" answers the id; "join|room"; "seq|id" sends four msgs of four kinds to id, in order. */
 const FUNC = `
@@ -36,18 +35,6 @@ function flow(redisPort) {
     ];
 }
 
-async function client(nr) {
-    const ws = new WebSocket(nr.wsUrl + '/ws/o');
-    ws.got = [];
-    ws.on('message', (d) => ws.got.push(d.toString()));
-    ws.on('error', () => {});
-    await within(new Promise((resolve, reject) => {
-        ws.once('open', resolve);
-        ws.once('error', reject);
-    }), WAIT, 'a connection');
-    return ws;
-}
-
 describe('cluster: the order of a flow\'s sends to a session of another instance', function () {
     this.timeout(60000);
     let redis = null;
@@ -59,7 +46,7 @@ describe('cluster: the order of a flow\'s sends to a session of another instance
         for (let i = 0; i < 2; i++) {
             const nr = await startNodeRed({ withPackage: true, flows: flow(redis.port), prefix: 'wsrs-order-' + i + '-' });
             nrs.push(nr);
-            clients.push(await client(nr));
+            clients.push(await client(nr, '/ws/o'));
         }
     });
 
@@ -75,9 +62,7 @@ describe('cluster: the order of a flow\'s sends to a session of another instance
     it('is kept: broadcast, reply, room publish, multicast, broadcast arrive as sent', async function () {
         const [a, b] = clients;
         b.send('join|r');
-        b.send('whoami');
-        await until(() => b.got.some((t) => t.startsWith('id|')), 'whoami', WAIT);
-        const id = b.got.find((t) => t.startsWith('id|')).slice(3);
+        const id = await whoami(b);
         // Until the link is up: a's instance reaches b with a reply.
         let sentAt = 0;
         await until(() => {

@@ -14,7 +14,7 @@ const { delay, until, within } = require('../support');
 const { startNodeRed, freePort } = require('../nodered');
 const { startRedis, cli } = require('./redis');
 const { startProxy } = require('./proxy');
-const { WAIT, flow, client, upTo, marker, probeUntil, linked, count, upToN } = require('./common');
+const { WAIT, flow, client, upTo, marker, probeUntil, linked, count, upToN, numbered } = require('./common');
 
 const STREAMS = { mode: 'streams', retention: '10000' };
 
@@ -77,35 +77,26 @@ describe('cluster, Streams mode: Node-RED instances through one persistent redis
         const [a, b] = [clients[0][0], clients[1][0]];
         const warned = () => count(nrs[0], /Cluster disconnected from/) + count(nrs[1], /Cluster disconnected from/);
         const before = warned();
-        let n = 0;
-        let stop = false;
-        const sender = (async () => {
-            // Bounded: at most 4 000 numbers, 5 ms apart.
-            while (!stop && n < 4000) {
-                a.send('bcast|' + n++);
-                await delay(5);
-            }
-        })();
+        const sender = numbered(a);
         await until(() => b.got.length >= 50, 'the stream across', WAIT);
         await redis.stop();
-        const cutAt = n;
+        const cutAt = sender.n;
         // Local delivery carries on meanwhile, and both instances notice.
         await until(() => a.got.length >= cutAt + 100, 'local delivery while Redis is down', WAIT);
         await until(() => warned() >= before + 2, 'the warnings', WAIT);
-        const down = n;
+        const down = sender.n;
         await delay(1000);
-        assert.ok(n > down, 'sent during the outage too');
+        assert.ok(sender.n > down, 'sent during the outage too');
         redis = await startRedis(redisPort, { aof: path.join(dir, 'aof') });
-        const restartedAt = n;
+        const restartedAt = sender.n;
         await until(() => b.got.some((t) => Number(t) > restartedAt), 'the stream across again', 20000);
-        stop = true;
-        await sender;
+        await sender.stop();
         const end = marker();
         a.send('bcast|' + end);
         for (const [i, pair] of clients.entries()) {
             for (const [j, c] of pair.entries()) {
                 const got = (await upTo(c, end)).map(Number);
-                assert.deepStrictEqual(got, upToN(n), 'instance ' + i + ' client ' + j + ': ' + (n - got.length) + ' missing or extra');
+                assert.deepStrictEqual(got, upToN(sender.n), 'instance ' + i + ' client ' + j + ': ' + (sender.n - got.length) + ' missing or extra');
             }
         }
         assert.match(nrs[1].output(), /Cluster connected again/);
@@ -117,31 +108,22 @@ describe('cluster, Streams mode: Node-RED instances through one persistent redis
         const [a, b] = [clients[0][0], clients[1][0]];
         const warnings = () => count(nrs[1], /Cluster disconnected from/);
         const before = warnings();
-        let n = 0;
-        let stop = false;
-        const sender = (async () => {
-            // Bounded: at most 4 000 numbers, 5 ms apart.
-            while (!stop && n < 4000) {
-                a.send('bcast|' + n++);
-                await delay(5);
-            }
-        })();
+        const sender = numbered(a);
         await until(() => b.got.length >= 50, 'the stream across', WAIT);
         await proxy.cut();
         await until(() => warnings() > before, 'the warning', WAIT);
-        const cutAt = n;
-        await until(() => n >= cutAt + 100, 'numbers sent while instance 1 is cut off', WAIT);
+        const cutAt = sender.n;
+        await until(() => sender.n >= cutAt + 100, 'numbers sent while instance 1 is cut off', WAIT);
         await proxy.resume();
-        const resumedAt = n;
+        const resumedAt = sender.n;
         await until(() => b.got.some((t) => Number(t) > resumedAt), 'the stream across again', 20000);
-        stop = true;
-        await sender;
+        await sender.stop();
         const end = marker();
         a.send('bcast|' + end);
         for (const [i, pair] of clients.entries()) {
             for (const [j, c] of pair.entries()) {
                 const got = (await upTo(c, end)).map(Number);
-                assert.deepStrictEqual(got, upToN(n), 'instance ' + i + ' client ' + j + ': ' + (n - got.length) + ' missing or extra');
+                assert.deepStrictEqual(got, upToN(sender.n), 'instance ' + i + ' client ' + j + ': ' + (sender.n - got.length) + ' missing or extra');
             }
         }
     });
