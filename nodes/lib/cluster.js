@@ -156,7 +156,7 @@ module.exports = function (RED) {
             if (byInstance.size === 0) return;
             // What the turn queued before (a broadcast, a room publish) goes to
             // Redis first, so that each session gets a flow's sends in order.
-            if (listener.outTargets.length > 0 || listener.outProgram) listener.flushOutbox();
+            listener.flushOutbox();
             for (const [instance, sessions] of byInstance) {
                 listener.native.sendRemote(instance, [...sessions], data);
             }
