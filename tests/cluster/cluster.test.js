@@ -7,7 +7,7 @@ const assert = require('assert');
 const { delay, until, within } = require('../support');
 const { startNodeRed, freePort } = require('../nodered');
 const { startRedis } = require('./redis');
-const { WAIT, flow, client, upTo, whoami, marker, linked, count, upToN, numbered } = require('./common');
+const { ENV, WAIT, flow, client, upTo, whoami, marker, linked, count, upToN, numbered } = require('./common');
 
 describe('cluster: three Node-RED instances through one redis-server', function () {
     this.timeout(60000);
@@ -25,7 +25,7 @@ describe('cluster: three Node-RED instances through one redis-server', function 
         redisPort = await freePort();
         redis = await startRedis(redisPort);
         for (let i = 0; i < 3; i++) {
-            nrs.push(await startNodeRed({ withPackage: true, flows: flow(redisPort), prefix: 'wsrs-cluster-' + i + '-' }));
+            nrs.push(await startNodeRed({ withPackage: true, flows: flow(redisPort), prefix: 'wsrs-cluster-' + i + '-', env: ENV }));
         }
         await connectAll();
         await linked(clients);

@@ -9,8 +9,9 @@ const { WebSocket, delay, until, within } = require('../support');
 const WAIT = 10000;
 
 // The tests count one warning per outage, and make several a minute: the
-// Node-RED processes they start (which inherit this) log each one.
-process.env.WSRS_TEST_CLUSTER_LOG_EVERY = '0';
+// Node-RED processes started with this environment log each one. (Not set on
+// this process: a mocha test of the once-a-minute rule may share it.)
+const ENV = { ...process.env, WSRS_TEST_CLUSTER_LOG_EVERY: '0' };
 
 /** cmd|arg|arg: bcast|text, room|name|text, join|name, whoami, to|id|text, multi|id,id|text. */
 const FUNC = `
@@ -127,4 +128,4 @@ const count = (nr, re) => (nr.output().match(new RegExp(re.source, 'g')) || []).
 /** Numbers 0..n-1. */
 const upToN = (n) => Array.from({ length: n }, (_, i) => i);
 
-module.exports = { WAIT, flow, client, upTo, whoami, marker, probeUntil, linked, count, upToN, numbered };
+module.exports = { ENV, WAIT, flow, client, upTo, whoami, marker, probeUntil, linked, count, upToN, numbered };

@@ -14,7 +14,7 @@ const { delay, until, within } = require('../support');
 const { startNodeRed, freePort } = require('../nodered');
 const { startRedis, cli } = require('./redis');
 const { startProxy } = require('./proxy');
-const { WAIT, flow, client, upTo, marker, probeUntil, linked, count, upToN, numbered } = require('./common');
+const { ENV, WAIT, flow, client, upTo, marker, probeUntil, linked, count, upToN, numbered } = require('./common');
 
 const STREAMS = { mode: 'streams', retention: '10000' };
 
@@ -30,7 +30,7 @@ describe('cluster, Streams mode: Node-RED instances through one persistent redis
     const portOf = (i) => (i === 1 ? proxy.port : redisPort);
 
     const start = async (i) => {
-        nrs[i] = await startNodeRed({ withPackage: true, flows: flow(portOf(i), 1, STREAMS), prefix: 'wsrs-streams-' + i + '-' });
+        nrs[i] = await startNodeRed({ withPackage: true, flows: flow(portOf(i), 1, STREAMS), prefix: 'wsrs-streams-' + i + '-', env: ENV });
         clients[i] = [await client(nrs[i]), await client(nrs[i])];
     };
 
