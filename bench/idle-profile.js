@@ -10,10 +10,9 @@
 //   node bench/idle-profile.js [--conns 5000] [--size 64] [--rounds 1] [--first 1] [--base 1]
 
 const fs = require('fs');
-const { execFileSync } = require('child_process');
 const loadgen = require('./lib/loadgen');
 const { start } = require('./lib/nodered');
-const { rss } = require('./lib/proc');
+const { rss, gdb, trimHeap } = require('./lib/proc');
 const { delay } = require('./lib/measure');
 const { median, fixed } = require('./lib/stats');
 const { parseOptions } = require('./options');
@@ -39,16 +38,6 @@ function smaps(pid) {
         if (m) out[m[1]] = Number(m[2]) * 1024;
     }
     return out;
-}
-
-/** Runs one gdb command in process `pid`; false if gdb could not. */
-function gdb(pid, command) {
-    try {
-        execFileSync('gdb', ['-p', String(pid), '-batch', '-nx', '-ex', command], { stdio: 'ignore', timeout: 60000 });
-        return true;
-    } catch (err) {
-        return false;
-    }
 }
 
 /** glibc's malloc totals of `pid`, or nulls when gdb cannot tell. */
@@ -117,7 +106,7 @@ async function profile(variant, o) {
         const marks = {};
         for (const s of MARKS) {
             await delay(Math.max(0, up + (MARK_AT[s] - 1) * 1000 - Date.now()));
-            if (s === 'trimmed') gdb(nr.pid, 'call (int) malloc_trim(0)');
+            if (s === 'trimmed') trimHeap(nr.pid);
             const now = await sample(nr, s === 'settled' ? 40000 : 0);
             marks[s] = Object.fromEntries(Object.keys(now).map((k) => [k, now[k] === null || base[k] === null ? null : (now[k] - base[k]) / ready.held]));
         }

@@ -11,6 +11,7 @@ const path = require('path');
 const { spawn } = require('child_process');
 const { fit } = require('../bench/scenarios/idle');
 const { rows } = require('../bench/chart');
+const report = require('../bench/lib/report');
 
 const BENCH = path.join(__dirname, '..', 'bench', 'bench.js');
 const SCENARIOS = ['echo', 'latency', 'ingest', 'fanout', 'rooms', 'idle'];
@@ -101,6 +102,22 @@ describe('bench: npm run bench -- --smoke', function () {
         assert.strictEqual((svg.match(/<rect x=/g) || []).length, drawn.length);
         assert.strictEqual((svg.match(/<path d=/g) || []).length, drawn.filter((r) => r.target !== null).length);
         assert.ok(svg.includes('stroke="#000" stroke-width="1.5"'), 'no reference line at 1');
+    });
+
+    it('takes the scenarios of a later run in place of a full run\'s, and says so in the header', function () {
+        assert.ok(results, 'the smoke run gave no results');
+        const full = { ...results, meta: { ...results.meta, smoke: false } };
+        const idle = full.scenarios.find((sc) => sc.id === 'idle');
+        const again = { ...idle, cases: idle.cases.map((c) => ({ ...c, note: 'again' })) };
+        const later = { meta: { ...full.meta, command: 'npm run bench -- --only idle', date: '2099-01-01', commit: 'abc1234' }, scenarios: [again] };
+        const merged = report.replaceScenarios(full, later);
+        assert.deepStrictEqual(merged.scenarios.map((sc) => sc.id), full.scenarios.map((sc) => sc.id));
+        assert.strictEqual(merged.scenarios.find((sc) => sc.id === 'idle'), again);
+        assert.strictEqual(merged.scenarios.find((sc) => sc.id === 'echo'), full.scenarios.find((sc) => sc.id === 'echo'));
+        assert.match(report.text(merged), /- Idle memory from a later run, which replaced those figures: `npm run bench -- --only idle` on 2099-01-01, commit abc1234/);
+        // A second rerun of the same scenario replaces the first one's note.
+        assert.strictEqual(report.replaceScenarios(merged, later).meta.reruns.length, 1);
+        assert.throws(() => report.replaceScenarios(full, { ...later, meta: { ...later.meta, smoke: true } }), /smoke/);
     });
 
     it('holds no more idle connections than fit the descriptor limit, and says so', function () {

@@ -35,8 +35,27 @@ function header(meta) {
         '- Date: ' + meta.date + '; commit ' + meta.commit + '.',
         '- Machine: ' + m.cpus + ' × ' + m.cpuModel + ', ' + m.memGiB + ' GiB, ' + m.os + ' (kernel ' + m.kernel + '); ' + loads(meta) + '.',
         '- Node ' + meta.node + ', Node-RED ' + meta.nodeRed + ' (core nodes on `ws` ' + meta.coreWs + '), load generator and ceiling server `bench/loadgen` (tokio-tungstenite; one worker thread for the load, two for the server, as the addon has).',
-        '- Command: `' + meta.command + '`: ' + meta.rounds + ' round(s), ' + meta.warmup + ' s warm-up + ' + meta.seconds + ' s measured per run; figures are medians of the rounds, ratios the medians of each round\'s own ratio (the variants of a round run back to back); ' + meta.duration + '.'
+        '- Command: `' + meta.command + '`: ' + meta.rounds + ' round(s), ' + meta.warmup + ' s warm-up + ' + meta.seconds + ' s measured per run; figures are medians of the rounds, ratios the medians of each round\'s own ratio (the variants of a round run back to back); ' + meta.duration + '.',
+        ...(meta.reruns || []).map((r) => '- ' + r.titles.join(', ') + ' from a later run, which replaced those figures: `' + r.command + '` on ' + r.date + ', commit ' + r.commit + ', ' + r.rounds + ' round(s), ' + loads(r) + ', ' + r.duration + '.')
     ].join('\n');
+}
+
+/**
+ * `results` with the scenarios that `rerun` measured taken from it, and the rerun
+ * noted in the header (a scenario measured again after a change to its method,
+ * without running every other one again).
+ */
+function replaceScenarios(results, rerun) {
+    if (rerun.meta.smoke) throw new Error('a smoke run\'s results are not measurements');
+    const ids = rerun.scenarios.map((sc) => sc.id);
+    const scenarios = results.scenarios.map((sc) => rerun.scenarios.find((r) => r.id === sc.id) || sc);
+    for (const sc of rerun.scenarios) {
+        if (!results.scenarios.some((s) => s.id === sc.id)) scenarios.push(sc);
+    }
+    const m = rerun.meta;
+    const note = { titles: ids.map((id) => SCENARIOS.find((s) => s.id === id).title), command: m.command, date: m.date, commit: m.commit, rounds: m.rounds, loadavgStart: m.loadavgStart, loadavgEnd: m.loadavgEnd, duration: m.duration };
+    const reruns = (results.meta.reruns || []).filter((r) => !r.titles.every((t) => note.titles.includes(t)));
+    return { ...results, meta: { ...results.meta, reruns: [...reruns, note] }, scenarios };
 }
 
 function tables(results) {
@@ -84,16 +103,30 @@ function writeDocs(results) {
     if (m.smoke) throw new Error('a smoke run\'s results are not measurements: not written into the documents');
     const bench = path.join(__dirname, '..');
     writeBlock(path.join(bench, 'RESULTS.md'), 'results', text(results));
+    const reruns = (m.reruns || []).map((r) => '; ' + r.titles.join(', ') + ' from `' + r.command + '` on ' + r.date).join('');
     const when = 'Last run: ' + m.date + ', ' + m.machine.cpus + ' cores (' + m.machine.cpuModel + '), Node ' + m.node + ', Node-RED ' + m.nodeRed +
-        ', medians of ' + m.rounds + ' rounds (`' + m.command + '`):';
+        ', medians of ' + m.rounds + ' rounds (`' + m.command + '`' + reruns + '):';
     writeBlock(path.join(bench, '..', 'README.md'), 'summary', when + '\n\n' + targets(results));
 }
 
-module.exports = { text, targets, writeDocs, SCENARIOS };
+module.exports = { text, targets, writeDocs, replaceScenarios, SCENARIOS };
 
 // `node bench/lib/report.js [results.json]`: the documents again from saved results.
+// `node bench/lib/report.js --replace OTHER/results.json`: bench/results.json with
+// the scenarios of that run (e.g. `npm run bench -- --only idle --out OTHER`) in
+// place of its own, then its chart and the documents.
 if (require.main === module) {
-    const file = process.argv[2] || path.join(__dirname, '..', 'results.json');
-    writeDocs(JSON.parse(fs.readFileSync(file, 'utf8')));
-    console.log('rewrote the generated blocks of bench/RESULTS.md and README.md from ' + file);
+    const saved = path.join(__dirname, '..', 'results.json');
+    const read = (file) => JSON.parse(fs.readFileSync(file, 'utf8'));
+    if (process.argv[2] === '--replace') {
+        const merged = replaceScenarios(read(saved), read(process.argv[3]));
+        fs.writeFileSync(saved, JSON.stringify(merged, null, 1) + '\n');
+        fs.writeFileSync(path.join(__dirname, '..', 'chart.svg'), require('../chart').svg(merged));
+        writeDocs(merged);
+        console.log('replaced ' + merged.meta.reruns[merged.meta.reruns.length - 1].titles.join(', ') + ' in ' + saved + ', chart.svg and the documents');
+    } else {
+        const file = process.argv[2] || saved;
+        writeDocs(read(file));
+        console.log('rewrote the generated blocks of bench/RESULTS.md and README.md from ' + file);
+    }
 }
