@@ -104,22 +104,6 @@ describe('bench: npm run bench -- --smoke', function () {
         assert.ok(svg.includes('stroke="#000" stroke-width="1.5"'), 'no reference line at 1');
     });
 
-    it('takes the scenarios of a later run in place of a full run\'s, and says so in the header', function () {
-        assert.ok(results, 'the smoke run gave no results');
-        const full = { ...results, meta: { ...results.meta, smoke: false } };
-        const idle = full.scenarios.find((sc) => sc.id === 'idle');
-        const again = { ...idle, cases: idle.cases.map((c) => ({ ...c, note: 'again' })) };
-        const later = { meta: { ...full.meta, command: 'npm run bench -- --only idle', date: '2099-01-01', commit: 'abc1234' }, scenarios: [again] };
-        const merged = report.replaceScenarios(full, later);
-        assert.deepStrictEqual(merged.scenarios.map((sc) => sc.id), full.scenarios.map((sc) => sc.id));
-        assert.strictEqual(merged.scenarios.find((sc) => sc.id === 'idle'), again);
-        assert.strictEqual(merged.scenarios.find((sc) => sc.id === 'echo'), full.scenarios.find((sc) => sc.id === 'echo'));
-        assert.match(report.text(merged), /- Idle memory from a later run, which replaced those figures: `npm run bench -- --only idle` on 2099-01-01, commit abc1234/);
-        // A second rerun of the same scenario replaces the first one's note.
-        assert.strictEqual(report.replaceScenarios(merged, later).meta.reruns.length, 1);
-        assert.throws(() => report.replaceScenarios(full, { ...later, meta: { ...later.meta, smoke: true } }), /smoke/);
-    });
-
     it('holds no more idle connections than fit the descriptor limit, and says so', function () {
         assert.deepStrictEqual(fit(5000, 20000, 40), { held: 5000, note: '' });
         assert.deepStrictEqual(fit(50000, 20000, 40), {
@@ -127,5 +111,41 @@ describe('bench: npm run bench -- --smoke', function () {
             note: '50 000 requested, 19 000 held: hard limit of descriptors per process is 20000 here'
         });
         assert.strictEqual(fit(50000, 1024, 40).held, 0);
+    });
+});
+
+describe('bench: a later run of some scenarios in place of a full run\'s (report.js --replace)', function () {
+    const meta = (over) => ({ date: '2026-12-01', commit: 'aaa1111', machine: { cpus: 2, cpuModel: 'X', memGiB: 1, os: 'Y', kernel: 'Z' }, node: 'v20', nodeRed: '4.1.8', coreWs: '7.5.10',
+        command: 'npm run bench -- --rounds 3', rounds: 3, seconds: 5, warmup: 1, smoke: false, loadavgStart: [1, 1, 1], loadavgEnd: [1, 1, 1], duration: '1 s in all', ...over });
+    const idleCase = (id, perConn) => ({ id, label: id, count: 5000, size: 64,
+        medians: { core: { perConn: 4096, held: 5000, note: '' }, ours: { perConn, held: 5000, note: '' } },
+        ratios: [{ key: 'mem', label: 'idle ' + id, value: perConn / 4096, target: { op: '<=', value: 1 / 3 } }] });
+    const echoCase = { id: 'echo-16-64', label: 'e', medians: { core: { rate: 1, p99: 1, cpuUs: 1 }, ours: { rate: 2, p99: 1, cpuUs: 1 }, ceiling: { rate: 3, p99: 1, cpuUs: 1 } },
+        ratios: [{ key: 'vsCore', label: 'echo', value: 2, target: { op: '>=', value: 2 } }, { key: 'vsCeiling', label: 'echo c', value: 0.6, ceiling: true }] };
+    const full = { meta: meta(), scenarios: [{ id: 'echo', cases: [echoCase] }, { id: 'idle', cases: [idleCase('idle-5000-64', 1024), idleCase('idle-5000-4096', 2048)] }] };
+    const idleAgain = { id: 'idle', cases: [idleCase('idle-5000-64', 512), idleCase('idle-5000-4096', 1536)] };
+    const later = { meta: meta({ command: 'npm run bench -- --only idle --out /tmp/x', date: '2099-01-01', commit: 'bbb2222' }), scenarios: [idleAgain] };
+
+    it('takes the later scenarios, keeps the others, and says so in the header without the output directory', function () {
+        const merged = report.replaceScenarios(full, later);
+        assert.deepStrictEqual(merged.scenarios.map((sc) => sc.id), ['echo', 'idle']);
+        assert.strictEqual(merged.scenarios[1], idleAgain);
+        assert.strictEqual(merged.scenarios[0], full.scenarios[0]);
+        const text = report.text(merged);
+        assert.match(text, /- Idle memory from a later run, which replaced those figures: `npm run bench -- --only idle` on 2099-01-01, commit bbb2222, 3 round\(s\)/);
+        assert.match(text, /\| idle idle-5000-64 \| 0\.13 \|/);
+    });
+
+    it('keeps of an earlier later run only the scenarios the new one did not replace', function () {
+        const both = { meta: meta({ command: 'npm run bench -- --only echo,idle', commit: 'ccc3333' }), scenarios: [{ id: 'echo', cases: [echoCase] }, idleAgain] };
+        const merged = report.replaceScenarios(report.replaceScenarios(full, both), later);
+        assert.deepStrictEqual(merged.meta.reruns.map((r) => [r.commit, r.titles]), [['ccc3333', ['Echo']], ['bbb2222', ['Idle memory']]]);
+        assert.strictEqual(report.replaceScenarios(merged, later).meta.reruns.length, 2);
+    });
+
+    it('refuses a smoke run, a run with cases left out, and one on another machine or version', function () {
+        assert.throws(() => report.replaceScenarios(full, { ...later, meta: { ...later.meta, smoke: true } }), /smoke/);
+        assert.throws(() => report.replaceScenarios(full, { ...later, scenarios: [{ id: 'idle', cases: [idleCase('idle-5000-64', 512)] }] }), /lacks idle-5000-4096/);
+        assert.throws(() => report.replaceScenarios(full, { ...later, meta: { ...later.meta, nodeRed: '5.0.0' } }), /differs in nodeRed/);
     });
 });

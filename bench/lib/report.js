@@ -36,25 +36,40 @@ function header(meta) {
         '- Machine: ' + m.cpus + ' × ' + m.cpuModel + ', ' + m.memGiB + ' GiB, ' + m.os + ' (kernel ' + m.kernel + '); ' + loads(meta) + '.',
         '- Node ' + meta.node + ', Node-RED ' + meta.nodeRed + ' (core nodes on `ws` ' + meta.coreWs + '), load generator and ceiling server `bench/loadgen` (tokio-tungstenite; one worker thread for the load, two for the server, as the addon has).',
         '- Command: `' + meta.command + '`: ' + meta.rounds + ' round(s), ' + meta.warmup + ' s warm-up + ' + meta.seconds + ' s measured per run; figures are medians of the rounds, ratios the medians of each round\'s own ratio (the variants of a round run back to back); ' + meta.duration + '.',
-        ...(meta.reruns || []).map((r) => '- ' + r.titles.join(', ') + ' from a later run, which replaced those figures: `' + r.command + '` on ' + r.date + ', commit ' + r.commit + ', ' + r.rounds + ' round(s), ' + loads(r) + ', ' + r.duration + '.')
+        ...(meta.reruns || []).map((r) => '- ' + r.titles.join(', ') + ' from a later run, which replaced those figures: `' + shownCommand(r.command) + '` on ' + r.date + ', commit ' + r.commit + ', ' + r.rounds + ' round(s), ' + loads(r) + ', ' + r.duration + '.')
     ].join('\n');
 }
+
+/** A run's command as the documents show it: without where it wrote its output. */
+const shownCommand = (command) => command.replace(/\s+--out\s+\S+/, '');
 
 /**
  * `results` with the scenarios that `rerun` measured taken from it, and the rerun
  * noted in the header (a scenario measured again after a change to its method,
- * without running every other one again).
+ * without running every other one again). The rerun must cover every case of a
+ * scenario it replaces, on the same machine and versions.
  */
 function replaceScenarios(results, rerun) {
     if (rerun.meta.smoke) throw new Error('a smoke run\'s results are not measurements');
-    const ids = rerun.scenarios.map((sc) => sc.id);
+    for (const key of ['machine', 'node', 'nodeRed', 'coreWs']) {
+        if (JSON.stringify(rerun.meta[key]) !== JSON.stringify(results.meta[key])) throw new Error('the later run differs in ' + key + ': not comparable');
+    }
+    for (const sc of rerun.scenarios) {
+        const had = results.scenarios.find((s) => s.id === sc.id);
+        const missing = had ? had.cases.map((c) => c.id).filter((id) => !sc.cases.some((c) => c.id === id)) : [];
+        if (missing.length) throw new Error('the later run of ' + sc.id + ' lacks ' + missing.join(', ') + ': run every case of it');
+    }
     const scenarios = results.scenarios.map((sc) => rerun.scenarios.find((r) => r.id === sc.id) || sc);
     for (const sc of rerun.scenarios) {
         if (!results.scenarios.some((s) => s.id === sc.id)) scenarios.push(sc);
     }
     const m = rerun.meta;
-    const note = { titles: ids.map((id) => SCENARIOS.find((s) => s.id === id).title), command: m.command, date: m.date, commit: m.commit, rounds: m.rounds, loadavgStart: m.loadavgStart, loadavgEnd: m.loadavgEnd, duration: m.duration };
-    const reruns = (results.meta.reruns || []).filter((r) => !r.titles.every((t) => note.titles.includes(t)));
+    const titles = rerun.scenarios.map((sc) => SCENARIOS.find((s) => s.id === sc.id).title);
+    const note = { titles, command: m.command, date: m.date, commit: m.commit, rounds: m.rounds, loadavgStart: m.loadavgStart, loadavgEnd: m.loadavgEnd, duration: m.duration };
+    // An earlier rerun keeps only the scenarios this one did not replace.
+    const reruns = (results.meta.reruns || [])
+        .map((r) => ({ ...r, titles: r.titles.filter((t) => !titles.includes(t)) }))
+        .filter((r) => r.titles.length);
     return { ...results, meta: { ...results.meta, reruns: [...reruns, note] }, scenarios };
 }
 
@@ -103,7 +118,7 @@ function writeDocs(results) {
     if (m.smoke) throw new Error('a smoke run\'s results are not measurements: not written into the documents');
     const bench = path.join(__dirname, '..');
     writeBlock(path.join(bench, 'RESULTS.md'), 'results', text(results));
-    const reruns = (m.reruns || []).map((r) => '; ' + r.titles.join(', ') + ' from `' + r.command + '` on ' + r.date).join('');
+    const reruns = (m.reruns || []).map((r) => '; ' + r.titles.join(', ') + ' from a later run of ' + r.rounds + ' rounds (`' + shownCommand(r.command) + '`, ' + r.date + ')').join('');
     const when = 'Last run: ' + m.date + ', ' + m.machine.cpus + ' cores (' + m.machine.cpuModel + '), Node ' + m.node + ', Node-RED ' + m.nodeRed +
         ', medians of ' + m.rounds + ' rounds (`' + m.command + '`' + reruns + '):';
     writeBlock(path.join(bench, '..', 'README.md'), 'summary', when + '\n\n' + targets(results));
@@ -119,10 +134,12 @@ if (require.main === module) {
     const saved = path.join(__dirname, '..', 'results.json');
     const read = (file) => JSON.parse(fs.readFileSync(file, 'utf8'));
     if (process.argv[2] === '--replace') {
+        if (!process.argv[3]) throw new Error('usage: node bench/lib/report.js --replace DIR/results.json');
         const merged = replaceScenarios(read(saved), read(process.argv[3]));
+        const chart = require('../chart').svg(merged);
+        writeDocs(merged); // first: it refuses what it cannot write, before anything else is
         fs.writeFileSync(saved, JSON.stringify(merged, null, 1) + '\n');
-        fs.writeFileSync(path.join(__dirname, '..', 'chart.svg'), require('../chart').svg(merged));
-        writeDocs(merged);
+        fs.writeFileSync(path.join(__dirname, '..', 'chart.svg'), chart);
         console.log('replaced ' + merged.meta.reruns[merged.meta.reruns.length - 1].titles.join(', ') + ' in ' + saved + ', chart.svg and the documents');
     } else {
         const file = process.argv[2] || saved;
