@@ -54,14 +54,16 @@ function replaceScenarios(results, rerun) {
     for (const key of ['machine', 'node', 'nodeRed', 'coreWs']) {
         if (JSON.stringify(rerun.meta[key]) !== JSON.stringify(results.meta[key])) throw new Error('the later run differs in ' + key + ': not comparable');
     }
+    const scenarios = [...results.scenarios];
     for (const sc of rerun.scenarios) {
-        const had = results.scenarios.find((s) => s.id === sc.id);
-        const missing = had ? had.cases.map((c) => c.id).filter((id) => !sc.cases.some((c) => c.id === id)) : [];
+        const at = scenarios.findIndex((s) => s.id === sc.id);
+        if (at < 0) {
+            scenarios.push(sc);
+            continue;
+        }
+        const missing = scenarios[at].cases.map((c) => c.id).filter((id) => !sc.cases.some((c) => c.id === id));
         if (missing.length) throw new Error('the later run of ' + sc.id + ' lacks ' + missing.join(', ') + ': run every case of it');
-    }
-    const scenarios = results.scenarios.map((sc) => rerun.scenarios.find((r) => r.id === sc.id) || sc);
-    for (const sc of rerun.scenarios) {
-        if (!results.scenarios.some((s) => s.id === sc.id)) scenarios.push(sc);
+        scenarios[at] = sc;
     }
     const m = rerun.meta;
     const titles = rerun.scenarios.map((sc) => SCENARIOS.find((s) => s.id === sc.id).title);
