@@ -1,9 +1,10 @@
 'use strict';
 // Every benchmark scenario in one command: core Node-RED, Node-RED with this
-// package and, where it applies, a plain tokio-tungstenite server (the ceiling)
-// or Node-RED fed without transport (the limit), measured side by side in each
-// round, alternating which goes first; medians of the rounds, ratios, results.json
-// and chart.svg. Loopback only; every run is bounded and stops by itself.
+// package and, where it applies, a plain tokio-tungstenite server (the ceiling),
+// measured side by side in each round, alternating which goes first (ingest also
+// runs Node-RED fed without transport, the limit, in each Node-RED around its
+// flood); medians of the rounds, ratios, results.json and chart.svg. Loopback
+// only; every run is bounded and stops by itself.
 //
 //   npm run bench [-- --rounds 3] [--seconds 5] [--warmup 1] [--settle 1] [--only echo,latency,ingest,fanout,idle]
 //                 [--cases idle-5000-] [--smoke] [--out DIR] [--write-results]

@@ -16,7 +16,7 @@ const report = require('../bench/lib/report');
 const BENCH = path.join(__dirname, '..', 'bench', 'bench.js');
 const SCENARIOS = ['echo', 'latency', 'ingest', 'fanout', 'rooms', 'idle'];
 // The measurement each scenario cannot do without, per variant.
-const MEASURED = { echo: ['rate', 'p99'], latency: ['rate', 'p99'], ingest: ['rate', 'cpuUs'], fanout: ['rate', 'perCpu'], rooms: ['rate', 'perCpu'], idle: ['held'] };
+const MEASURED = { echo: ['rate', 'p99'], latency: ['rate', 'p99'], ingest: ['rate', 'cpuUs', 'limitRate', 'limitCpuUs'], fanout: ['rate', 'perCpu'], rooms: ['rate', 'perCpu'], idle: ['held'] };
 
 /** Runs the bench to its end, bounded: SIGTERM (it stops what it started), then SIGKILL. */
 function runBench(args, ms) {
@@ -83,7 +83,7 @@ describe('bench: npm run bench -- --smoke', function () {
         const variants = (id) => Object.keys(results.scenarios.find((s) => s.id === id).cases[0].runs).sort();
         assert.deepStrictEqual(variants('echo'), ['ceiling', 'core', 'ours']);
         assert.deepStrictEqual(variants('fanout'), ['ceiling', 'core', 'ours']);
-        assert.deepStrictEqual(variants('ingest'), ['core', 'limit', 'ours']);
+        assert.deepStrictEqual(variants('ingest'), ['core', 'ours']);
         assert.deepStrictEqual(variants('rooms'), ['core', 'ours', 'ours-fn']);
         assert.ok(Number.isFinite(results.scenarios.find((s) => s.id === 'idle').cases[0].medians.ours.perConn));
     });
@@ -111,6 +111,16 @@ describe('bench: npm run bench -- --smoke', function () {
             note: '50 000 requested, 19 000 held: hard limit of descriptors per process is 20000 here'
         });
         assert.strictEqual(fit(50000, 1024, 40).held, 0);
+    });
+});
+
+describe('bench: ingest results saved before the limit ran in each Node-RED', function () {
+    it('are refused with a clear error, not shown with blank limits under the new method', function () {
+        const ingest = require('../bench/scenarios/ingest');
+        const old = { core: { rate: 1, cpuUs: 1, busy: 1 }, ours: { rate: 1, cpuUs: 1, busy: 1 }, limit: { rate: 1, cpuUs: 1, busy: 1 } };
+        assert.throws(() => ingest.table([{ c: { label: 'x' }, m: old, r: { fmt: () => '1' } }]), /rerun the ingest scenario/);
+        const now = { core: { ...old.core, limitRate: 1, limitBefore: 1, limitAfter: 1, limitCpuUs: 1 }, ours: { ...old.ours, limitRate: 1, limitBefore: 1, limitAfter: 1, limitCpuUs: 1 } };
+        assert.strictEqual(ingest.table([{ c: { label: 'x' }, m: now, r: { fmt: () => '1' } }]).length, 3);
     });
 });
 

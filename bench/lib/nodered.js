@@ -26,14 +26,16 @@ return null;`;
 
 // Node-RED's own limit: msgs shaped as 'websocket in' makes them, sent (one
 // output, not cloned) to the same counter with no transport, in bursts of 256 per
-// event-loop turn for a bounded time. GET /bench/limit starts it.
+// event-loop turn for a bounded time. generateId is called once per msg, as
+// Node.send does for a transport's msgs (the function node's send then gives every
+// msg the request's id). GET /bench/limit starts it.
 const LIMIT = `const later = global.get('setImmediate');
 const size = Math.min(Number(msg.req.query.size) || 64, 1 << 20);
 const end = Date.now() + Math.min(Number(msg.req.query.seconds) || 1, 120) * 1000;
 const payload = 'x'.repeat(size);
 const burst = () => {
     for (let i = 0; i < 256; i++) {
-        node.send({ payload, _session: { type: 'websocket', id: 'limit' } }, false);
+        node.send({ payload, _session: { type: 'websocket', id: 'limit' }, _msgid: RED.util.generateId() }, false);
     }
     if (Date.now() < end) later(burst);
 };
