@@ -39,11 +39,11 @@ function inboundMsg(data, wholemsg, session) {
         // close, reconnect...) through a flow that passes its msgs on, as it
         // does not get to choose `_session`.
         if (carriesRequest(msg.websocket)) delete msg.websocket;
-    } else {
-        msg = { payload: data };
+        msg._session = { type: 'websocket', id: session };
+        return msg;
     }
-    msg._session = { type: 'websocket', id: session };
-    return msg;
+    // One literal: the msg is made with its final shape, not grown into it.
+    return { payload: data, _session: { type: 'websocket', id: session } };
 }
 
 /**
