@@ -30,7 +30,7 @@ function configNode(answers) {
     endpoint.init(node, { wholemsg: 'false' });
     node.isListener = true;
     node.native = { pull() { node.pulls++; return answers.length ? answers.shift() : null; } };
-    node.inputNodes.add({ send: (msg) => node.sent.push(msg.payload) });
+    node.registerInputNode({ send: (msg) => node.sent.push(msg.payload) });
     return node;
 }
 

@@ -29,7 +29,9 @@ module.exports = function (RED) {
     /** Sets up the shared state on a freshly created config node. */
     function init(node, n) {
         node.wholemsg = n.wholemsg === 'true';
-        node.inputNodes = new Set();
+        // An array, replaced (not changed in place) when a node comes or goes: the
+        // per-msg loop needs no iterator, and a delivery under way keeps its list.
+        node.inputNodes = [];
         node.statusNodes = new Set();
         node.count = 0;
         node.closing = false;
@@ -279,9 +281,10 @@ module.exports = function (RED) {
 
         deliver(data, session) {
             const msg = messages.inboundMsg(data, this.wholemsg, this.sessionId(session));
-            for (const n of this.inputNodes) {
+            const list = this.inputNodes;
+            for (let i = 0; i < list.length; i++) {
                 try {
-                    n.send(msg);
+                    list[i].send(msg);
                 } catch (err) {
                     this.error(RED._('websocket.errors.send-error') + ' ' + err.toString());
                 }
@@ -344,11 +347,11 @@ module.exports = function (RED) {
         },
 
         registerInputNode(node) {
-            this.inputNodes.add(node);
+            if (!this.inputNodes.includes(node)) this.inputNodes = [...this.inputNodes, node];
         },
 
         removeInputNode(node) {
-            this.inputNodes.delete(node);
+            this.inputNodes = this.inputNodes.filter((n) => n !== node);
         },
 
         /** An in or out node shows this config node's status until it closes. */
@@ -400,7 +403,7 @@ module.exports = function (RED) {
             for (const session of [...this.drops.keys()]) this.reportDrops(session, true);
             this.peerWarnings.close();
             this.sendWarnings.close();
-            this.inputNodes.clear();
+            this.inputNodes = [];
             this.statusNodes.clear();
             const native = this.native;
             this.native = null;
