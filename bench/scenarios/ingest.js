@@ -84,7 +84,7 @@ module.exports = {
 
     table(rows) {
         if (rows.some(({ m }) => m.ours.limitRate === undefined)) {
-            throw new Error('ingest results from before the limit was measured in each Node-RED (440d02a): rerun the ingest scenario');
+            throw new Error('ingest results from before the limit was measured in each Node-RED (176b1c4): rerun the ingest scenario');
         }
         const out = ['| case | limit msgs/s core / ours: mean (before, after) | core msgs/s | ours msgs/s | ours ÷ core (target ≥ 1) | ours ÷ limit (target ≥ 0.9) | core ÷ limit | limit ours ÷ core | Node-RED CPU µs/msg limit in core / core / limit in ours / ours | busy s core / ours |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |'];
         const lim = (v) => int(v.limitRate) + ' (' + int(v.limitBefore) + ', ' + int(v.limitAfter) + ')';
