@@ -83,7 +83,8 @@ function request(base, ca, method, urlPath, { headers = {}, body, ms = 5000 } = 
 }
 
 /**
- * Starts Node-RED and resolves once its admin API answers `GET /flows`.
+ * Starts Node-RED and resolves once its admin API answers `GET /flows` and it has
+ * started its flows (or said which node types they miss), when its log shows that.
  *
  * - withPackage: load @websocket-rs/node-red (core 22-websocket.js excluded), or plain core.
  * - settings: merged over the base settings (shallow; `nodesExcludes` is ours when withPackage).
@@ -153,6 +154,16 @@ async function startNodeRed({ withPackage = true, settings = {}, settingsCode = 
                 throw new Error('Node-RED admin API did not answer within ' + startMs + ' ms:\n' + out);
             }
             await delay(200);
+        }
+        // Node-RED listens before its flows have started (the runtime does not wait
+        // for them): a client that connected now could find no listener on its path
+        // yet, and be dropped by Node-RED's unhandled-upgrade timeout. Read off the
+        // log, when it shows info (the bench logs warnings only, and waits itself).
+        const level = all.logging && all.logging.console && all.logging.console.level;
+        while (['info', 'debug', 'trace'].includes(level) && !/Started flows|Waiting for missing types/.test(out)) {
+            if (exited) throw new Error('Node-RED exited before its flows started (' + JSON.stringify(exited) + '):\n' + out);
+            if (Date.now() > end) throw new Error('Node-RED did not start its flows within ' + startMs + ' ms:\n' + out);
+            await delay(20);
         }
 
         const nr = {
