@@ -86,7 +86,9 @@ function meta(o, started) {
         seconds: o.seconds,
         warmup: o.warmup,
         smoke: o.smoke,
-        scenarios: o.scenarios
+        scenarios: o.scenarios,
+        // The addon's worker threads, when set rather than chosen from the core count.
+        workers: process.env.WSRS_WORKERS || undefined
     };
 }
 

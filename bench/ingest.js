@@ -124,7 +124,7 @@ async function start(variant, round) {
             withPackage: variant === 'ours' || variant === 'base',
             userDir,
             flows: FLOWS[variant] || FLOWS.ws,
-            settings: { logging: { console: { level: 'warn' } }, nodesDir: path.join(__dirname, 'ingest-gen') },
+            settings: { logging: { console: { level: 'info' } }, nodesDir: path.join(__dirname, 'ingest-gen') },
             stderr: 'inherit',
             prefix: 'wsrs-ingest-' + variant + '-',
             nodeArgs

@@ -27,7 +27,7 @@ const rssMiB = (pid) => Number(fs.readFileSync('/proc/' + pid + '/status', 'utf8
 const delay = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function measure(withPackage) {
-    const nr = await startNodeRed({ withPackage, flows: FLOW, settings: { logging: { console: { level: 'warn' } } }, prefix: 'wsrs-slow-' });
+    const nr = await startNodeRed({ withPackage, flows: FLOW, settings: { logging: { console: { level: 'info' } } }, prefix: 'wsrs-slow-' });
     const fast = new WebSocket(nr.wsUrl + '/bench/feed');
     const slow = net.connect(nr.port, '127.0.0.1');
     try {

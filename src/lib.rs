@@ -31,7 +31,18 @@ mod props;
 fn init() {
     js::testing::latch();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = worker_threads(std::env::var("WSRS_WORKERS").ok().as_deref(), cores);
+    let setting = std::env::var("WSRS_WORKERS").ok();
+    let (workers, taken) = worker_threads(setting.as_deref(), cores);
+    if !taken {
+        // Once, as the addon loads: a setting that is silently ignored misleads.
+        // Not eprintln!, which panics (aborting Node here) if stderr is closed.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "websocket-rs: WSRS_WORKERS={:?} is not a whole number from 1 to 64; running {workers} worker thread(s)",
+            setting.unwrap_or_default()
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .thread_name("websocket-rs")
@@ -42,16 +53,20 @@ fn init() {
     }
 }
 
-/// Worker threads for `cores` CPUs. On 2 cores or fewer, one: Node's JS thread,
-/// which every message also crosses, then keeps a core. On 2 cores one worker
-/// instead of two made echo at 16 connections 18% (64 B) and 27% (4 KiB) faster,
-/// 5% at 64 connections (bench/RESULTS.md, notes). With more cores, two as before:
-/// more has not been measured. `WSRS_WORKERS` (1 to 64) sets the number instead.
-fn worker_threads(setting: Option<&str>, cores: usize) -> usize {
-    match setting.and_then(|v| v.trim().parse::<usize>().ok()) {
-        Some(n) if (1..=64).contains(&n) => n,
-        _ if cores <= 2 => 1,
-        _ => 2,
+/// Worker threads for `cores` CPUs, and whether `setting` (WSRS_WORKERS) was taken:
+/// unset or empty it is not needed, anything but 1 to 64 is refused. On 2 cores or
+/// fewer, one: Node's JS thread, which every message also crosses, then keeps a
+/// core. On 2 cores one worker instead of two made echo at 16 connections 18% (64 B)
+/// and 27% (4 KiB) faster, 5% at 64 connections (bench/RESULTS.md, notes). With more
+/// cores, two as before: more has not been measured.
+fn worker_threads(setting: Option<&str>, cores: usize) -> (usize, bool) {
+    let chosen = if cores <= 2 { 1 } else { 2 };
+    match setting.map(str::trim) {
+        None | Some("") => (chosen, true),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=64).contains(&n) => (n, true),
+            _ => (chosen, false),
+        },
     }
 }
 
@@ -61,19 +76,20 @@ mod worker_tests {
 
     #[test]
     fn one_worker_on_two_cores_or_fewer_else_two() {
-        assert_eq!(worker_threads(None, 1), 1);
-        assert_eq!(worker_threads(None, 2), 1);
-        assert_eq!(worker_threads(None, 3), 2);
-        assert_eq!(worker_threads(None, 16), 2);
+        assert_eq!(worker_threads(None, 1), (1, true));
+        assert_eq!(worker_threads(None, 2), (1, true));
+        assert_eq!(worker_threads(None, 3), (2, true));
+        assert_eq!(worker_threads(Some(""), 16), (2, true));
     }
 
     #[test]
-    fn takes_a_setting_from_1_to_64_and_ignores_any_other() {
-        assert_eq!(worker_threads(Some("2"), 2), 2);
-        assert_eq!(worker_threads(Some(" 8 "), 2), 8);
-        for bad in ["0", "65", "-1", "two", ""] {
-            assert_eq!(worker_threads(Some(bad), 4), 2, "{bad:?}");
-            assert_eq!(worker_threads(Some(bad), 2), 1, "{bad:?}");
+    fn takes_a_setting_from_1_to_64_and_refuses_any_other() {
+        assert_eq!(worker_threads(Some("1"), 4), (1, true));
+        assert_eq!(worker_threads(Some("64"), 2), (64, true));
+        assert_eq!(worker_threads(Some(" 8 "), 2), (8, true));
+        for bad in ["0", "65", "-1", "two", "1.5"] {
+            assert_eq!(worker_threads(Some(bad), 4), (2, false), "{bad:?}");
+            assert_eq!(worker_threads(Some(bad), 2), (1, false), "{bad:?}");
         }
     }
 }

@@ -43,6 +43,8 @@ function baseSettings(port) {
         flowFile: 'flows.json',
         credentialSecret: false,
         logging: { console: { level: 'info', metrics: false, audit: false } },
+        // English logs whatever the machine's locale: startNodeRed and deploy read them.
+        lang: 'en-US',
         telemetry: { enabled: false, updateNotification: false },
         editorTheme: { tours: false }
     };
@@ -93,7 +95,8 @@ function request(base, ca, method, urlPath, { headers = {}, body, ms = 5000 } = 
  * - settingsCode: JavaScript appended to settings.js, for settings that are code
  *   (e.g. `module.exports.webSocketNodeVerifyClient = (info, cb) => cb(true);`).
  * - stderr: 'pipe' (collected into output(), default) or 'inherit'.
- * - prefix: temp dir name prefix; startMs: how long to wait for the admin API.
+ * - prefix: temp dir name prefix; startMs: how long to wait for the admin API and
+ *   the flows to start.
  * - userDir: use this user dir (the caller installed the package there) and keep it on stop.
  * - env: the child's environment (default: this process's).
  * - nodeArgs: options for node itself, before red.js (e.g. ['--cpu-prof']).
@@ -158,8 +161,9 @@ async function startNodeRed({ withPackage = true, settings = {}, settingsCode = 
         // Node-RED listens before its flows have started (the runtime does not wait
         // for them): a client that connected now could find no listener on its path
         // yet, and be dropped by Node-RED's unhandled-upgrade timeout. Read off the
-        // log, when it shows info (the bench logs warnings only, and waits itself).
-        const level = all.logging && all.logging.console && all.logging.console.level;
+        // log, so only when it shows info: a caller logging less waits itself
+        // (bench/lib/nodered.js polls its flow's HTTP endpoint).
+        const level = (all.logging && all.logging.console && all.logging.console.level) || 'info';
         while (['info', 'debug', 'trace'].includes(level) && !/Started flows|Waiting for missing types/.test(out)) {
             if (exited) throw new Error('Node-RED exited before its flows started (' + JSON.stringify(exited) + '):\n' + out);
             if (Date.now() > end) throw new Error('Node-RED did not start its flows within ' + startMs + ' ms:\n' + out);

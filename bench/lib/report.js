@@ -34,7 +34,7 @@ function header(meta) {
     return [
         '- Date: ' + meta.date + '; commit ' + meta.commit + '.',
         '- Machine: ' + m.cpus + ' × ' + m.cpuModel + ', ' + m.memGiB + ' GiB, ' + m.os + ' (kernel ' + m.kernel + '); ' + loads(meta) + '.',
-        '- Node ' + meta.node + ', Node-RED ' + meta.nodeRed + ' (core nodes on `ws` ' + meta.coreWs + '), load generator and ceiling server `bench/loadgen` (tokio-tungstenite; one worker thread for the load, two for the server, as the addon has).',
+        '- Node ' + meta.node + ', Node-RED ' + meta.nodeRed + ' (core nodes on `ws` ' + meta.coreWs + '), load generator and ceiling server `bench/loadgen` (tokio-tungstenite; one worker thread for the load, two for the server, which has no JS thread beside it)' + (meta.workers ? '; `WSRS_WORKERS=' + meta.workers + '` set for ours' : '') + '.',
         '- Command: `' + meta.command + '`: ' + meta.rounds + ' round(s), ' + meta.warmup + ' s warm-up + ' + meta.seconds + ' s measured per run; figures are medians of the rounds, ratios the medians of each round\'s own ratio (the variants of a round run back to back); ' + meta.duration + '.',
         ...(meta.reruns || []).map((r) => '- ' + r.titles.join(', ') + ' from a later run, which replaced those figures: `' + shownCommand(r.command) + '` on ' + r.date + ', commit ' + r.commit + ', ' + r.rounds + ' round(s), ' + loads(r) + ', ' + r.duration + '.')
     ].join('\n');

@@ -42,7 +42,7 @@ function inboundMsg(data, wholemsg, session) {
         msg._session = { type: 'websocket', id: session };
         return msg;
     }
-    // One literal: the msg is made with its final shape, not grown into it.
+    // One literal: the msg starts with the properties it carries (Node.send adds _msgid).
     return { payload: data, _session: { type: 'websocket', id: session } };
 }
 
