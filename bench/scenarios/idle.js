@@ -6,7 +6,8 @@
 
 const loadgen = require('../lib/loadgen');
 const { start } = require('../lib/nodered');
-const { rss, openFds, fdLimits, trimHeap } = require('../lib/proc');
+const { rss, openFds, fdLimits } = require('../lib/proc');
+const { trimmer } = require('../lib/trim');
 const { delay } = require('../lib/measure');
 const { int, fixed, median } = require('../lib/stats');
 
@@ -55,7 +56,7 @@ async function settled(nr, ms, before = () => {}) {
         const young = mem.spaces.find((s) => s.space_name === 'new_space');
         if (!ms || young.space_size <= mem.newSpaceAtStart || Date.now() - start > ms + 30000) break;
     }
-    before();
+    await before();
     const samples = [rss(nr.pid)];
     while (ms && samples.length < SAMPLES) {
         await delay(1000);
@@ -75,7 +76,11 @@ function sourceBlock() {
 }
 
 async function measure(ctx, c, variant) {
-    const nr = await start(variant);
+    const trims = trimmer();
+    const nr = await start(variant, { env: trims.env }).catch((err) => {
+        trims.close();
+        throw err;
+    });
     const holders = [];
     const hold = (conns) => {
         const h = loadgen.session('hold', { url: nr.url('/bench/echo'), conns, size: c.size, srcBase: sourceBlock(), srcCount: 8, maxSeconds: HOLD_SECONDS }, (HOLD_SECONDS + 60) * 1000);
@@ -90,10 +95,10 @@ async function measure(ctx, c, variant) {
         // The baseline without the free heap glibc still holds from Node-RED's start,
         // in both variants: the addon's own trims after a burst return it, and it
         // would be counted as memory the connections do not use (in one run ours
-        // came out at -0.1 KiB per connection at 5 000). Not in the smoke run; a
-        // round that cannot trim one of them cannot be compared, so it stops the bench.
-        const before = await settled(nr, ctx.opts.smoke ? 0 : BASE_SETTLE_MS, () => {
-            if (!ctx.opts.smoke && !trimHeap(nr.pid)) throw new Error(variant + ': gdb could not call malloc_trim(0) in Node-RED for the idle baseline (is gdb installed, and ptrace allowed?)');
+        // came out at -0.1 KiB per connection at 5 000). A round that cannot trim
+        // one of them cannot be compared, so it stops the bench.
+        const before = await settled(nr, ctx.opts.smoke ? 0 : BASE_SETTLE_MS, async () => {
+            if (!(await trims.trim())) throw new Error(variant + ': malloc_trim(0) was not called in Node-RED for the idle baseline within 30 s (bench/lib/trim-preload.c, preloaded)');
         });
         const perProcess = Math.min(10000, hard - 200);
         const parts = [];
@@ -110,6 +115,7 @@ async function measure(ctx, c, variant) {
         for (const h of holders) h.release();
         await Promise.all(holders.map((h) => h.done.catch(() => null)));
         await nr.stop();
+        trims.close();
     }
 }
 
@@ -120,7 +126,7 @@ module.exports = {
     fresh: true,
     fit,
     what: 'A freshly started Node-RED with the echo flow; N connections each send one message, get its echo and stay open, idle. ' +
-        'Memory per connection is the growth of the Node-RED process\'s RSS divided by the connections held, both taken once the process has settled: 10 s after the first connection (the baseline, taken after a `malloc_trim(0)` called through gdb in both, so that the free heap glibc holds from Node-RED\'s start, which the addon\'s own trims after a burst would return, is not counted as memory the connections freed) and 35 s after the N are up (not trimmed by the bench: ours trims its heap itself 2 s and 30 s after a burst of connections, core never does), ' +
+        'Memory per connection is the growth of the Node-RED process\'s RSS divided by the connections held, both taken once the process has settled: 10 s after the first connection (the baseline, taken after a `malloc_trim(0)` called in both through a small library the bench preloads into Node-RED, so that the free heap glibc holds from Node-RED\'s start, which the addon\'s own trims after a burst would return, is not counted as memory the connections freed) and 35 s after the N are up (not trimmed by the bench: ours trims its heap itself 2 s and 30 s after a burst of connections, core never does), ' +
         'past Node-RED\'s inboundWebSocketTimeout (5 s, for which its runtime keeps each upgraded socket referenced) and past V8\'s memory reducer (which gives back the young generation and compacts the old one some seconds after a burst); ' +
         'then garbage collected until V8\'s young generation is back to its size at start, and the median of 3 samples 2 s apart, each after a collection. The same for both. ' +
         'Clients use 8 loopback source addresses per load generator process and at most 10 000 connections per process. ' +

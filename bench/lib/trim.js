@@ -1,0 +1,64 @@
+'use strict';
+// glibc's malloc_trim(0) in a Node-RED the bench starts, core's or ours, through
+// bench/lib/trim-preload.c, preloaded into it: gdb cannot call a function in a
+// process on some CPUs ("Couldn't write extended state status: Bad address").
+// The library is built here with the C compiler Rust builds already need.
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { execFileSync } = require('child_process');
+const { delay } = require('./measure');
+
+const SOURCE = path.join(__dirname, 'trim-preload.c');
+const LIB = path.join(__dirname, '..', '..', 'target', 'bench', 'trim-preload.so');
+
+function build() {
+    if (fs.existsSync(LIB) && fs.statSync(LIB).mtimeMs >= fs.statSync(SOURCE).mtimeMs) return LIB;
+    fs.mkdirSync(path.dirname(LIB), { recursive: true });
+    try {
+        execFileSync(process.env.CC || 'cc', ['-shared', '-fPIC', '-O2', '-o', LIB, SOURCE, '-lpthread'], { stdio: 'pipe', timeout: 120000 });
+    } catch (err) {
+        throw new Error('could not build ' + SOURCE + ' with ' + (process.env.CC || 'cc') + ': ' + String(err.stderr || err.message).trim());
+    }
+    return LIB;
+}
+
+/**
+ * A trim channel for one child process: `env` starts it with the library loaded,
+ * `trim()` has it call malloc_trim(0) once and resolves true when it has (false if
+ * it did not within `ms`), `close()` removes the channel's directory.
+ */
+function trimmer(baseEnv = process.env) {
+    const lib = build();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsrs-trim-'));
+    const done = path.join(dir, 'done');
+    const count = () => (fs.existsSync(done) ? fs.readFileSync(done, 'utf8').split('\n').filter(Boolean).length : 0);
+    return {
+        env: { ...baseEnv, LD_PRELOAD: [lib, baseEnv.LD_PRELOAD].filter(Boolean).join(' '), WSRS_BENCH_TRIM_DIR: dir },
+        async trim(ms = 30000) {
+            const end = Date.now() + ms;
+            const before = count();
+            // Opening without blocking fails (ENXIO) until the thread waits to read.
+            for (;;) {
+                try {
+                    fs.closeSync(fs.openSync(path.join(dir, 'req'), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+                    break;
+                } catch (err) {
+                    if ((err.code !== 'ENXIO' && err.code !== 'ENOENT') || Date.now() > end) return false;
+                    await delay(20);
+                }
+            }
+            while (count() === before) {
+                if (Date.now() > end) return false;
+                await delay(20);
+            }
+            return true;
+        },
+        close() {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    };
+}
+
+module.exports = { trimmer };
