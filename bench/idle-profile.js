@@ -12,7 +12,8 @@
 const fs = require('fs');
 const loadgen = require('./lib/loadgen');
 const { start } = require('./lib/nodered');
-const { rss, gdb, trimHeap } = require('./lib/proc');
+const { rss, gdb } = require('./lib/proc');
+const { trimmer } = require('./lib/trim');
 const { delay } = require('./lib/measure');
 const { median, fixed } = require('./lib/stats');
 const { parseOptions } = require('./options');
@@ -20,7 +21,7 @@ const { parseOptions } = require('./options');
 // Samples after the connections are up: 'burst' 2 s after (gc and a pause, as the
 // bench did until 2026-11-30), 'settled' at least 8 s after (past Node-RED's 5 s
 // inboundWebSocketTimeout) and once V8 has shrunk its young generation, and 30 s after.
-// 'trimmed' is '30 s' after a malloc_trim(0) called through gdb: what glibc holds free.
+// 'trimmed' is '30 s' after a malloc_trim(0) (bench/lib/trim.js): what glibc holds free.
 const MARKS = ['burst', 'settled', '30 s', 'trimmed'];
 const MARK_AT = { burst: 2, settled: 8, '30 s': 30, trimmed: 30 };
 const HOLD_SECONDS = 300;
@@ -89,7 +90,11 @@ async function sample(nr, maxMs) {
 }
 
 async function profile(variant, o) {
-    const nr = await start(variant);
+    const trims = trimmer();
+    const nr = await start(variant, { env: trims.env }).catch((err) => {
+        trims.close();
+        throw err;
+    });
     const holders = [];
     const hold = (conns) => {
         const h = loadgen.session('hold', { url: nr.url('/bench/echo'), conns, size: o.size, srcBase: sourceBlock(), srcCount: 8, maxSeconds: HOLD_SECONDS }, (HOLD_SECONDS + 60) * 1000);
@@ -106,7 +111,7 @@ async function profile(variant, o) {
         const marks = {};
         for (const s of MARKS) {
             await delay(Math.max(0, up + (MARK_AT[s] - 1) * 1000 - Date.now()));
-            if (s === 'trimmed') trimHeap(nr.pid);
+            if (s === 'trimmed' && !(await trims.trim())) throw new Error(variant + ': malloc_trim(0) was not called within 30 s');
             const now = await sample(nr, s === 'settled' ? 40000 : 0);
             marks[s] = Object.fromEntries(Object.keys(now).map((k) => [k, now[k] === null || base[k] === null ? null : (now[k] - base[k]) / ready.held]));
         }
@@ -115,6 +120,7 @@ async function profile(variant, o) {
         for (const h of holders) h.release();
         await Promise.all(holders.map((h) => h.done.catch(() => null)));
         await nr.stop();
+        trims.close();
     }
 }
 

@@ -35,11 +35,6 @@ function gdb(pid, command) {
     }
 }
 
-/** glibc's malloc_trim(0) in process `pid`: returns its free heap to the system. False if gdb could not. */
-function trimHeap(pid) {
-    return gdb(pid, 'call (int) malloc_trim(0)');
-}
-
 /** Resident set size in bytes. */
 function rss(pid) {
     return Number(fs.readFileSync('/proc/' + pid + '/status', 'utf8').match(/VmRSS:\s+(\d+)/)[1]) * 1024;
@@ -75,4 +70,4 @@ function machine() {
 /** The 1, 5 and 15 minute load averages: how busy the shared machine was. */
 const loadavg = () => os.loadavg().map((x) => Number(x.toFixed(2)));
 
-module.exports = { cpuSeconds, rss, openFds, fdLimits, machine, loadavg, gdb, trimHeap };
+module.exports = { cpuSeconds, rss, openFds, fdLimits, machine, loadavg, gdb };
