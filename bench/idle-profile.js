@@ -13,7 +13,6 @@ const fs = require('fs');
 const loadgen = require('./lib/loadgen');
 const { start } = require('./lib/nodered');
 const { rss, gdb } = require('./lib/proc');
-const { trimmer } = require('./lib/trim');
 const { delay } = require('./lib/measure');
 const { median, fixed } = require('./lib/stats');
 const { parseOptions } = require('./options');
@@ -90,11 +89,7 @@ async function sample(nr, maxMs) {
 }
 
 async function profile(variant, o) {
-    const trims = trimmer();
-    const nr = await start(variant, { env: trims.env }).catch((err) => {
-        trims.close();
-        throw err;
-    });
+    const nr = await start(variant, { trim: true });
     const holders = [];
     const hold = (conns) => {
         const h = loadgen.session('hold', { url: nr.url('/bench/echo'), conns, size: o.size, srcBase: sourceBlock(), srcCount: 8, maxSeconds: HOLD_SECONDS }, (HOLD_SECONDS + 60) * 1000);
@@ -111,7 +106,7 @@ async function profile(variant, o) {
         const marks = {};
         for (const s of MARKS) {
             await delay(Math.max(0, up + (MARK_AT[s] - 1) * 1000 - Date.now()));
-            if (s === 'trimmed' && !(await trims.trim())) throw new Error(variant + ': malloc_trim(0) was not called within 30 s');
+            if (s === 'trimmed' && !(await nr.trim())) throw new Error(variant + ': malloc_trim(0) was not called within 30 s');
             const now = await sample(nr, s === 'settled' ? 40000 : 0);
             marks[s] = Object.fromEntries(Object.keys(now).map((k) => [k, now[k] === null || base[k] === null ? null : (now[k] - base[k]) / ready.held]));
         }
@@ -120,7 +115,6 @@ async function profile(variant, o) {
         for (const h of holders) h.release();
         await Promise.all(holders.map((h) => h.done.catch(() => null)));
         await nr.stop();
-        trims.close();
     }
 }
 

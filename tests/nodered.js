@@ -143,6 +143,15 @@ async function startNodeRed({ withPackage = true, settings = {}, settingsCode = 
         const ca = tls && tls.ca;
         const api = (method, urlPath, opts) => request(url, ca, method, urlPath, opts);
 
+        /** Until Node-RED's output from `from` on matches `pattern`; throws if it exits, or `timedOut()` when `until` passes. */
+        const logged = async (pattern, from, until, whenExited, timedOut) => {
+            while (!pattern.test(out.slice(from))) {
+                if (exited) throw new Error('Node-RED exited ' + whenExited + ' (' + JSON.stringify(exited) + '):\n' + out);
+                if (Date.now() > until) throw new Error(timedOut());
+                await delay(20);
+            }
+        };
+
         const end = Date.now() + startMs;
         for (;;) {
             if (exited) {
@@ -164,10 +173,8 @@ async function startNodeRed({ withPackage = true, settings = {}, settingsCode = 
         // log, so only when it shows info: a caller logging less waits itself
         // (bench/lib/nodered.js polls its flow's HTTP endpoint).
         const level = (all.logging && all.logging.console && all.logging.console.level) || 'info';
-        while (['info', 'debug', 'trace'].includes(level) && !/Started flows|Waiting for missing types/.test(out)) {
-            if (exited) throw new Error('Node-RED exited before its flows started (' + JSON.stringify(exited) + '):\n' + out);
-            if (Date.now() > end) throw new Error('Node-RED did not start its flows within ' + startMs + ' ms:\n' + out);
-            await delay(20);
+        if (['info', 'debug', 'trace'].includes(level)) {
+            await logged(/Started flows|Waiting for missing types/, 0, end, 'before its flows started', () => 'Node-RED did not start its flows within ' + startMs + ' ms:\n' + out);
         }
 
         const nr = {
@@ -195,12 +202,7 @@ async function startNodeRed({ withPackage = true, settings = {}, settingsCode = 
                     throw new Error('deploy answered ' + res.status + ': ' + res.text);
                 }
                 // The API answers once the old nodes are stopped; the new ones start after.
-                const until = Date.now() + ms;
-                while (!/Started (flows|modified nodes|modified flows)/.test(out.slice(mark))) {
-                    if (exited) throw new Error('Node-RED exited during a deploy (' + JSON.stringify(exited) + '):\n' + out);
-                    if (Date.now() > until) throw new Error('timed out after ' + ms + ' ms waiting for Node-RED to start the deployed flow');
-                    await delay(20);
-                }
+                await logged(/Started (flows|modified nodes|modified flows)/, mark, Date.now() + ms, 'during a deploy', () => 'timed out after ' + ms + ' ms waiting for Node-RED to start the deployed flow');
                 return res;
             },
 

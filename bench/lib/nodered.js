@@ -4,6 +4,7 @@
 // ('ours'), and the few HTTP endpoints of that flow the bench reads.
 
 const { startNodeRed } = require('../../tests/nodered');
+const { trimmer } = require('./trim');
 
 // Counts in node context, and every 256th message notes the count, the time and
 // the process's CPU seconds, so that the rate over any window can be read back
@@ -187,17 +188,20 @@ module.exports.functionGlobalContext = {
 /**
  * Node-RED with the bench flow: 'ours' loads this package, 'core' is plain Node-RED.
  * `env` replaces the child's environment (bench/counters.js points
- * NAPI_RS_NATIVE_LIBRARY_PATH at a build without counters).
+ * NAPI_RS_NATIVE_LIBRARY_PATH at a build without counters). With `trim`, the
+ * handle's `trim()` calls malloc_trim(0) in it (bench/lib/trim.js).
  */
-async function start(variant, { env } = {}) {
+async function start(variant, { env, trim = false } = {}) {
+    const trims = trim ? trimmer(env) : null;
     const nr = await startNodeRed({
         withPackage: variant === 'ours',
-        env,
+        env: trims ? trims.env : env,
         flows: FLOW,
         settings: { logging: { console: { level: 'warn', metrics: false, audit: false } } },
         settingsCode: SETTINGS_CODE,
         prefix: 'wsrs-bench-' + variant + '-'
     }).catch((err) => {
+        if (trims) trims.close();
         throw new Error(variant + ': Node-RED did not start: ' + err.message);
     });
     const until = Date.now() + 30000;
@@ -206,6 +210,7 @@ async function start(variant, { env } = {}) {
         if (res && res.status === 200) break;
         if (Date.now() > until) {
             await nr.stop();
+            if (trims) trims.close();
             throw new Error(variant + ': the bench flow did not start within 30 s:\n' + nr.output());
         }
         await new Promise((r) => setTimeout(r, 100));
@@ -225,7 +230,13 @@ async function start(variant, { env } = {}) {
         gc: () => call('/bench/gc'),
         memory: async () => (await call('/bench/memory')).json(),
         output: () => nr.output(),
-        stop: () => nr.stop()
+        /** True once malloc_trim(0) has run in it (needs `trim`), false if not within 30 s. */
+        trim: () => (trims ? trims.trim() : Promise.resolve(false)),
+        stop: async () => {
+            const exited = await nr.stop();
+            if (trims) trims.close();
+            return exited;
+        }
     };
 }
 

@@ -7,7 +7,6 @@
 const loadgen = require('../lib/loadgen');
 const { start } = require('../lib/nodered');
 const { rss, openFds, fdLimits } = require('../lib/proc');
-const { trimmer } = require('../lib/trim');
 const { delay } = require('../lib/measure');
 const { int, fixed, median } = require('../lib/stats');
 
@@ -76,11 +75,7 @@ function sourceBlock() {
 }
 
 async function measure(ctx, c, variant) {
-    const trims = trimmer();
-    const nr = await start(variant, { env: trims.env }).catch((err) => {
-        trims.close();
-        throw err;
-    });
+    const nr = await start(variant, { trim: true });
     const holders = [];
     const hold = (conns) => {
         const h = loadgen.session('hold', { url: nr.url('/bench/echo'), conns, size: c.size, srcBase: sourceBlock(), srcCount: 8, maxSeconds: HOLD_SECONDS }, (HOLD_SECONDS + 60) * 1000);
@@ -98,7 +93,7 @@ async function measure(ctx, c, variant) {
         // came out at -0.1 KiB per connection at 5 000). A round that cannot trim
         // one of them cannot be compared, so it stops the bench.
         const before = await settled(nr, ctx.opts.smoke ? 0 : BASE_SETTLE_MS, async () => {
-            if (!(await trims.trim())) throw new Error(variant + ': malloc_trim(0) was not called in Node-RED for the idle baseline within 30 s (bench/lib/trim-preload.c, preloaded)');
+            if (!(await nr.trim())) throw new Error(variant + ': malloc_trim(0) was not called in Node-RED for the idle baseline within 30 s (bench/lib/trim-preload.c, preloaded)');
         });
         const perProcess = Math.min(10000, hard - 200);
         const parts = [];
@@ -115,7 +110,6 @@ async function measure(ctx, c, variant) {
         for (const h of holders) h.release();
         await Promise.all(holders.map((h) => h.done.catch(() => null)));
         await nr.stop();
-        trims.close();
     }
 }
 
