@@ -145,6 +145,28 @@ describe('websocket-listener', function () {
         assert.ok(!('_session' in sent));
     });
 
+    it('gives each inbound msg its own 16-hex-digit _msgid, keys in core\'s order; a whole msg keeps the peer\'s', async function () {
+        await helper.load(wsNode, listenerFlow());
+        const a = await client();
+        const got = received(helper.getNode('sink'), 50);
+        for (let i = 0; i < 50; i++) a.send('m' + i);
+        const msgs = await got;
+        assert.deepStrictEqual(Object.keys(msgs[0]), ['payload', '_session', '_msgid']);
+        assert.ok(msgs.every((m) => /^[0-9a-f]{16}$/.test(m._msgid)), msgs.map((m) => m._msgid).join(' '));
+        assert.strictEqual(new Set(msgs.map((m) => m._msgid)).size, 50);
+
+        await helper.unload();
+        await helper.load(wsNode, listenerFlow({ wholemsg: 'true' }));
+        const b = await client();
+        const whole = received(helper.getNode('sink'), 2);
+        b.send(JSON.stringify({ _msgid: 'theirs', payload: 1 }));
+        b.send(JSON.stringify({ topic: 't' }));
+        const [own, made] = await whole;
+        assert.strictEqual(own._msgid, 'theirs');
+        assert.deepStrictEqual(Object.keys(made), ['topic', '_session', '_msgid']);
+        assert.match(made._msgid, /^[0-9a-f]{16}$/);
+    });
+
     it('ignores a _session that is gone or not ours', async function () {
         await helper.load(wsNode, listenerFlow());
         const a = await client();

@@ -1,0 +1,27 @@
+'use strict';
+// The msg mapping's helpers on their own: session keys (cached per slot) and msg ids.
+
+const assert = require('assert');
+const messages = require('../nodes/lib/messages');
+
+describe('msg mapping helpers', function () {
+    it('spells each session number as its own hex key, also numbers that share a cache slot', function () {
+        const numbers = [1, 257, 0x40000001, 0xffffff01, 0x7fffffff, 0x80000000, 0xffffffff, 0x100, 0];
+        for (let round = 0; round < 3; round++) {
+            for (const n of numbers) {
+                assert.strictEqual(messages.sessionKey(n), n.toString(16), 'key of ' + n);
+                if (n !== 0) assert.strictEqual(messages.sessionNumber(messages.sessionKey(n)), n);
+            }
+        }
+    });
+
+    it('makes msg ids of 16 hex digits, no two alike across refills of its pool', function () {
+        const seen = new Set();
+        for (let i = 0; i < 5000; i++) {
+            const id = messages.newMsgId();
+            assert.match(id, /^[0-9a-f]{16}$/);
+            seen.add(id);
+        }
+        assert.strictEqual(seen.size, 5000);
+    });
+});
