@@ -4,15 +4,15 @@
 // held), sampled at several times after the N are up, each sample after a
 // garbage collection and a pause. Per connection, for each sample: RSS, its
 // anonymous part, V8's heap (used and committed, per space), external and
-// ArrayBuffer memory, and glibc's malloc (system and in-use bytes, read with
-// gdb's `call malloc_stats()`, which prints into Node-RED's stderr).
+// ArrayBuffer memory, and glibc's malloc (system and in-use bytes over all arenas,
+// read through the library bench/lib/trim.js preloads).
 //
 //   node bench/idle-profile.js [--conns 5000] [--size 64] [--rounds 1] [--first 1] [--base 1]
 
 const fs = require('fs');
 const loadgen = require('./lib/loadgen');
 const { start } = require('./lib/nodered');
-const { rss, gdb } = require('./lib/proc');
+const { rss } = require('./lib/proc');
 const { delay } = require('./lib/measure');
 const { median, fixed } = require('./lib/stats');
 const { parseOptions } = require('./options');
@@ -21,6 +21,7 @@ const { parseOptions } = require('./options');
 // bench did until 2026-11-30), 'settled' at least 8 s after (past Node-RED's 5 s
 // inboundWebSocketTimeout) and once V8 has shrunk its young generation, and 30 s after.
 // 'trimmed' is '30 s' after a malloc_trim(0) (bench/lib/trim.js): what glibc holds free.
+// The baseline is taken after one too, as in the idle scenario.
 const MARKS = ['burst', 'settled', '30 s', 'trimmed'];
 const MARK_AT = { burst: 2, settled: 8, '30 s': 30, trimmed: 30 };
 const HOLD_SECONDS = 300;
@@ -38,17 +39,6 @@ function smaps(pid) {
         if (m) out[m[1]] = Number(m[2]) * 1024;
     }
     return out;
-}
-
-/** glibc's malloc totals of `pid`, or nulls when gdb cannot tell. */
-async function malloc(pid, output) {
-    const before = output().length;
-    if (!gdb(pid, 'call (void) malloc_stats()')) return { system: null, inUse: null };
-    await delay(300); // its stderr reaches us through the event loop
-    const text = output().slice(before);
-    const total = text.slice(text.lastIndexOf('Total (incl. mmap):'));
-    const num = (re) => { const m = total.match(re); return m ? Number(m[1]) : null; };
-    return { system: num(/system bytes\s*=\s*(\d+)/), inUse: num(/in use bytes\s*=\s*(\d+)/) };
 }
 
 /**
@@ -71,7 +61,7 @@ async function sample(nr, maxMs) {
     const { mem } = maxMs ? await settle(nr, maxMs) : await settle(nr, 0);
     const space = (name) => mem.spaces.find((s) => s.space_name === name) || {};
     const status = fs.readFileSync('/proc/' + nr.pid + '/status', 'utf8');
-    const m = await malloc(nr.pid, nr.output);
+    const m = (await nr.mallocStats()) || { system: null, inUse: null };
     return {
         rss: rss(nr.pid),
         anon: smaps(nr.pid).Anonymous,
@@ -99,7 +89,10 @@ async function profile(variant, o) {
     try {
         await hold(o.first);
         await delay(Math.max(0, o.base - 1) * 1000);
-        const base = await sample(nr, 40000);
+        // The baseline once settled and after a malloc_trim(0), as the idle scenario takes it.
+        await settle(nr, 40000);
+        if (!(await nr.trim())) throw new Error(variant + ': malloc_trim(0) was not called for the baseline within 30 s');
+        const base = await sample(nr, 0);
         const ready = await hold(o.conns);
         if (ready.errors) throw new Error(variant + ': ' + ready.errors + ' connections failed');
         const up = Date.now();

@@ -189,13 +189,15 @@ module.exports.functionGlobalContext = {
  * Node-RED with the bench flow: 'ours' loads this package, 'core' is plain Node-RED.
  * `env` replaces the child's environment (bench/counters.js points
  * NAPI_RS_NATIVE_LIBRARY_PATH at a build without counters). With `trim`, the
- * handle's `trim()` calls malloc_trim(0) in it (bench/lib/trim.js).
+ * handle's `trim()` calls malloc_trim(0) in it and `mallocStats()` reads glibc's
+ * totals (bench/lib/trim.js). `nodeArgs` go to node before red.js (e.g. --cpu-prof).
  */
-async function start(variant, { env, trim = false } = {}) {
+async function start(variant, { env, trim = false, nodeArgs } = {}) {
     const trims = trim ? trimmer(env) : null;
     const nr = await startNodeRed({
         withPackage: variant === 'ours',
         env: trims ? trims.env : env,
+        nodeArgs,
         flows: FLOW,
         settings: { logging: { console: { level: 'warn', metrics: false, audit: false } } },
         settingsCode: SETTINGS_CODE,
@@ -231,7 +233,9 @@ async function start(variant, { env, trim = false } = {}) {
         memory: async () => (await call('/bench/memory')).json(),
         output: () => nr.output(),
         /** True once malloc_trim(0) has run in it (needs `trim`), false if not within 30 s. */
-        trim: () => (trims ? trims.trim() : Promise.resolve(false)),
+        trim: async () => (trims ? (await trims.trim()) !== null : false),
+        /** glibc's { system, inUse } bytes (needs `trim`), null if not read within 30 s. */
+        mallocStats: () => (trims ? trims.stats() : Promise.resolve(null)),
         stop: async () => {
             const exited = await nr.stop();
             if (trims) trims.close();

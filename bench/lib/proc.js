@@ -25,16 +25,6 @@ function cpuSeconds(pid) {
     return (Number(f[11]) + Number(f[12])) / clockTicks();
 }
 
-/** Runs one gdb command in process `pid` (attached for the moment); false if gdb could not. */
-function gdb(pid, command) {
-    try {
-        execFileSync('gdb', ['-p', String(pid), '-batch', '-nx', '-ex', command], { stdio: 'ignore', timeout: 60000 });
-        return true;
-    } catch (err) {
-        return false;
-    }
-}
-
 /** Resident set size in bytes. */
 function rss(pid) {
     return Number(fs.readFileSync('/proc/' + pid + '/status', 'utf8').match(/VmRSS:\s+(\d+)/)[1]) * 1024;
@@ -70,4 +60,4 @@ function machine() {
 /** The 1, 5 and 15 minute load averages: how busy the shared machine was. */
 const loadavg = () => os.loadavg().map((x) => Number(x.toFixed(2)));
 
-module.exports = { cpuSeconds, rss, openFds, fdLimits, machine, loadavg, gdb };
+module.exports = { cpuSeconds, rss, openFds, fdLimits, machine, loadavg };

@@ -25,36 +25,45 @@ function build() {
 }
 
 /**
- * A trim channel for one child process: `env` starts it with the library loaded,
- * `trim()` has it call malloc_trim(0) once and resolves true when it has (false if
- * it did not within `ms`), `close()` removes the channel's directory.
+ * A malloc channel for one child process: `env` starts it with the library loaded;
+ * `trim()` has it call malloc_trim(0) once, `stats()` only reads glibc's totals.
+ * Each resolves { released, system, inUse } (bytes over all arenas, after the trim)
+ * once the call has run, or null if it did not within `ms`. `close()` removes the
+ * channel's directory.
  */
 function trimmer(baseEnv = process.env) {
     const lib = build();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsrs-trim-'));
     const done = path.join(dir, 'done');
-    const count = () => (fs.existsSync(done) ? fs.readFileSync(done, 'utf8').split('\n').filter(Boolean).length : 0);
-    return {
-        env: { ...baseEnv, LD_PRELOAD: [lib, baseEnv.LD_PRELOAD].filter(Boolean).join(' '), WSRS_BENCH_TRIM_DIR: dir },
-        async trim(ms = 30000) {
-            const end = Date.now() + ms;
-            const before = count();
-            // Opening without blocking fails (ENXIO) until the thread waits to read.
-            for (;;) {
-                try {
-                    fs.closeSync(fs.openSync(path.join(dir, 'req'), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
-                    break;
-                } catch (err) {
-                    if ((err.code !== 'ENXIO' && err.code !== 'ENOENT') || Date.now() > end) return false;
-                    await delay(20);
-                }
-            }
-            while (count() === before) {
-                if (Date.now() > end) return false;
+    const lines = () => (fs.existsSync(done) ? fs.readFileSync(done, 'utf8').split('\n').filter(Boolean) : []);
+    async function call(op, ms) {
+        const end = Date.now() + ms;
+        const before = lines().length;
+        // Opening without blocking fails (ENXIO) until the thread waits to read.
+        for (;;) {
+            try {
+                const fd = fs.openSync(path.join(dir, 'req'), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+                try { fs.writeSync(fd, op); } finally { fs.closeSync(fd); }
+                break;
+            } catch (err) {
+                if ((err.code !== 'ENXIO' && err.code !== 'ENOENT') || Date.now() > end) return null;
                 await delay(20);
             }
-            return true;
-        },
+        }
+        for (;;) {
+            const all = lines();
+            if (all.length > before) {
+                const [released, system, inUse] = all[before].split(' ').map(Number);
+                return { released, system, inUse };
+            }
+            if (Date.now() > end) return null;
+            await delay(20);
+        }
+    }
+    return {
+        env: { ...baseEnv, LD_PRELOAD: [lib, baseEnv.LD_PRELOAD].filter(Boolean).join(' '), WSRS_BENCH_TRIM_DIR: dir },
+        trim: (ms = 30000) => call('t', ms),
+        stats: (ms = 30000) => call('s', ms),
         close() {
             fs.rmSync(dir, { recursive: true, force: true });
         }
