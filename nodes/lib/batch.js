@@ -4,18 +4,22 @@
 
 const KIND = Object.freeze({ OPEN: 1, TEXT: 2, BINARY: 3, CLOSE: 4, ERROR: 5, CONNECTING: 6, DROPPED: 7, ROOMS: 8, IDLE: 9 });
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /** Calls `visit(kind, session, buf, start, end, extra)` for each event, in order. */
 function forEachEvent(buf, visit) {
     const count = buf.readUInt32LE(0);
-    let header = 4;
-    let offset = 4 + count * 16;
-    for (let i = 0; i < count; i++) {
-        const kind = buf.readUInt32LE(header);
-        const session = buf.readUInt32LE(header + 4);
-        const len = buf.readUInt32LE(header + 8);
-        const extra = buf.readUInt32LE(header + 12);
-        visit(kind, session, buf, offset, offset + len, extra);
-        header += 16;
+    const headerWords = 1 + count * 4;
+    if (headerWords * 4 > buf.length) throw new RangeError('batch of ' + count + ' events in ' + buf.length + ' bytes');
+    // The addon's Buffers start aligned: the header read as u32s, without
+    // readUInt32LE's checks on each of the four words of every event.
+    const words = LITTLE_ENDIAN && buf.byteOffset % 4 === 0
+        ? new Uint32Array(buf.buffer, buf.byteOffset, headerWords)
+        : Uint32Array.from({ length: headerWords }, (_, i) => buf.readUInt32LE(i * 4));
+    let offset = headerWords * 4;
+    for (let w = 1; w < headerWords; w += 4) {
+        const len = words[w + 2];
+        visit(words[w], words[w + 1], buf, offset, offset + len, words[w + 3]);
         offset += len;
     }
 }
@@ -32,9 +36,15 @@ function forEachEvent(buf, visit) {
 // VIEW_FROM in src/js/mod.rs must stay equal: the addon writes no such batch into a lent Buffer.
 const COPY_BELOW = 4096;
 
+/** A view of the batch (then the batch is never reused: see `isView`) or a copy. */
 function binaryPayload(buf, start, end) {
     const view = buf.subarray(start, end);
     return end - start < COPY_BELOW ? Buffer.from(view) : view;
 }
 
-module.exports = { KIND, forEachEvent, binaryPayload, COPY_BELOW };
+/** Whether binaryPayload gave a view of the batch, without asking the Buffer for its memory. */
+function isView(start, end) {
+    return end - start >= COPY_BELOW;
+}
+
+module.exports = { KIND, forEachEvent, binaryPayload, isView, COPY_BELOW };

@@ -3,7 +3,7 @@
 // websocket-client): the in/out nodes that hang off them, status, and turning
 // event batches from the addon into msgs.
 
-const { KIND, forEachEvent, binaryPayload } = require('./batch');
+const { KIND, forEachEvent, binaryPayload, isView } = require('./batch');
 const messages = require('./messages');
 const events = require('./events');
 const commands = require('./commands');
@@ -166,7 +166,7 @@ module.exports = function (RED) {
             }
             case KIND.BINARY: {
                 const data = binaryPayload(buf, start, end);
-                if (data.buffer === buf.buffer) this.viewed = true;
+                if (isView(start, end)) this.viewed = true;
                 if (this.compatSockets) compat.message(this, session, data, true);
                 this.deliver(data, session);
                 break;
