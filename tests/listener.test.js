@@ -158,13 +158,16 @@ describe('websocket-listener', function () {
         await helper.unload();
         await helper.load(wsNode, listenerFlow({ wholemsg: 'true' }));
         const b = await client();
-        const whole = received(helper.getNode('sink'), 2);
+        const whole = received(helper.getNode('sink'), 4);
         b.send(JSON.stringify({ _msgid: 'theirs', payload: 1 }));
         b.send(JSON.stringify({ topic: 't' }));
-        const [own, made] = await whole;
+        b.send(JSON.stringify({ _msgid: '', payload: 2 }));
+        b.send(JSON.stringify({ _msgid: 0, payload: 3 }));
+        const [own, made, empty, zero] = await whole;
         assert.strictEqual(own._msgid, 'theirs');
         assert.deepStrictEqual(Object.keys(made), ['topic', '_session', '_msgid']);
-        assert.match(made._msgid, /^[0-9a-f]{16}$/);
+        // A falsy id is replaced, as Node.send replaces it.
+        for (const m of [made, empty, zero]) assert.match(m._msgid, /^[0-9a-f]{16}$/);
     });
 
     it('ignores a _session that is gone or not ours', async function () {

@@ -27,18 +27,21 @@ function build() {
 /**
  * A malloc channel for one child process: `env` starts it with the library loaded;
  * `trim()` has it call malloc_trim(0) once, `stats()` only reads glibc's totals.
- * Each resolves { released, system, inUse } (bytes over all arenas, after the trim)
- * once the call has run, or null if it did not within `ms`. `close()` removes the
- * channel's directory.
+ * Each resolves { released, system, inUse } (bytes over all arenas, after the trim;
+ * system and inUse null where glibc cannot tell) once the call has run, or null
+ * if it did not within `ms`. Calls run one after another; a call that timed out
+ * still counts, so a late answer is not taken for the next call's. `close()`
+ * removes the channel's directory.
  */
 function trimmer(baseEnv = process.env) {
     const lib = build();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsrs-trim-'));
     const done = path.join(dir, 'done');
     const lines = () => (fs.existsSync(done) ? fs.readFileSync(done, 'utf8').split('\n').filter(Boolean) : []);
+    let sent = 0; // requests written, each answered by one line, in order
+    let last = Promise.resolve();
     async function call(op, ms) {
         const end = Date.now() + ms;
-        const before = lines().length;
         // Opening without blocking fails (ENXIO) until the thread waits to read.
         for (;;) {
             try {
@@ -50,20 +53,28 @@ function trimmer(baseEnv = process.env) {
                 await delay(20);
             }
         }
+        const mine = sent++;
         for (;;) {
             const all = lines();
-            if (all.length > before) {
-                const [released, system, inUse] = all[before].split(' ').map(Number);
-                return { released, system, inUse };
+            if (all.length > mine) {
+                const [released, system, inUse] = all[mine].split(' ').map(Number);
+                if (![released, system, inUse].every(Number.isFinite)) throw new Error('malloc channel: unreadable answer ' + JSON.stringify(all[mine]) + ' (an old ' + lib + '?)');
+                const known = (v) => (v < 0 ? null : v);
+                return { released, system: known(system), inUse: known(inUse) };
             }
             if (Date.now() > end) return null;
             await delay(20);
         }
     }
+    const queued = (op, ms) => {
+        const run = last.then(() => call(op, ms));
+        last = run.catch(() => null);
+        return run;
+    };
     return {
         env: { ...baseEnv, LD_PRELOAD: [lib, baseEnv.LD_PRELOAD].filter(Boolean).join(' '), WSRS_BENCH_TRIM_DIR: dir },
-        trim: (ms = 30000) => call('t', ms),
-        stats: (ms = 30000) => call('s', ms),
+        trim: (ms = 30000) => queued('t', ms),
+        stats: (ms = 30000) => queued('s', ms),
         close() {
             fs.rmSync(dir, { recursive: true, force: true });
         }
