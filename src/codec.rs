@@ -40,6 +40,28 @@ pub fn data_frame(text: bool, payload: &[u8], client: bool) -> Bytes {
     encode(opcode, payload, client.then(rand::random::<[u8; 4]>))
 }
 
+/// A server's (unmasked) data frame of a `len`-byte payload that `fill` writes
+/// straight into the frame's memory: it is given `room` (at least `len`) bytes and
+/// returns how many it wrote. One allocation and one copy for a JS string.
+pub fn server_frame_filled(text: bool, len: usize, room: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> Bytes {
+    let opcode = OpCode::Data(if text { Data::Text } else { Data::Binary });
+    let header = FrameHeader { is_final: true, rsv1: false, rsv2: false, rsv3: false, opcode, mask: None };
+    let mut out = Vec::with_capacity(header.len(len as u64) + room.max(len));
+    let _ = header.format(len as u64, &mut out);
+    let start = out.len();
+    out.resize(start + room.max(len), 0);
+    let wrote = fill(&mut out[start..]).min(room.max(len));
+    if wrote != len {
+        // The header promised `len`: frame what was written instead.
+        return encode(opcode, &out[start..start + wrote], None);
+    }
+    out.truncate(start + len);
+    // Exactly its length (room beyond `len` given back, in place): a Vec with spare
+    // capacity would become a Bytes with a separately allocated shared header.
+    out.shrink_to_fit();
+    Bytes::from(out)
+}
+
 /// A control frame (ping, pong, close) for the session's role.
 pub fn control_frame(control: Control, payload: &[u8], client: bool) -> Bytes {
     encode(OpCode::Control(control), payload, client.then(rand::random::<[u8; 4]>))

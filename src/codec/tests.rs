@@ -256,3 +256,27 @@ fn close_reasons_are_cut_to_fit_a_control_frame_at_a_char_boundary() {
     assert!(p.len() <= 125 && std::str::from_utf8(&p[2..]).is_ok());
     assert_eq!(&p[..2], &1002u16.to_be_bytes());
 }
+
+#[test]
+fn a_frame_filled_in_place_is_the_frame_encoded_from_a_slice() {
+    // Around the header's length steps (125/126, 65535/65536), with multi-byte text.
+    for len in [0, 1, 125, 126, 127, 65535, 65536, 70000] {
+        let text: String = "é".repeat(len / 2) + &"x".repeat(len % 2);
+        assert_eq!(text.len(), len);
+        let filled = server_frame_filled(true, len, len + 1, |room| {
+            room[..len].copy_from_slice(text.as_bytes());
+            room[len] = 0; // as N-API writes its terminating NUL
+            len
+        });
+        assert_eq!(filled, data_frame(true, text.as_bytes(), false), "{len} bytes");
+    }
+}
+
+#[test]
+fn a_frame_filled_short_is_framed_by_what_was_written() {
+    let filled = server_frame_filled(true, 200, 201, |room| {
+        room[..3].copy_from_slice(b"abc");
+        3
+    });
+    assert_eq!(filled, data_frame(true, b"abc", false));
+}

@@ -1,5 +1,6 @@
 use super::bridge::JsBridge;
 use super::cluster::JsCluster;
+use super::frame::ServerFrame;
 use super::{close_code, inbox_for, invalid, pull, session_config, to_frame, CopiedBuffer, SessionOptions};
 use crate::auth::Auth;
 use crate::cluster::{Cluster, Wire};
@@ -200,12 +201,16 @@ impl JsListener {
     /// or 0 for a broadcast of `payloads[i]` (its bytes shared by every session).
     /// Sending happens on the listener's own task; returns how many were taken.
     #[napi(catch_unwind)]
-    pub fn send_many(&self, targets: Uint32Array, payloads: Vec<Either<String, &[u8]>>) -> Result<u32> {
+    pub fn send_many(
+        &self,
+        targets: Uint32Array,
+        #[napi(ts_arg_type = "Array<string | Uint8Array>")] payloads: Vec<ServerFrame>,
+    ) -> Result<u32> {
         if targets.len() != payloads.len() {
             return Err(invalid("targets and payloads differ in length"));
         }
         // Encoded here, once: a broadcast's sessions all write these bytes.
-        let batch: Vec<_> = targets.iter().zip(payloads).map(|(&target, data)| (target, to_frame(data))).collect();
+        let batch: Vec<_> = targets.iter().zip(payloads).map(|(&target, frame)| (target, frame.0)).collect();
         if let Some((cluster, path, _)) = &*self.cluster.lock() {
             for (_, frame) in batch.iter().filter(|(target, _)| *target == 0) {
                 cluster.send(path, Wire::Broadcast { frame: frame.clone() });
@@ -220,8 +225,13 @@ impl JsListener {
     /// `names` its room names and close reasons. A faulty program runs not at all
     /// and throws ERR_WSRS_INVALID_ARGUMENT. Returns the number of ops' words.
     #[napi(catch_unwind)]
-    pub fn run(&self, ops: Uint32Array, payloads: Vec<Either<String, &[u8]>>, names: Vec<String>) -> Result<u32> {
-        let frames: Vec<_> = payloads.into_iter().map(to_frame).collect();
+    pub fn run(
+        &self,
+        ops: Uint32Array,
+        #[napi(ts_arg_type = "Array<string | Uint8Array>")] payloads: Vec<ServerFrame>,
+        names: Vec<String>,
+    ) -> Result<u32> {
+        let frames: Vec<_> = payloads.into_iter().map(|frame| frame.0).collect();
         let names: Vec<std::sync::Arc<str>> = names.into_iter().map(Into::into).collect();
         let program = crate::commands::decode(&ops, &frames, &names).map_err(invalid)?;
         if let Some((cluster, path, _)) = &*self.cluster.lock() {

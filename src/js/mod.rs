@@ -4,6 +4,7 @@
 mod bridge;
 mod client;
 mod cluster;
+mod frame;
 mod listener;
 pub(crate) mod stats;
 pub mod testing;

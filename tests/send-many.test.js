@@ -1,0 +1,53 @@
+'use strict';
+// The addon's sendMany and the payloads it takes (src/js/frame.rs): strings as
+// text frames, Buffers and other Uint8Arrays as binary, anything else refused
+// with a clear error; on the wire through a Node-RED echo flow.
+
+const assert = require('assert');
+const helper = require('node-red-node-test-helper');
+const wsNode = require('../nodes/websocket.js');
+const addon = require('../index.js');
+const { connect, messages, wsUrl } = require('./support');
+
+helper.init(require('./node-red-under-test').runtime);
+
+describe('sendMany payloads', function () {
+    it('takes strings, Buffers and Uint8Arrays, and refuses anything else by name', async function () {
+        const listener = new addon.Listener({}, () => {});
+        try {
+            assert.strictEqual(listener.sendMany(Uint32Array.of(0, 0, 0, 0), ['', 'é', Buffer.alloc(0), new Uint8Array(3)]), 4);
+            for (const bad of [42, { payload: 'x' }, new Uint16Array(2), null, [Buffer.alloc(1)]]) {
+                assert.throws(() => listener.sendMany(Uint32Array.of(0), [bad]), /a payload must be a string or a Buffer/, String(bad));
+            }
+        } finally {
+            await listener.close(1001);
+        }
+    });
+
+    describe('on the wire', function () {
+        before(() => helper.startServer());
+        after(() => helper.stopServer());
+        afterEach(() => helper.unload());
+
+        it('sends text of every length class, multi-byte included, and binary, byte for byte', async function () {
+            await helper.load(wsNode, [
+                { id: 'l', type: 'websocket-listener', path: '/ws/many', wholemsg: 'false' },
+                { id: 'out', type: 'websocket out', server: 'l', client: '' }
+            ]);
+            const ws = await connect(wsUrl(helper, '/ws/many'));
+            try {
+                const texts = [0, 1, 62, 125, 126, 65535, 65536, 70001].map((n) => 'é'.repeat(n >> 1) + 'x'.repeat(n & 1));
+                const binary = Buffer.from([0, 1, 2, 255]);
+                const got = messages(ws, texts.length + 1);
+                const out = helper.getNode('out');
+                for (const t of texts) out.receive({ payload: t });
+                out.receive({ payload: binary });
+                const m = await got;
+                assert.deepStrictEqual(m.slice(0, -1).map((x) => [x.isBinary, x.data.toString()]), texts.map((t) => [false, t]));
+                assert.ok(m[texts.length].isBinary && binary.equals(m[texts.length].data));
+            } finally {
+                ws.terminate();
+            }
+        });
+    });
+});
