@@ -42,7 +42,9 @@ pub fn data_frame(text: bool, payload: &[u8], client: bool) -> Bytes {
 
 /// A server's (unmasked) data frame of a `len`-byte payload that `fill` writes
 /// straight into the frame's memory: it is given `room` (at least `len`) bytes and
-/// returns how many it wrote. One allocation and one copy for a JS string.
+/// returns how many it wrote. For a JS string: one allocation (zero-filled, then
+/// shrunk by the byte of N-API's terminating NUL) and one copy, where a String
+/// then a frame took two of each.
 pub fn server_frame_filled(text: bool, len: usize, room: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> Bytes {
     let opcode = OpCode::Data(if text { Data::Text } else { Data::Binary });
     let header = FrameHeader { is_final: true, rsv1: false, rsv2: false, rsv3: false, opcode, mask: None };
@@ -56,8 +58,8 @@ pub fn server_frame_filled(text: bool, len: usize, room: usize, fill: impl FnOnc
         return encode(opcode, &out[start..start + wrote], None);
     }
     out.truncate(start + len);
-    // Exactly its length (room beyond `len` given back, in place): a Vec with spare
-    // capacity would become a Bytes with a separately allocated shared header.
+    // Exactly its length (glibc shrinks a chunk by a byte in place): a Vec with
+    // spare capacity would become a Bytes with a separately allocated header.
     out.shrink_to_fit();
     Bytes::from(out)
 }

@@ -16,8 +16,12 @@ describe('sendMany payloads', function () {
         const listener = new addon.Listener({}, () => {});
         try {
             assert.strictEqual(listener.sendMany(Uint32Array.of(0, 0, 0, 0), ['', 'é', Buffer.alloc(0), new Uint8Array(3)]), 4);
-            for (const bad of [42, { payload: 'x' }, new Uint16Array(2), null, [Buffer.alloc(1)]]) {
-                assert.throws(() => listener.sendMany(Uint32Array.of(0), [bad]), /a payload must be a string or a Buffer/, String(bad));
+            const refused = [42, { payload: 'x' }, new Uint16Array(2), new Int8Array(2), new Uint8ClampedArray(2),
+                new DataView(new ArrayBuffer(2)), new ArrayBuffer(2), null, [Buffer.alloc(1)]];
+            for (const bad of refused) {
+                assert.throws(() => listener.sendMany(Uint32Array.of(0), [bad]),
+                    (err) => /a payload must be a string or a Buffer/.test(err.message) && addon.withCode(err).code === 'ERR_WSRS_INVALID_ARGUMENT',
+                    Object.prototype.toString.call(bad));
             }
         } finally {
             await listener.close(1001);
@@ -37,14 +41,24 @@ describe('sendMany payloads', function () {
             const ws = await connect(wsUrl(helper, '/ws/many'));
             try {
                 const texts = [0, 1, 62, 125, 126, 65535, 65536, 70001].map((n) => 'é'.repeat(n >> 1) + 'x'.repeat(n & 1));
-                const binary = Buffer.from([0, 1, 2, 255]);
-                const got = messages(ws, texts.length + 1);
+                const big = Buffer.alloc(70000);
+                for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
+                // A Buffer that is a view into a larger one, as well as whole ones.
+                const binaries = [Buffer.alloc(0), Buffer.from([0, 1, 2, 255]), big.subarray(3, 129), big];
+                const got = messages(ws, texts.length + 2 + binaries.length);
                 const out = helper.getNode('out');
                 for (const t of texts) out.receive({ payload: t });
-                out.receive({ payload: binary });
+                out.receive({ payload: 'a\uD800b' }); // a lone surrogate: sent as U+FFFD, as before
+                out.receive({ payload: '' });
+                for (const b of binaries) out.receive({ payload: b });
                 const m = await got;
-                assert.deepStrictEqual(m.slice(0, -1).map((x) => [x.isBinary, x.data.toString()]), texts.map((t) => [false, t]));
-                assert.ok(m[texts.length].isBinary && binary.equals(m[texts.length].data));
+                assert.deepStrictEqual(m.slice(0, texts.length).map((x) => [x.isBinary, x.data.toString()]), texts.map((t) => [false, t]));
+                assert.deepStrictEqual(m[texts.length].data, Buffer.from('a\uFFFDb'));
+                assert.strictEqual(m[texts.length + 1].data.length, 0);
+                binaries.forEach((b, i) => {
+                    const x = m[texts.length + 2 + i];
+                    assert.ok(x.isBinary && b.equals(x.data), 'binary ' + i + ' (' + b.length + ' bytes)');
+                });
             } finally {
                 ws.terminate();
             }

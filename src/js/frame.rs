@@ -51,7 +51,7 @@ impl FromNapiValue for ServerFrame {
             sys::napi_get_typedarray_info(env, value, &mut array_type, &mut len, &mut data, &mut buffer, &mut offset)
         };
         if status != sys::Status::napi_ok || array_type != sys::TypedarrayType::uint8_array {
-            return Err(Error::new(Status::InvalidArg, "a payload must be a string or a Buffer".to_owned()));
+            return Err(super::invalid("a payload must be a string or a Buffer (Uint8Array)"));
         }
         let bytes: &[u8] = if len == 0 { &[] } else { unsafe { std::slice::from_raw_parts(data.cast(), len) } };
         Ok(ServerFrame(codec::data_frame(false, bytes, false)))
