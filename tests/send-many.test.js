@@ -28,6 +28,36 @@ describe('sendMany payloads', function () {
         }
     });
 
+    it('a client takes the same payloads, refuses the same others, and sends what it takes', async function () {
+        await helper.startServer();
+        try {
+            await helper.load(wsNode, [
+                { id: 'l', type: 'websocket-listener', path: '/ws/from-client', wholemsg: 'false' },
+                { id: 'in', type: 'websocket in', server: 'l', client: '', wires: [['sink']] },
+                { id: 'sink', type: 'helper' }
+            ]);
+            const got = [];
+            helper.getNode('sink').on('input', (msg) => got.push(msg.payload));
+            const client = new addon.Client({ url: wsUrl(helper, '/ws/from-client') }, () => {});
+            try {
+                const payloads = ['', 'é\uD800', Buffer.from([1, 2]), new Uint8Array([3])];
+                // 0: the live connection; nothing is taken until it is up.
+                const until = Date.now() + 5000;
+                while (client.sendMany(Uint32Array.of(0, 0, 0, 0), payloads) === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+                for (const bad of [42, new Int8Array(1), new ArrayBuffer(1)]) {
+                    assert.throws(() => client.sendMany(Uint32Array.of(0), [bad]), /a payload must be a string or a Buffer/);
+                }
+                while (got.length < 4 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+                assert.deepStrictEqual(got.slice(0, 4), ['', 'é\uFFFD', Buffer.from([1, 2]), Buffer.from([3])]);
+            } finally {
+                await client.close(1001);
+            }
+        } finally {
+            await helper.unload();
+            await helper.stopServer();
+        }
+    });
+
     describe('on the wire', function () {
         before(() => helper.startServer());
         after(() => helper.stopServer());

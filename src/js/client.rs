@@ -1,3 +1,4 @@
+use super::frame::Payload;
 use super::{close_code, inbox_for, invalid, pull, send_each, session_config, CopiedBuffer, SessionOptions};
 use crate::client::{Client, ClientConfig};
 use crate::inbox::Inbox;
@@ -157,7 +158,11 @@ impl JsClient {
     /// if that connection is still the live one) or 0 (the live connection).
     /// Returns how many were queued.
     #[napi(catch_unwind)]
-    pub fn send_many(&self, targets: Uint32Array, payloads: Vec<Either<String, &[u8]>>) -> Result<u32> {
+    pub fn send_many(
+        &self,
+        targets: Uint32Array,
+        #[napi(ts_arg_type = "Array<string | Uint8Array>")] payloads: Vec<Payload>,
+    ) -> Result<u32> {
         send_each(&targets, payloads, |target, msg| self.inner.send((target != 0).then_some(target), msg) as u32)
     }
 

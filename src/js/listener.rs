@@ -1,7 +1,7 @@
 use super::bridge::JsBridge;
 use super::cluster::JsCluster;
 use super::frame::ServerFrame;
-use super::{close_code, inbox_for, invalid, pull, session_config, to_frame, CopiedBuffer, SessionOptions};
+use super::{close_code, inbox_for, invalid, pull, session_config, CopiedBuffer, SessionOptions};
 use crate::auth::Auth;
 use crate::cluster::{Cluster, Wire};
 use crate::handshake::UpgradeRequest;
@@ -260,10 +260,15 @@ impl JsListener {
     /// Sends `payload` to sessions `ids` of instance `instance` (12 hex digits)
     /// through the cluster; false if there is no cluster or the id is not one.
     #[napi(catch_unwind)]
-    pub fn send_remote(&self, instance: String, ids: Vec<u32>, payload: Either<String, &[u8]>) -> bool {
+    pub fn send_remote(
+        &self,
+        instance: String,
+        ids: Vec<u32>,
+        #[napi(ts_arg_type = "string | Uint8Array")] payload: ServerFrame,
+    ) -> bool {
         let Some((cluster, path, _)) = &*self.cluster.lock() else { return false };
         let Ok(instance) = u64::from_str_radix(&instance, 16) else { return false };
-        cluster.send(path, Wire::Direct { instance, ids, frame: to_frame(payload) });
+        cluster.send(path, Wire::Direct { instance, ids, frame: payload.0 });
         true
     }
 

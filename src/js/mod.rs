@@ -150,23 +150,6 @@ pub fn pull(inbox: &Arc<Inbox>, spare: Option<BufferSlice<'_>>) -> Option<Copied
     }
 }
 
-/// A JS string becomes a text message, a Buffer (or any typed array) a binary one;
-/// each is copied once.
-pub fn to_message(data: Either<String, &[u8]>) -> Message {
-    match data {
-        Either::A(s) => Message::Text(s.into()),
-        Either::B(b) => Message::Binary(bytes::Bytes::copy_from_slice(b)),
-    }
-}
-
-/// A JS string or Buffer as the frame a server sends (text or binary), encoded once.
-pub fn to_frame(data: Either<String, &[u8]>) -> bytes::Bytes {
-    match data {
-        Either::A(s) => crate::codec::data_frame(true, s.as_bytes(), false),
-        Either::B(b) => crate::codec::data_frame(false, b, false),
-    }
-}
-
 /// Parse an optional byte count given by JS (a number), with a default.
 pub fn bytes_option(v: Option<f64>, default: usize, name: &str) -> Result<usize> {
     match v {
@@ -209,13 +192,13 @@ pub fn session_config(o: SessionOptions) -> Result<crate::session::SessionConfig
 /// counts what `send` queued.
 pub fn send_each(
     targets: &[u32],
-    payloads: Vec<Either<String, &[u8]>>,
+    payloads: Vec<frame::Payload>,
     mut send: impl FnMut(u32, Message) -> u32,
 ) -> Result<u32> {
     if targets.len() != payloads.len() {
         return Err(invalid("targets and payloads differ in length"));
     }
-    Ok(targets.iter().zip(payloads).map(|(&target, data)| send(target, to_message(data))).sum())
+    Ok(targets.iter().zip(payloads).map(|(&target, payload)| send(target, payload.0)).sum())
 }
 
 /// The close code JS asked for; absent means 1001 "going away" (a node stopping).
