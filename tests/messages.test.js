@@ -16,6 +16,15 @@ describe('msg mapping helpers', function () {
         }
     });
 
+    it('reads a session number only from its exact key', function () {
+        for (const [key, n] of [['1', 1], ['ff', 255], ['ffffffff', 0xffffffff], ['9abcdef0', 0x9abcdef0]]) {
+            assert.strictEqual(messages.sessionNumber(key), n, key);
+        }
+        for (const key of ['', '0', '01', 'FF', 'fffffffff', '1g', ' 1', '1 ', '0x1', '-1', '+1', '1.5', 'é', 1, null, undefined, {}]) {
+            assert.strictEqual(messages.sessionNumber(key), -1, JSON.stringify(key));
+        }
+    });
+
     it('makes msg ids of 16 hex digits, no two alike across refills of its pool', function () {
         const seen = new Set();
         for (let i = 0; i < 5000; i++) {

@@ -45,11 +45,21 @@ function carriesRequest(w) {
     return w !== null && typeof w === 'object' && REQUEST_KEYS.some((k) => w[k] !== undefined);
 }
 
-const KEY = /^[1-9a-f][0-9a-f]{0,7}$/;
-
-/** The session number a `_session.id` names, or -1: only `sessionKey`'s exact spelling counts. */
+/**
+ * The session number a `_session.id` names, or -1: only `sessionKey`'s exact
+ * spelling counts (1 to 8 lowercase hex digits, no leading zero). Read digit by
+ * digit: a regular expression and parseInt took ~2% of an echo flow's JS time.
+ */
 function sessionNumber(key) {
-    return typeof key === 'string' && KEY.test(key) ? parseInt(key, 16) : -1;
+    if (typeof key !== 'string' || key.length === 0 || key.length > 8) return -1;
+    let n = 0;
+    for (let i = 0; i < key.length; i++) {
+        const c = key.charCodeAt(i);
+        const digit = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+        if (digit < 0 || (i === 0 && digit === 0)) return -1;
+        n = n * 16 + digit;
+    }
+    return n;
 }
 
 /**
