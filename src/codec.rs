@@ -191,8 +191,9 @@ impl Payload<'_> {
 /// What the decoder found, in the order the peer sent it.
 #[derive(Debug)]
 pub enum Item<'a> {
-    /// A whole message; text is valid UTF-8.
-    Text(Payload<'a>),
+    /// A whole message; text is valid UTF-8, and `true` if it is all ASCII (JS
+    /// then makes its string by a plain copy, without decoding).
+    Text(Payload<'a>, bool),
     Binary(Payload<'a>),
     Ping(&'a [u8]),
     Pong,
@@ -418,10 +419,12 @@ impl Decoder {
                         // Its bytes are in the partial message.
                     } else if matches!(d, Data::Text | Data::Binary) && f.fin {
                         let text = d == Data::Text;
-                        if text && std::str::from_utf8(b).is_err() {
+                        // ASCII first: most text is, and then that one pass validates it.
+                        let ascii = text && b.is_ascii();
+                        if text && !ascii && std::str::from_utf8(b).is_err() {
                             return Err(Fault::utf8());
                         }
-                        on(if text { Item::Text(payload) } else { Item::Binary(payload) });
+                        on(if text { Item::Text(payload, ascii) } else { Item::Binary(payload) });
                         return Ok(());
                     } else {
                         // An empty fragment.
@@ -437,8 +440,9 @@ impl Decoder {
                 if text && !utf8.complete() {
                     return Err(Fault::utf8());
                 }
+                let ascii = text && data.is_ascii();
                 let data = Payload::Owned(data);
-                on(if text { Item::Text(data) } else { Item::Binary(data) });
+                on(if text { Item::Text(data, ascii) } else { Item::Binary(data) });
             }
         }
         Ok(())

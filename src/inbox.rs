@@ -18,6 +18,8 @@ pub enum Kind {
     /// handed over to announce (a listener's connect info); empty for a listener
     /// session JS asked nothing of.
     Open = 1,
+    /// A text message; `extra` is 1 if it is all ASCII (JS copies it into a string
+    /// as Latin-1, which skips the UTF-8 decoder's scan), else 0.
     Text = 2,
     Binary = 3,
     /// A session ended; `extra` is the close code (1006 when none was received),

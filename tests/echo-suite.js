@@ -46,6 +46,26 @@ function defineEchoSuite({ label, pool, deploy, output }) {
             assert.strictEqual(got.data.toString(), text);
         });
 
+        it('echoes ASCII and non-ASCII text, whole and fragmented, as sent', async function () {
+            // The addon flags all-ASCII text, which JS then copies as Latin-1: a wrong
+            // flag on 'é' (0xc3 0xa9) would come back as 'Ã©'.
+            const ws = await connect();
+            const texts = ['plain', '\u007f edge of ASCII', 'café', 'x'.repeat(5000), '€' + 'y'.repeat(5000), '\u0080'];
+            for (const text of texts) {
+                const m = nextMessage(ws, { ms: WAIT });
+                ws.send(text);
+                const got = await m;
+                assert.strictEqual(got.isBinary, false);
+                assert.strictEqual(got.data.toString(), text);
+            }
+            for (const [first, last] of [['abc', 'def'], ['abc', 'déf'], ['dé', 'f']]) {
+                const m = nextMessage(ws, { ms: WAIT });
+                ws.send(first, { fin: false });
+                ws.send(last, { fin: true });
+                assert.strictEqual((await m).data.toString(), first + last);
+            }
+        });
+
         it('echoes binary as binary', async function () {
             const ws = await connect();
             const data = Buffer.from([0, 1, 2, 127, 128, 254, 255]);

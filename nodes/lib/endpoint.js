@@ -159,7 +159,8 @@ module.exports = function (RED) {
     function visitEvent(kind, session, buf, start, end, extra) {
         switch (kind) {
             case KIND.TEXT: {
-                const text = buf.toString('utf8', start, end);
+                // All ASCII (extra 1, checked in Rust): the same string, by a plain copy.
+                const text = buf.toString(extra === 1 ? 'latin1' : 'utf8', start, end);
                 if (this.compatSockets) compat.message(this, session, text, false);
                 this.deliver(text, session);
                 break;

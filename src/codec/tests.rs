@@ -18,7 +18,10 @@ pub fn decode_in_steps(d: &mut Decoder, wire: &[u8], step: usize) -> (Vec<Got>, 
     let mut got = Vec::new();
     let mut on = |item: Item<'_>| {
         got.push(match item {
-            Item::Text(p) => Got::Text(String::from_utf8(p.as_slice().to_vec()).unwrap()),
+            Item::Text(p, ascii) => {
+                assert_eq!(ascii, p.as_slice().is_ascii(), "the ASCII flag of a text message");
+                Got::Text(String::from_utf8(p.as_slice().to_vec()).unwrap())
+            }
             Item::Binary(p) => Got::Binary(p.as_slice().to_vec()),
             Item::Ping(p) => Got::Ping(p.to_vec()),
             Item::Pong => Got::Pong,

@@ -200,9 +200,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let (id, client, inbox) = (self.id, self.shared.client, &self.inbox);
         let (pong, mut closed, mut messages) = (&mut self.ctl, None, 0);
         let result = self.decoder.feed(bytes, &mut |item| match item {
-            Item::Text(p) => {
+            Item::Text(p, ascii) => {
                 messages += 1;
-                inbox.push(Event::new(Kind::Text, id, p.into_bytes(), 0))
+                inbox.push(Event::new(Kind::Text, id, p.into_bytes(), ascii as u32))
             }
             Item::Binary(p) => {
                 messages += 1;
