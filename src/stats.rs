@@ -21,14 +21,25 @@ pub struct SessionStats {
     pub queued_peak: AtomicUsize,
     /// Milliseconds since the Unix epoch when the session began.
     pub since_ms: u64,
-    /// Peer address and subprotocol, set once as the session opens.
-    about: Mutex<Option<Box<About>>>,
+    /// Subprotocol and peer address, set as the session opens: one allocation,
+    /// `protocol` NUL `remote` (a protocol is a header token: never a NUL), as a
+    /// session's idle memory is what users count (issue 12).
+    about: Mutex<Option<Box<str>>>,
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct About {
     pub remote: String,
     pub protocol: String,
+}
+
+fn join_about(protocol: &str, remote: &str) -> Box<str> {
+    [protocol, "\0", remote].concat().into_boxed_str()
+}
+
+/// (protocol, remote) of what `join_about` made.
+fn split_about(about: &str) -> (&str, &str) {
+    about.split_once('\0').unwrap_or((about, ""))
 }
 
 /// A hot-path counter update: relaxed, and compiled out under the `no-stats`
@@ -69,17 +80,23 @@ impl SessionStats {
     }
 
     pub fn set_remote(&self, remote: &str) {
-        self.about.lock().get_or_insert_with(Default::default).remote = remote.to_owned();
+        let mut about = self.about.lock();
+        let protocol = about.as_deref().map_or("", |a| split_about(a).0);
+        *about = Some(join_about(protocol, remote));
     }
 
     pub fn set_protocol(&self, protocol: &str) {
         if !protocol.is_empty() {
-            self.about.lock().get_or_insert_with(Default::default).protocol = protocol.to_owned();
+            let mut about = self.about.lock();
+            let remote = about.as_deref().map_or("", |a| split_about(a).1);
+            *about = Some(join_about(protocol, remote));
         }
     }
 
     pub fn about(&self) -> About {
-        self.about.lock().as_deref().cloned().unwrap_or_default()
+        let about = self.about.lock();
+        let (protocol, remote) = about.as_deref().map_or(("", ""), split_about);
+        About { remote: remote.to_owned(), protocol: protocol.to_owned() }
     }
 
     fn traffic(&self) -> Traffic {
@@ -300,6 +317,28 @@ pub fn top_sessions<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sessions_protocol_and_remote_are_kept_in_either_order() {
+        let about = |s: &SessionStats| {
+            let a = s.about();
+            (a.protocol, a.remote)
+        };
+        let s = SessionStats::default();
+        assert_eq!(about(&s), (String::new(), String::new()));
+        s.set_protocol("");
+        s.set_remote("127.0.0.1:4000");
+        assert_eq!(about(&s), ("".into(), "127.0.0.1:4000".into()));
+        s.set_protocol("mqtt");
+        assert_eq!(about(&s), ("mqtt".into(), "127.0.0.1:4000".into()));
+        s.set_remote("[::1]:5");
+        assert_eq!(about(&s), ("mqtt".into(), "[::1]:5".into()));
+        let t = SessionStats::default();
+        t.set_protocol("chat.v2");
+        assert_eq!(about(&t), ("chat.v2".into(), String::new()));
+        t.set_remote("");
+        assert_eq!(about(&t), ("chat.v2".into(), String::new()));
+    }
 
     #[test]
     fn a_node_adds_its_live_sessions_to_those_that_ended() {
