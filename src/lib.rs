@@ -23,6 +23,8 @@ pub mod tls;
 mod js;
 #[cfg(test)]
 mod props;
+#[cfg(test)]
+pub(crate) mod test_alloc;
 
 /// One process-wide runtime; napi shuts it down with the last environment that
 /// loaded the module. This runs as Node loads the addon, where a panic would abort

@@ -38,8 +38,9 @@ enum State {
     /// The peer broke the protocol: no more reading; replies still go out until
     /// the grace ends (see `ERROR_GRACE`).
     Faulted,
-    /// Writing our last close frame (`ctl`), ahead of the queue; then the end.
-    Failing(Box<Ended>),
+    /// Writing our last close frame (`ctl`), ahead of the queue; then the end
+    /// (`Rare::then`).
+    Failing,
     /// We sent our close frame (the flow's, in queue order); waiting for the peer's.
     Closing,
     /// The peer sent its close frame; writing the reply (`ctl`).
@@ -51,14 +52,14 @@ enum State {
 struct Beat {
     period: Duration,
     next: Instant,
-    last_heard: u64,
+    last_heard: u32,
     silent: u32,
 }
 
 struct Idle {
     after: Duration,
     next: Instant,
-    last_heard: u64,
+    last_heard: u32,
     since: Instant,
 }
 
@@ -69,31 +70,56 @@ struct Clock {
     idle: Option<Idle>,
     /// The end of the error grace, of a close handshake, of our last close frame.
     deadline: Option<Instant>,
+    /// Set to the earliest of the above.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
-/// A running session; resolves to how it ended.
+/// What a session needs only while it waits for the flow, answers pings, closes
+/// or faults: boxed, and let go of once nothing is left in it.
+#[derive(Default)]
+struct Rare {
+    /// Control frames that go at the next frame boundary: the replies to the
+    /// peer's pings, or (winding down) our last close frame, ahead of the queue.
+    ctl: Option<Bytes>,
+    /// The peer's protocol error; whatever then ends the session, this is reported.
+    fault: Option<Fault>,
+    /// The reason in the peer's close frame, if it gave one.
+    peer_reason: Option<Box<str>>,
+    /// How the session ends once our last close frame is out (`State::Failing`).
+    then: Option<Ended>,
+    /// Waiting for the flow to take events: the socket is not read meanwhile.
+    room: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl Rare {
+    fn is_empty(&self) -> bool {
+        self.ctl.is_none()
+            && self.fault.is_none()
+            && self.peer_reason.is_none()
+            && self.then.is_none()
+            && self.room.is_none()
+    }
+}
+
+/// A running session; resolves to how it ended. Its size is what an idle
+/// connection costs beside its socket (see `an_idle_session_is_small`): what
+/// most sessions never need is in `rare` and `clock`.
 pub struct Session<S> {
     io: S,
     id: u32,
     shared: Arc<Shared>,
     inbox: Arc<Inbox>,
     decoder: Decoder,
-    close_timeout: Duration,
+    /// Milliseconds (a u32 is 49 days).
+    close_timeout_ms: u32,
     state: State,
-    /// The peer's protocol error; whatever then ends the session, this is reported.
-    fault: Option<Box<Fault>>,
-    /// Reads that brought bytes: the heartbeat and the idle timeout follow it.
-    heard: u64,
-    /// Control frames that go at the next frame boundary: the replies to the
-    /// peer's pings, or (winding down) our last close frame, ahead of the queue.
-    ctl: Option<Bytes>,
+    /// Reads that brought bytes, wrapping: the heartbeat and the idle timeout
+    /// compare it with what it was.
+    heard: u32,
+    rare: Option<Box<Rare>>,
     clock: Option<Box<Clock>>,
-    timer: Option<Pin<Box<Sleep>>>,
-    room: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     /// The peer's close code (1005: its close frame had none), 0 before it came.
     peer_code: u16,
-    /// The reason in the peer's close frame, if it gave one.
-    peer_reason: Option<Box<str>>,
     /// Frames at the queue's front left from the last batch (the first maybe
     /// partly written); `carried_close`: the last of them is our close frame.
     carried: u8,
@@ -117,23 +143,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             last_heard: 0,
             since: now,
         });
-        let clock = (beat.is_some() || idle.is_some()).then(|| Box::new(Clock { beat, idle, deadline: None }));
+        let clock =
+            (beat.is_some() || idle.is_some()).then(|| Box::new(Clock { beat, idle, deadline: None, timer: None }));
+        // Rounded up: a timeout below a millisecond is not none.
+        let close_timeout_ms = u32::try_from(cfg.close_timeout.as_micros().div_ceil(1000)).unwrap_or(u32::MAX);
         let mut session = Session {
             io,
             id,
             decoder: Decoder::new(!shared.client, cfg.max_message_bytes),
             shared,
             inbox,
-            close_timeout: cfg.close_timeout,
+            close_timeout_ms,
             state: State::Open,
-            fault: None,
             heard: 0,
-            ctl: None,
+            rare: None,
             clock,
-            timer: None,
-            room: None,
             peer_code: 0,
-            peer_reason: None,
             carried: 0,
             carried_close: false,
             ping_due: false,
@@ -160,12 +185,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.shared.client
     }
 
+    fn close_timeout(&self) -> Duration {
+        Duration::from_millis(self.close_timeout_ms.into())
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Default::default)
+    }
+
+    /// Lets go of `rare` once nothing is left in it: an idle session holds none.
+    fn tidy(&mut self) {
+        if self.rare.as_ref().is_some_and(|r| r.is_empty()) {
+            self.rare = None;
+        }
+    }
+
     /// The session's end: reported with the peer's fault if there was one.
     fn end(&mut self, code: u16, error: Option<String>) -> Ended {
-        let ended = match self.fault.take() {
-            Some(fault) => Ended::new(ABNORMAL_CLOSURE, Some(fault.text.clone())),
+        let (fault, peer_reason) = match self.rare.as_mut() {
+            Some(r) => (r.fault.take(), r.peer_reason.take()),
+            None => (None, None),
+        };
+        let ended = match fault {
+            Some(fault) => Ended::new(ABNORMAL_CLOSURE, Some(fault.text)),
             None if code == self.peer_code => {
-                Ended { code, error, reason: self.peer_reason.take().map(String::from).unwrap_or_default() }
+                Ended { code, error, reason: peer_reason.map(String::from).unwrap_or_default() }
             }
             None => Ended::new(code, error),
         };
@@ -177,6 +221,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         ended
     }
 
+    /// The end `fail` planned.
+    fn end_as_planned(&mut self) -> Ended {
+        let then = self.rare.as_mut().and_then(|r| r.then.take()).unwrap_or_else(|| Ended::new(ABNORMAL_CLOSURE, None));
+        self.end(then.code, then.error)
+    }
+
     fn peer_gone(&mut self) -> Ended {
         let code = if self.peer_code == 0 { ABNORMAL_CLOSURE } else { self.peer_code };
         self.end(code, None)
@@ -184,11 +234,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Stop everything but writing `close` (ahead of the queue), then end as `then`.
     fn fail(&mut self, code: u16, reason: &str, then: Ended) {
-        if matches!(self.state, State::Failing(_)) {
+        if matches!(self.state, State::Failing) {
             return;
         }
-        self.ctl = Some(codec::control_frame(Control::Close, &codec::close_payload(code, reason), self.client()));
-        self.state = State::Failing(Box::new(then));
+        let close = codec::control_frame(Control::Close, &codec::close_payload(code, reason), self.client());
+        let rare = self.rare();
+        (rare.ctl, rare.then) = (Some(close), Some(then));
+        self.state = State::Failing;
         self.set_deadline(Some(Instant::now() + FAULT_CLOSE_TIMEOUT));
     }
 
@@ -198,7 +250,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return;
         }
         let (id, client, inbox) = (self.id, self.shared.client, &self.inbox);
-        let (pong, mut closed, mut messages) = (&mut self.ctl, None, 0);
+        let (rare, mut closed, mut messages) = (&mut self.rare, None, 0);
         let result = self.decoder.feed(bytes, &mut |item| match item {
             Item::Text(p, ascii) => {
                 messages += 1;
@@ -212,6 +264,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 // Every ping is answered (pongs queue up, as frames back to back),
                 // up to a few; past that only the latest, as RFC 6455 §5.5.3 allows.
                 let reply = codec::control_frame(Control::Pong, p, client);
+                let pong = &mut rare.get_or_insert_with(Default::default).ctl;
                 *pong = Some(match pong.take() {
                     Some(earlier) if earlier.len() < MAX_PONGS_BYTES => [&earlier[..], &reply[..]].concat().into(),
                     _ => reply,
@@ -224,7 +277,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             crate::stats::count(&self.shared.stats.msgs_in, messages);
         }
         if let Err(fault) = result {
-            self.fault = Some(Box::new(fault));
+            self.rare().fault = Some(fault);
             self.state = State::Faulted;
             self.set_deadline(Some(Instant::now() + ERROR_GRACE));
             return;
@@ -236,14 +289,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         // The decoder checked the reason is UTF-8.
         if let Some(reason) = payload.get(2..).filter(|r| !r.is_empty()) {
-            self.peer_reason = std::str::from_utf8(reason).ok().map(Into::into);
+            self.rare().peer_reason = std::str::from_utf8(reason).ok().map(Into::into);
         }
         match self.state {
             State::Open => {
                 // The reply echoes the peer's close, ahead of anything queued.
-                self.ctl = Some(codec::control_frame(Control::Close, &payload, self.client()));
+                self.rare().ctl = Some(codec::control_frame(Control::Close, &payload, self.client()));
                 self.state = State::Replying;
-                self.set_deadline(Some(Instant::now() + self.close_timeout));
+                self.set_deadline(Some(Instant::now() + self.close_timeout()));
             }
             State::Closing if self.close_out => self.closed_both_ways(),
             _ => {}
@@ -253,8 +306,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Both close frames went; a server drops TCP now, a client waits for it.
     fn closed_both_ways(&mut self) {
         self.state = State::AwaitEof;
-        let at =
-            if self.client() { self.deadline().unwrap_or(Instant::now() + self.close_timeout) } else { Instant::now() };
+        let at = if self.client() {
+            self.deadline().unwrap_or(Instant::now() + self.close_timeout())
+        } else {
+            Instant::now()
+        };
         self.set_deadline(Some(at));
     }
 
@@ -268,13 +324,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return Poll::Pending;
         }
         let room = loop {
-            if let Some(waiting) = self.room.as_mut() {
+            if let Some(waiting) = self.rare.as_mut().and_then(|r| r.room.as_mut()) {
                 // Waiting for the flow: the socket is not read, so TCP slows the peer.
                 std::task::ready!(waiting.as_mut().poll(cx));
-                self.room = None;
+                self.rare().room = None;
             }
             match self.inbox.reserve(SCRATCH_BYTES) {
-                0 => self.room = Some(Box::pin(self.inbox.clone().room())),
+                0 => self.rare().room = Some(Box::pin(self.inbox.clone().room())),
                 n => break n,
             }
         };
@@ -297,7 +353,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             if n == 0 {
                 return Poll::Ready(false);
             }
-            self.heard += 1;
+            self.heard = self.heard.wrapping_add(1);
             crate::stats::count(&self.shared.stats.bytes_in, n as u64);
             self.decode(&mut buf[..n]);
             Poll::Ready(true)
@@ -309,7 +365,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Our close frame is out: what that means in each state.
     fn after_close_out(&mut self) -> Option<Ended> {
         match std::mem::replace(&mut self.state, State::Open) {
-            State::Failing(then) => return Some(self.end(then.code, then.error)),
+            State::Failing => return Some(self.end_as_planned()),
             // The flow closed during the grace: the fault is what is reported.
             State::Faulted => return Some(self.end(ABNORMAL_CLOSURE, None)),
             State::Replying => self.closed_both_ways(),
@@ -358,10 +414,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.set_deadline(None);
             match std::mem::replace(&mut self.state, State::Open) {
                 State::Faulted => {
-                    let (code, text) = self.fault.as_ref().map(|f| (f.code, f.text.clone())).unwrap_or_default();
+                    let fault = self.rare.as_ref().and_then(|r| r.fault.as_ref());
+                    let (code, text) = fault.map(|f| (f.code, f.text.clone())).unwrap_or_default();
                     self.fail(code, &text, Ended::new(ABNORMAL_CLOSURE, None));
                 }
-                State::Failing(then) => return Some(self.end(then.code, then.error)),
+                State::Failing => return Some(self.end_as_planned()),
                 State::Closing => return Some(self.end(ABNORMAL_CLOSURE, None)),
                 _ => return Some(self.peer_gone()),
             }
@@ -371,13 +428,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Polls the one timer, set to the earliest of what is due; true if it fired.
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let next =
-            self.clock.as_ref().map(|c| [c.beat.as_ref().map(|b| b.next), c.idle.as_ref().map(|i| i.next), c.deadline]);
-        let Some(at) = next.into_iter().flatten().flatten().min() else {
-            self.timer = None;
+        let Some(clock) = self.clock.as_mut() else { return false };
+        let next = [clock.beat.as_ref().map(|b| b.next), clock.idle.as_ref().map(|i| i.next), clock.deadline];
+        let Some(at) = next.into_iter().flatten().min() else {
+            clock.timer = None;
             return false;
         };
-        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        let timer = clock.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
         if timer.deadline() != at {
             timer.as_mut().reset(at);
         }
@@ -387,7 +444,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     fn poll_session(&mut self, cx: &mut Context<'_>) -> Poll<Ended> {
         self.shared.waker.register(cx.waker());
         loop {
-            if self.shared.overflow.load(Ordering::Relaxed) && !matches!(self.state, State::Failing(_)) {
+            if self.shared.overflow.load(Ordering::Relaxed) && !matches!(self.state, State::Failing) {
                 let text = "peer too slow: send queue full";
                 self.fail(1008, text, Ended::new(ABNORMAL_CLOSURE, Some(text.into())));
             }
@@ -400,7 +457,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             match self.poll_write(cx) {
                 Wrote::Failed => {
                     return Poll::Ready(match std::mem::replace(&mut self.state, State::Open) {
-                        State::Failing(then) => self.end(then.code, then.error),
+                        State::Failing => self.end_as_planned(),
                         _ => self.peer_gone(),
                     })
                 }
@@ -421,7 +478,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         _ => self.peer_gone(),
                     })
                 }
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    self.tidy();
+                    return Poll::Pending;
+                }
             }
         }
     }

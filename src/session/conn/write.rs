@@ -89,7 +89,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     fn gather(&mut self, batch: &mut [Bytes; BATCH]) -> (usize, bool) {
         let mut n = 0;
         let mut extra = 0;
-        let winding_down = matches!(self.state, State::Failing(_) | State::Replying);
+        let winding_down = matches!(self.state, State::Failing | State::Replying);
         let mut frames = self.shared.frames.lock();
         while self.carried > 0 {
             batch[n] = frames.pop_front().unwrap_or_default();
@@ -104,7 +104,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return (n, false);
         }
         if winding_down {
-            if let Some(close) = self.ctl.take() {
+            if let Some(close) = self.rare.as_mut().and_then(|r| r.ctl.take()) {
                 extra += close.len();
                 batch[n] = close;
                 n += 1;
@@ -114,7 +114,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             return (n, false);
         }
-        if let Some(pongs) = self.ctl.take() {
+        if let Some(pongs) = self.rare.as_mut().and_then(|r| r.ctl.take()) {
             extra += pongs.len();
             batch[n] = pongs;
             n += 1;
@@ -139,7 +139,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.shared.queued.fetch_add(extra, Ordering::Relaxed);
         if ends_with_close && matches!(self.state, State::Open) {
             self.state = State::Closing;
-            self.set_deadline(Some(Instant::now() + self.close_timeout));
+            self.set_deadline(Some(Instant::now() + self.close_timeout()));
         }
         (n, ends_with_close)
     }
