@@ -22,8 +22,9 @@ pub struct SessionStats {
     /// Milliseconds since the Unix epoch when the session began.
     pub since_ms: u64,
     /// Subprotocol and peer address, set as the session opens: one allocation,
-    /// `protocol` NUL `remote` (a protocol is a header token: never a NUL), as a
-    /// session's idle memory is what users count (issue 12).
+    /// `protocol` NUL `remote`, as a session's idle memory is what users count
+    /// (issue 12). A protocol never holds a NUL: a listener's is a header token, a
+    /// client's a header value, which the HTTP parser refuses with a NUL in it.
     about: Mutex<Option<Box<str>>>,
 }
 
@@ -86,6 +87,7 @@ impl SessionStats {
     }
 
     pub fn set_protocol(&self, protocol: &str) {
+        debug_assert!(!protocol.contains('\0'), "a subprotocol with a NUL");
         if !protocol.is_empty() {
             let mut about = self.about.lock();
             let remote = about.as_deref().map_or("", |a| split_about(a).1);
