@@ -755,9 +755,14 @@ mod tests {
         listener.close(1001).await;
     }
 
-    /// Waits until each client has read something (its 101).
+    /// Waits until each client has read something (its 101), for at most 10 s.
     #[cfg(unix)]
     async fn answered(clients: &mut [std::net::TcpStream]) {
+        tokio::time::timeout(Duration::from_secs(10), answers(clients)).await.expect("every 101 within 10 s");
+    }
+
+    #[cfg(unix)]
+    async fn answers(clients: &mut [std::net::TcpStream]) {
         use std::io::Read;
         for c in clients.iter_mut() {
             let mut buf = [0u8; 256];
@@ -775,8 +780,9 @@ mod tests {
     /// What one idle session over TCP holds on the heap, as the addon asks for it
     /// (requested sizes: glibc adds 8 to 16 bytes per allocation): sessions
     /// adopted from descriptors as Node hands them over, each told its peer's
-    /// address as JS tells it, counted once every client has its 101.
-    #[cfg(unix)]
+    /// address as JS tells it, counted once every client has its 101. (A burst
+    /// trim the process's other tests set off in the window would add ~5 bytes.)
+    #[cfg(all(unix, target_pointer_width = "64"))]
     #[tokio::test]
     async fn an_idle_tcp_session_holds_under_800_bytes() {
         use std::os::fd::AsRawFd;

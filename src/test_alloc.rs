@@ -15,10 +15,10 @@ thread_local! {
 
 struct Watching;
 
-fn note(layout: Layout, sign: isize) {
+fn note(size: usize, sign: isize) {
     let _ = NET.try_with(|n| {
         if let Some(net) = n.get() {
-            n.set(Some(net + sign * layout.size() as isize));
+            n.set(Some(net.wrapping_add(sign.wrapping_mul(size as isize))));
         }
     });
 }
@@ -32,12 +32,26 @@ unsafe impl GlobalAlloc for Watching {
                 w.set(Some((align, largest.max(layout.size()))));
             }
         });
-        note(layout, 1);
+        note(layout.size(), 1);
         System.alloc(layout)
     }
 
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note(layout.size(), 1);
+        System.alloc_zeroed(layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let grown = System.realloc(ptr, layout, new_size);
+        if !grown.is_null() {
+            note(layout.size(), -1);
+            note(new_size, 1);
+        }
+        grown
+    }
+
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note(layout, -1);
+        note(layout.size(), -1);
         System.dealloc(ptr, layout)
     }
 }
@@ -56,7 +70,10 @@ pub fn largest_aligned<R>(align: usize, f: impl FnOnce() -> R) -> (R, usize) {
 
 /// Runs `f` and returns its result with the bytes this thread allocated in it
 /// and has not freed (requested sizes: without the allocator's own overhead).
+/// On a one-thread runtime, so that what `f` sets going runs on this thread too.
 pub async fn net_bytes<R>(f: impl std::future::Future<Output = R>) -> (R, isize) {
+    let flavor = tokio::runtime::Handle::current().runtime_flavor();
+    assert_eq!(flavor, tokio::runtime::RuntimeFlavor::CurrentThread, "counting needs a one-thread runtime");
     NET.with(|n| n.set(Some(0)));
     let out = f.await;
     let net = NET.with(|n| n.take().unwrap_or(0));

@@ -101,9 +101,9 @@ impl Rare {
     }
 }
 
-/// A running session; resolves to how it ended. Its size is what an idle
-/// connection costs beside its socket (see `an_idle_session_is_small`): what
-/// most sessions never need is in `rare` and `clock`.
+/// A running session; resolves to how it ended. Its size is the task's share of
+/// what an idle connection costs (see `an_idle_tcp_session_holds_under_800_bytes`
+/// in listener.rs): what most sessions never need is in `rare` and `clock`.
 pub struct Session<S> {
     io: S,
     id: u32,
@@ -146,7 +146,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let clock =
             (beat.is_some() || idle.is_some()).then(|| Box::new(Clock { beat, idle, deadline: None, timer: None }));
         // Rounded up: a timeout below a millisecond is not none.
-        let close_timeout_ms = u32::try_from(cfg.close_timeout.as_micros().div_ceil(1000)).unwrap_or(u32::MAX);
+        let close_timeout_ms = u32::try_from(cfg.close_timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(u32::MAX);
         let mut session = Session {
             io,
             id,
@@ -223,7 +223,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// The end `fail` planned.
     fn end_as_planned(&mut self) -> Ended {
-        let then = self.rare.as_mut().and_then(|r| r.then.take()).unwrap_or_else(|| Ended::new(ABNORMAL_CLOSURE, None));
+        let then = self.rare.as_mut().and_then(|r| r.then.take());
+        debug_assert!(then.is_some(), "failing without a planned end");
+        let then = then.unwrap_or_else(|| Ended::new(ABNORMAL_CLOSURE, None));
         self.end(then.code, then.error)
     }
 

@@ -489,10 +489,11 @@ async fn a_queued_burst_goes_out_in_one_write_sharing_the_broadcast_bytes() {
 
 #[test]
 fn an_idle_session_is_small() {
-    // The session's whole state, the task's future; nothing else is allocated
-    // while it is idle but its `Shared`.
-    // With the task's other state (see `a_sessions_task_is_small` in listener.rs),
-    // it must leave tokio's task cell at 256 bytes.
+    // The session's state, the bulk of its task's future; beside it an idle
+    // session holds its `Shared`, its sending handle and its peer's address (and
+    // a boxed clock with heartbeat or idle timeout on). With the task's other state
+    // (see `a_sessions_task_is_small` in listener.rs) it must leave tokio's task
+    // cell at 256 bytes.
     let size = std::mem::size_of::<Session<tokio::net::TcpStream>>();
     assert!(size <= 120, "a session takes {size} bytes");
 }
