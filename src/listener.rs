@@ -731,16 +731,14 @@ mod tests {
         assert!(matches!(last, Some(Message::Close(Some(ref f))) if u16::from(f.code) == 1001), "{last:?}");
     }
 
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    #[tokio::test]
-    async fn the_task_cell_is_256_bytes() {
-        // What `a_sessions_task_is_small` bounds, as tokio allocates it: its task
-        // cells are aligned to 128 bytes on these targets, and nothing else that
-        // spawning allocates is.
-        let listener = Listener::new(ListenerConfig::default(), Inbox::new(Box::new(|_| {})));
+    /// A session's task as `start` makes it, not spawned, with its sending handle;
+    /// its stream comes from `make`.
+    fn unstarted<F>(listener: &Listener, make: F) -> (SessionHandle, impl std::future::Future<Output = ()>)
+    where
+        F: FnOnce() -> std::io::Result<tokio::net::TcpStream> + Send + 'static,
+    {
         let departure = Departure { shared: listener.shared.clone(), id: 1, opened: false, finished: false };
-        let (_handle, queue) = SessionHandle::new(&SessionConfig::default(), false);
-        let make = || -> std::io::Result<tokio::net::TcpStream> { Err(std::io::ErrorKind::Other.into()) };
+        let (handle, queue) = SessionHandle::new(&SessionConfig::default(), false);
         let start = Start {
             response: Vec::new(),
             head: Vec::new(),
@@ -749,7 +747,19 @@ mod tests {
             protocol_len: 0,
             make_stream: make,
         };
-        let (task, cell) = crate::test_alloc::largest_aligned(128, || tokio::spawn(serve(departure, Box::new(start))));
+        (handle, serve(departure, Box::new(start)))
+    }
+
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    #[tokio::test]
+    async fn the_task_cell_is_256_bytes() {
+        // What `a_sessions_task_is_small` bounds, as tokio allocates it: its task
+        // cells are aligned to 128 bytes on these targets, and nothing else that
+        // spawning allocates is.
+        let listener = Listener::new(ListenerConfig::default(), Inbox::new(Box::new(|_| {})));
+        let make = || -> std::io::Result<tokio::net::TcpStream> { Err(std::io::ErrorKind::Other.into()) };
+        let (_handle, task) = unstarted(&listener, make);
+        let (task, cell) = crate::test_alloc::largest_aligned(128, || tokio::spawn(task));
         task.await.unwrap();
         assert_eq!(cell, 256, "a session's task cell takes {cell} bytes");
         listener.close(1001).await;
@@ -832,22 +842,12 @@ mod tests {
         // The task's future is what a connection costs in memory while idle,
         // with the socket's registration and the session's `Shared`.
         let listener = Listener::new(ListenerConfig::default(), Inbox::new(Box::new(|_| {})));
-        let departure = Departure { shared: listener.shared.clone(), id: 1, opened: false, finished: false };
-        let (_handle, queue) = SessionHandle::new(&SessionConfig::default(), false);
         let std_stream = std::net::TcpListener::bind("127.0.0.1:0").map(|l| l.local_addr());
         let make = move || -> std::io::Result<tokio::net::TcpStream> {
             let _ = &std_stream;
             Err(std::io::ErrorKind::Other.into())
         };
-        let start = Start {
-            response: Vec::new(),
-            head: Vec::new(),
-            queue,
-            open: Bytes::new(),
-            protocol_len: 0,
-            make_stream: make,
-        };
-        let task = serve(departure, Box::new(start));
+        let (_handle, task) = unstarted(&listener, make);
         let size = std::mem::size_of_val(&task);
         drop(task);
         // tokio (1.54, x86_64) puts a task's future in a cell aligned to 128 bytes,

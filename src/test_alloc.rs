@@ -23,21 +23,26 @@ fn note(size: usize, sign: isize) {
     });
 }
 
+/// Watched and counted, for an allocation either way (zeroed or not).
+fn allocating(layout: Layout) {
+    let _ = WATCH.try_with(|w| {
+        if let Some((align, largest)) = w.get().filter(|&(align, _)| align == layout.align()) {
+            w.set(Some((align, largest.max(layout.size()))));
+        }
+    });
+    note(layout.size(), 1);
+}
+
 // SAFETY: every call goes to the system allocator unchanged; the counts only
 // read the layout.
 unsafe impl GlobalAlloc for Watching {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = WATCH.try_with(|w| {
-            if let Some((align, largest)) = w.get().filter(|&(align, _)| align == layout.align()) {
-                w.set(Some((align, largest.max(layout.size()))));
-            }
-        });
-        note(layout.size(), 1);
+        allocating(layout);
         System.alloc(layout)
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size(), 1);
+        allocating(layout);
         System.alloc_zeroed(layout)
     }
 
