@@ -485,6 +485,7 @@ fn check_close(payload: &[u8]) -> Result<(), Fault> {
     }
 }
 
+pub mod blocks;
 #[cfg(test)]
 mod props;
 #[cfg(test)]

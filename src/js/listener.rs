@@ -1,6 +1,6 @@
 use super::bridge::JsBridge;
 use super::cluster::JsCluster;
-use super::frame::ServerFrame;
+use super::frame::{PayloadArray, ServerFrame};
 use super::{close_code, inbox_for, invalid, pull, session_config, CopiedBuffer, SessionOptions};
 use crate::auth::Auth;
 use crate::cluster::{Cluster, Wire};
@@ -204,13 +204,14 @@ impl JsListener {
     pub fn send_many(
         &self,
         targets: Uint32Array,
-        #[napi(ts_arg_type = "Array<string | Uint8Array>")] payloads: Vec<ServerFrame>,
+        #[napi(ts_arg_type = "Array<string | Uint8Array>")] payloads: PayloadArray,
     ) -> Result<u32> {
         if targets.len() != payloads.len() {
             return Err(invalid("targets and payloads differ in length"));
         }
         // Encoded here, once: a broadcast's sessions all write these bytes.
-        let batch: Vec<_> = targets.iter().zip(payloads).map(|(&target, frame)| (target, frame.0)).collect();
+        let frames = payloads.server_frames(&targets)?;
+        let batch: Vec<_> = targets.iter().copied().zip(frames).collect();
         if let Some((cluster, path, _)) = &*self.cluster.lock() {
             for (_, frame) in batch.iter().filter(|(target, _)| *target == 0) {
                 cluster.send(path, Wire::Broadcast { frame: frame.clone() });
