@@ -27,10 +27,14 @@ describe('msg mapping helpers', function () {
 
     it('makes msg ids of 16 hex digits, no two alike across refills of its pool', function () {
         const seen = new Set();
+        let last = '';
         for (let i = 0; i < 5000; i++) {
             const id = messages.newMsgId();
             assert.match(id, /^[0-9a-f]{16}$/);
+            // Not cut from overlapping digits of the pool (which would still be unique).
+            assert.notStrictEqual(id.slice(0, 8), last.slice(8), 'id ' + i);
             seen.add(id);
+            last = id;
         }
         assert.strictEqual(seen.size, 5000);
     });

@@ -93,5 +93,22 @@ describe('sendMany payloads', function () {
                 ws.terminate();
             }
         });
+
+        it('sends nothing of a call with a payload it refuses; the next call is what arrives first', async function () {
+            await helper.load(wsNode, [{ id: 'l', type: 'websocket-listener', path: '/ws/refused', wholemsg: 'false' }]);
+            const ws = await connect(wsUrl(helper, '/ws/refused'));
+            try {
+                const native = helper.getNode('l').native;
+                const got = messages(ws, 2);
+                assert.throws(() => native.sendMany(Uint32Array.of(0, 0, 0), ['a', 42, 'b']), /a payload must be a string or a Buffer/);
+                // Runs for one session and for all, the refused one in the middle of its run.
+                assert.throws(() => native.sendMany(Uint32Array.of(0, 0), [Buffer.from('c'), null]), /a payload must be a string or a Buffer/);
+                assert.strictEqual(native.sendMany(Uint32Array.of(0, 0), ['after', Buffer.from('and this')]), 2);
+                const m = await got;
+                assert.deepStrictEqual(m.map((x) => [x.isBinary, x.data.toString()]), [[false, 'after'], [true, 'and this']]);
+            } finally {
+                ws.terminate();
+            }
+        });
     });
 });

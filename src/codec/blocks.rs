@@ -12,11 +12,10 @@ use bytes::{Bytes, BytesMut};
 
 /// Frames larger than this get an allocation of their own: beside their copy, one
 /// allocation is little.
-const SHARED_UP_TO: usize = 1024;
-/// A block is sized for the frames left in its run, up to this.
-const BLOCK_MAX: usize = 16 * 1024;
-/// A frame's header and N-API's terminating NUL at most, beside its payload.
-const OVERHEAD: usize = 10 + 1;
+pub const SHARED_UP_TO: usize = 1024;
+/// A block is sized for the frames left in its run, as large as this one, up to
+/// this (which bounds the room a run of frames of mixed sizes leaves unused).
+pub const BLOCK_MAX: usize = 4096;
 
 #[derive(Default)]
 pub struct Blocks {
@@ -35,15 +34,18 @@ impl Blocks {
         left: usize,
         fill: impl FnOnce(&mut [u8]) -> usize,
     ) -> Bytes {
-        let need = len.max(room) + OVERHEAD;
+        let opcode = OpCode::Data(if text { Data::Text } else { Data::Binary });
+        let header = FrameHeader { is_final: true, rsv1: false, rsv2: false, rsv3: false, opcode, mask: None };
+        let frame_len = header.len(len as u64) + len;
+        // `room` past the payload (N-API's terminating NUL) is needed while filling only.
+        let need = frame_len + room.saturating_sub(len);
         if self.alone(need, left) {
             return server_frame_filled(text, len, room, fill);
         }
         if self.block.capacity() < need {
-            self.block = BytesMut::with_capacity(need.saturating_mul(left).clamp(need, BLOCK_MAX.max(need)));
+            let run = frame_len.saturating_mul(left) + (need - frame_len);
+            self.block = BytesMut::with_capacity(run.clamp(need, BLOCK_MAX));
         }
-        let opcode = OpCode::Data(if text { Data::Text } else { Data::Binary });
-        let header = FrameHeader { is_final: true, rsv1: false, rsv2: false, rsv3: false, opcode, mask: None };
         let mut head = [0u8; 14];
         let mut w = &mut head[..];
         // Writing at most 14 bytes to a 14-byte slice cannot fail.
@@ -64,7 +66,8 @@ impl Blocks {
 
     /// A binary frame of `payload`, as `filled` makes one.
     pub fn binary(&mut self, payload: &[u8], left: usize) -> Bytes {
-        if self.alone(payload.len() + OVERHEAD, left) {
+        if payload.len() > SHARED_UP_TO {
+            // No zero-filling first, as `filled` would for a frame of its own.
             return super::data_frame(false, payload, false);
         }
         self.filled(false, payload.len(), payload.len(), left, |room| {
@@ -86,6 +89,25 @@ impl Blocks {
     }
 }
 
+/// The frames of payloads `0..targets.len()` (`frame(i, blocks, left)` makes the
+/// i-th with `Blocks::filled` or `binary`), each run of the same target sharing blocks.
+pub fn frames_by_run<E>(
+    targets: &[u32],
+    mut frame: impl FnMut(usize, &mut Blocks, usize) -> Result<Bytes, E>,
+) -> Result<Vec<Bytes>, E> {
+    let mut blocks = Blocks::default();
+    let mut frames = Vec::with_capacity(targets.len());
+    let mut run_end = 0;
+    for (i, &target) in targets.iter().enumerate() {
+        if i == run_end {
+            blocks.end_run();
+            run_end = i + targets[i..].iter().take_while(|&&t| t == target).count();
+        }
+        frames.push(frame(i, &mut blocks, run_end - i)?);
+    }
+    Ok(frames)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,46 +123,78 @@ mod tests {
         }
     }
 
-    #[test]
-    fn frames_in_blocks_are_the_frames_encoded_alone() {
-        let mut blocks = Blocks::default();
-        for len in [0, 1, 125, 126, 127, 500, 1000, 1013, 1014, 5000, 65536, 70000] {
-            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-            for (text, left) in [(false, 1), (false, 5), (true, 3), (true, 1)] {
-                let frame = if text {
-                    blocks.filled(true, len, len + 1, left, fill_with(&payload))
-                } else {
-                    blocks.binary(&payload, left)
-                };
-                assert_eq!(frame, data_frame(text, &payload, false), "{len} bytes, text {text}, {left} left");
-            }
-        }
+    fn payload(len: usize, seed: usize) -> Vec<u8> {
+        (0..len).map(|i| ((i + seed) % 251) as u8).collect()
+    }
+
+    /// Whether `b` starts where `a` ends: the same block.
+    fn adjacent(a: &Bytes, b: &Bytes) -> bool {
+        a.as_ptr() as usize + a.len() == b.as_ptr() as usize
     }
 
     #[test]
-    fn a_run_shares_one_block_and_the_next_run_starts_another() {
+    fn frames_in_blocks_are_the_frames_encoded_alone_after_the_whole_run() {
+        let lens = [0, 1, 125, 126, 127, 500, 1000, 1013, 1014, 1020, 1025, 5000, 65536, 70000];
         let mut blocks = Blocks::default();
-        let run: Vec<Bytes> = (0..4).map(|i| blocks.filled(false, 64, 64, 4 - i, fill_with(&[7; 64]))).collect();
-        for pair in run.windows(2) {
-            // Side by side in memory: one allocation.
-            assert_eq!(pair[0].as_ptr() as usize + pair[0].len(), pair[1].as_ptr() as usize);
+        let mut made = Vec::new();
+        for (k, &len) in lens.iter().enumerate() {
+            let p = payload(len, k);
+            for (text, left) in [(false, 9), (true, 3), (false, 2), (true, 1)] {
+                let frame =
+                    if text { blocks.filled(true, len, len + 1, left, fill_with(&p)) } else { blocks.binary(&p, left) };
+                made.push((frame, data_frame(text, &p, false), len, text));
+            }
         }
-        blocks.end_run();
-        let next = blocks.filled(false, 64, 64, 2, fill_with(&[8; 64]));
-        let last = run.last().unwrap();
-        assert_ne!(last.as_ptr() as usize + last.len(), next.as_ptr() as usize, "a new run, a new block");
-        assert_eq!(next, data_frame(false, &[8; 64], false));
+        // Checked once all are made: no frame was written over by a later one.
+        for (frame, expected, len, text) in &made {
+            assert_eq!(frame, expected, "{len} bytes, text {text}");
+        }
+        // The control: small frames did share blocks, large ones did not.
+        let shared = made.windows(2).filter(|w| adjacent(&w[0].0, &w[1].0)).count();
+        assert!(shared > 10, "{shared} frames followed the previous one in its block");
+        assert!(made.windows(2).all(|w| !adjacent(&w[0].0, &w[1].0) || w[1].2 + 4 <= SHARED_UP_TO));
+    }
+
+    #[test]
+    fn runs_share_blocks_and_never_one_with_another_target() {
+        let targets = [1, 1, 2, 1, 0, 0, 0, 3];
+        // A run's last frames smaller than its first, so that its block has room
+        // left when the next run starts.
+        let sizes = [64, 10, 10, 64, 64, 64, 10, 10];
+        let frames =
+            frames_by_run(&targets, |i, blocks, left| Ok::<_, ()>(blocks.binary(&payload(sizes[i], i), left))).unwrap();
+        for (i, frame) in frames.iter().enumerate() {
+            assert_eq!(frame, &data_frame(false, &payload(sizes[i], i), false), "frame {i}");
+        }
+        let next_to: Vec<bool> = frames.windows(2).map(|w| adjacent(&w[0], &w[1])).collect();
+        // 1 1 | 2 | 1 | 0 0 0 | 3: within a run side by side, across runs never.
+        assert_eq!(next_to, [true, false, false, false, true, true, false]);
     }
 
     #[test]
     fn a_block_is_sized_for_its_run_not_beyond() {
         let mut blocks = Blocks::default();
-        let _ = blocks.filled(false, 64, 64, 3, fill_with(&[1; 64]));
-        // Room for three such frames (each counted with the largest header and a NUL), less the first.
-        assert_eq!(blocks.block.capacity(), 3 * (64 + OVERHEAD) - (64 + 2));
+        let _ = blocks.binary(&[1; 64], 3);
+        // Three frames of 2 + 64 bytes, less the first one made.
+        assert_eq!(blocks.block.capacity(), 2 * 66);
         let mut blocks = Blocks::default();
-        let _ = blocks.filled(false, 64, 64, 10_000, fill_with(&[1; 64]));
-        assert!(blocks.block.capacity() <= BLOCK_MAX, "{}", blocks.block.capacity());
+        let _ = blocks.filled(true, 64, 65, 3, fill_with(&[b'a'; 64]));
+        // Text: one byte more, for N-API's NUL after the last.
+        assert_eq!(blocks.block.capacity(), 2 * 66 + 1);
+        let mut blocks = Blocks::default();
+        let _ = blocks.binary(&[1; 64], 10_000);
+        assert_eq!(blocks.block.capacity(), BLOCK_MAX - 66);
+    }
+
+    #[test]
+    fn the_last_frame_of_a_run_without_room_left_is_allocated_alone() {
+        let mut blocks = Blocks::default();
+        let first = blocks.binary(&[1; 64], 2);
+        let second = blocks.binary(&[2; 64], 1);
+        assert!(adjacent(&first, &second), "room was left for it");
+        let alone = blocks.binary(&[3; 64], 1);
+        assert!(!adjacent(&second, &alone));
+        assert_eq!(blocks.block.capacity(), 0, "no block was made for it");
     }
 
     #[test]
@@ -150,8 +204,9 @@ mod tests {
             room[..3].copy_from_slice(b"abc");
             3
         });
-        assert_eq!(short, data_frame(true, b"abc", false));
         let after = blocks.filled(true, 2, 3, 2, fill_with(b"ok"));
+        // Checked after the next frame reused the block's room.
+        assert_eq!(short, data_frame(true, b"abc", false));
         assert_eq!(after, data_frame(true, b"ok", false));
     }
 }

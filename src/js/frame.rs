@@ -7,7 +7,7 @@
 //! them); these copy each payload as it is read. Measured for server frames:
 //! 363 → 268 ns per 64 B Buffer on the JS thread.
 
-use crate::codec::blocks::Blocks;
+use crate::codec::blocks::{frames_by_run, Blocks};
 use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi::sys;
@@ -68,22 +68,16 @@ impl PayloadArray {
     }
 
     /// Each payload as the frame a server sends to `targets[i]`: a run of frames
-    /// for the same session shares blocks (`codec::blocks`). `targets` must be as
-    /// long as the array.
+    /// for the same session shares blocks (`codec::blocks`).
     pub fn server_frames(&self, targets: &[u32]) -> Result<Vec<Bytes>> {
-        let mut blocks = Blocks::default();
-        let mut frames = Vec::with_capacity(targets.len());
-        let mut run_end = 0;
-        for (i, &target) in targets.iter().enumerate() {
-            if i == run_end {
-                blocks.end_run();
-                run_end = i + targets[i..].iter().take_while(|&&t| t == target).count();
-            }
+        if targets.len() != self.len() {
+            return Err(super::invalid("targets and payloads differ in length"));
+        }
+        frames_by_run(targets, |i, blocks, left| {
             let mut value = ptr::null_mut();
             check_status!(unsafe { sys::napi_get_element(self.env, self.value, i as u32, &mut value) }, "payload")?;
-            frames.push(unsafe { server_frame(self.env, value, &mut blocks, run_end - i) }?);
-        }
-        Ok(frames)
+            unsafe { server_frame(self.env, value, blocks, left) }
+        })
     }
 }
 

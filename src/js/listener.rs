@@ -206,19 +206,20 @@ impl JsListener {
         targets: Uint32Array,
         #[napi(ts_arg_type = "Array<string | Uint8Array>")] payloads: PayloadArray,
     ) -> Result<u32> {
-        if targets.len() != payloads.len() {
-            return Err(invalid("targets and payloads differ in length"));
-        }
+        // A copy: reading the payloads may run JS (a getter), which could change or
+        // detach the typed array's memory.
+        let targets = targets.to_vec();
         // Encoded here, once: a broadcast's sessions all write these bytes.
         let frames = payloads.server_frames(&targets)?;
-        let batch: Vec<_> = targets.iter().copied().zip(frames).collect();
+        let batch: Vec<_> = targets.into_iter().zip(frames).collect();
         if let Some((cluster, path, _)) = &*self.cluster.lock() {
             for (_, frame) in batch.iter().filter(|(target, _)| *target == 0) {
                 cluster.send(path, Wire::Broadcast { frame: frame.clone() });
             }
         }
+        let taken = batch.len() as u32;
         self.inner.send_frames(batch);
-        Ok(targets.len() as u32)
+        Ok(taken)
     }
 
     /// Run a turn's requests of the flow, in order: `ops` is a program as described

@@ -361,6 +361,30 @@ async fn the_drop_policy_keeps_a_peer_that_stopped_reading_and_counts_the_drops(
 }
 
 #[tokio::test(start_paused = true)]
+async fn frames_taken_near_the_cap_are_copied_out_of_their_shared_block() {
+    use crate::codec::blocks::{frames_by_run, BLOCK_MAX};
+    let cap = 3 * BLOCK_MAX;
+    let (inbox, _wakes) = watched_inbox();
+    let cfg = SessionConfig { max_queue_bytes: cap, drop_when_full: true, ..Default::default() };
+    let (handle, shared, _task, _peer) = spawn_on(&cfg, 1024, false, inbox);
+    // One run of 62-byte frames in shared blocks, past the cap (the drop policy keeps the session).
+    let frames = frames_by_run(&[1; 220], |_, blocks, left| Ok::<_, ()>(blocks.binary(&[7; 60], left))).unwrap();
+    let taken = handle.send_frames(frames.iter().cloned());
+    assert!(taken < frames.len(), "the control: the cap was reached");
+    // Looked at before the session's task runs (paused clock, no await): all still queued.
+    let queued = shared.frames.lock();
+    assert_eq!(queued.len(), taken);
+    let shared_block: Vec<bool> = queued.iter().zip(&frames).map(|(q, f)| q.as_ptr() == f.as_ptr()).collect();
+    let first_copy = shared_block.iter().position(|&s| !s).expect("some were copied");
+    assert!(first_copy > 0, "far from the cap, frames stay in their block");
+    assert!(shared_block[first_copy..].iter().all(|&s| !s), "{shared_block:?}");
+    // Those kept in their block were all taken with a whole block's room left below the cap.
+    assert!((first_copy - 1) * 62 + BLOCK_MAX <= cap);
+    assert!(first_copy * 62 + BLOCK_MAX > cap);
+    assert!(queued.iter().zip(&frames).all(|(q, f)| q == f), "copies are the same bytes");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_reader_waits_for_the_flow_and_leaves_the_socket_unread() {
     let (inbox, _wakes) = watched_inbox();
     inbox.push(crate::inbox::Event::new(Kind::Binary, 9, vec![0u8; HIGH_WATER_BYTES], 0));
