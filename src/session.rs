@@ -229,15 +229,13 @@ impl SessionHandle {
                     dropped += 1;
                     continue;
                 }
-                // Near the cap a run of frames may be kept only in part, and a frame
-                // from a shared block (`codec::blocks`) keeps its whole block: copied.
-                let frame = if waiting + codec::blocks::BLOCK_MAX > self.max_queue_bytes
-                    && len <= codec::blocks::SHARED_UP_TO
-                {
-                    Bytes::copy_from_slice(&frame)
-                } else {
-                    frame
-                };
+                // Near the cap, or after a drop, a run of frames may be kept only in
+                // part, and a frame from a shared block (`codec::blocks`) keeps its
+                // whole block: copied. (A run split across calls, with the writer
+                // draining between a drop and a keep, can still leave one block so.)
+                let near = dropped > 0 || waiting + codec::blocks::BLOCK_MAX > self.max_queue_bytes;
+                let frame =
+                    if near && len <= codec::blocks::SHARED_UP_TO { Bytes::copy_from_slice(&frame) } else { frame };
                 queue.push_back(frame);
                 taken += 1;
                 peak = waiting + len;

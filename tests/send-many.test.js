@@ -101,7 +101,7 @@ describe('sendMany payloads', function () {
                 const native = helper.getNode('l').native;
                 const got = messages(ws, 2);
                 assert.throws(() => native.sendMany(Uint32Array.of(0, 0, 0), ['a', 42, 'b']), /a payload must be a string or a Buffer/);
-                // Runs for one session and for all, the refused one in the middle of its run.
+                // The refused payload in the middle of its run, then last in one.
                 assert.throws(() => native.sendMany(Uint32Array.of(0, 0), [Buffer.from('c'), null]), /a payload must be a string or a Buffer/);
                 assert.strictEqual(native.sendMany(Uint32Array.of(0, 0), ['after', Buffer.from('and this')]), 2);
                 const m = await got;
