@@ -8,7 +8,7 @@
 //! consolidated one chunk per reply, which the writing worker then freed.
 
 use super::{server_frame_filled, Data, FrameHeader, OpCode};
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// Frames larger than this get an allocation of their own: beside their copy, one
 /// allocation is little.
@@ -57,12 +57,9 @@ impl Blocks {
             self.size = run.clamp(need, BLOCK_MAX);
             self.block = BytesMut::with_capacity(self.size);
         }
-        let mut head = [0u8; 14];
-        let mut w = &mut head[..];
-        // Writing at most 14 bytes to a 14-byte slice cannot fail.
-        let _ = header.format(len as u64, &mut w);
-        let head_len = 14 - w.len();
-        self.block.extend_from_slice(&head[..head_len]);
+        // Writing to a BytesMut cannot fail; the block is empty before each frame.
+        let _ = header.format(len as u64, &mut (&mut self.block).writer());
+        let head_len = self.block.len();
         self.block.resize(head_len + room.max(len), 0);
         let wrote = fill(&mut self.block[head_len..]).min(room.max(len));
         if wrote != len {
