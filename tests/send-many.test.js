@@ -58,6 +58,20 @@ describe('sendMany payloads', function () {
         }
     });
 
+    it('refuses targets or ops that are not a Uint32Array, by name', async function () {
+        const listener = new addon.Listener({}, () => {});
+        try {
+            for (const bad of [[0], new Int32Array(1), new Float64Array(1), Buffer.alloc(4), null]) {
+                const invalid = (err) => /expected a Uint32Array/.test(err.message) && addon.withCode(err).code === 'ERR_WSRS_INVALID_ARGUMENT';
+                assert.throws(() => listener.sendMany(bad, ['x']), invalid, Object.prototype.toString.call(bad));
+                assert.throws(() => listener.run(bad, ['x'], []), invalid, Object.prototype.toString.call(bad));
+            }
+            assert.strictEqual(listener.sendMany(new Uint32Array(0), []), 0);
+        } finally {
+            await listener.close(1001);
+        }
+    });
+
     describe('on the wire', function () {
         before(() => helper.startServer());
         after(() => helper.stopServer());
@@ -91,6 +105,50 @@ describe('sendMany payloads', function () {
                 });
             } finally {
                 ws.terminate();
+            }
+        });
+
+        // A payload's getter runs JS while the call converts its arguments; the
+        // typed arrays given before it count as they were when passed.
+        const changedBy = (array, index, value, payload) => Object.defineProperty([], 0, {
+            enumerable: true,
+            get() { array[index] = value; return payload; }
+        });
+
+        it("run's ops are taken as passed, whatever a payload's getter does to them", async function () {
+            await helper.load(wsNode, [{ id: 'l', type: 'websocket-listener', path: '/ws/ops', wholemsg: 'false' }]);
+            const ws = await connect(wsUrl(helper, '/ws/ops'));
+            try {
+                const native = helper.getNode('l').native;
+                const got = messages(ws, 1);
+                const ops = Uint32Array.of(1, 0, 0); // SEND to every session, payload 0
+                // Read after the getter, op 99 would refuse the whole program.
+                assert.strictEqual(native.run(ops, changedBy(ops, 0, 99, 'as passed'), []), 3);
+                assert.deepStrictEqual((await got).map((x) => x.data.toString()), ['as passed']);
+            } finally {
+                ws.terminate();
+            }
+        });
+
+        it("a client's targets are taken as passed, whatever a payload's getter does to them", async function () {
+            await helper.load(wsNode, [
+                { id: 'l', type: 'websocket-listener', path: '/ws/targets', wholemsg: 'false' },
+                { id: 'in', type: 'websocket in', server: 'l', client: '', wires: [['sink']] },
+                { id: 'sink', type: 'helper' }
+            ]);
+            const got = [];
+            helper.getNode('sink').on('input', (msg) => got.push(msg.payload));
+            const client = new addon.Client({ url: wsUrl(helper, '/ws/targets') }, () => {});
+            try {
+                const until = Date.now() + 5000;
+                while (client.sendMany(Uint32Array.of(0), ['up']) === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+                // Read after the getter, target 12345 (not the live connection) would send nothing.
+                const targets = Uint32Array.of(0);
+                assert.strictEqual(client.sendMany(targets, changedBy(targets, 0, 12345, 'as passed')), 1);
+                while (got.length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+                assert.deepStrictEqual(got, ['up', 'as passed']);
+            } finally {
+                await client.close(1001);
             }
         });
 

@@ -1,4 +1,4 @@
-use super::frame::Payload;
+use super::frame::{Payload, U32s};
 use super::{close_code, inbox_for, invalid, pull, send_each, session_config, CopiedBuffer, SessionOptions};
 use crate::client::{Client, ClientConfig};
 use crate::inbox::Inbox;
@@ -160,10 +160,10 @@ impl JsClient {
     #[napi(catch_unwind)]
     pub fn send_many(
         &self,
-        targets: Uint32Array,
+        #[napi(ts_arg_type = "Uint32Array")] targets: U32s,
         #[napi(ts_arg_type = "Array<string | Uint8Array>")] payloads: Vec<Payload>,
     ) -> Result<u32> {
-        send_each(&targets, payloads, |target, msg| self.inner.send((target != 0).then_some(target), msg) as u32)
+        send_each(&targets.0, payloads, |target, msg| self.inner.send((target != 0).then_some(target), msg) as u32)
     }
 
     /// Connect, or reconnect to a new `url` and/or with new `headers` ([name,
@@ -182,8 +182,6 @@ impl JsClient {
         self.inner.disconnect();
     }
 
-    /// Stop reconnecting and close with `code` (default 1001); resolves when done.
-    /// A code that must never be sent rejects with ERR_WSRS_INVALID_ARGUMENT.
     /// The client's counters (`Stats`), read now.
     #[napi(catch_unwind)]
     pub fn stats(&self) -> crate::js::stats::Stats {
@@ -196,6 +194,8 @@ impl JsClient {
         crate::js::stats::list(self.inner.sessions())
     }
 
+    /// Stop reconnecting and close with `code` (default 1001); resolves when done.
+    /// A code that must never be sent rejects with ERR_WSRS_INVALID_ARGUMENT.
     #[napi(catch_unwind)]
     pub async fn close(&self, code: Option<u32>) -> Result<()> {
         self.inner.close(close_code(code)?).await;

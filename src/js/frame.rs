@@ -33,6 +33,53 @@ impl FromNapiValue for ServerFrame {
     }
 }
 
+/// A Uint32Array's numbers, copied as the argument is converted: later
+/// arguments' conversion may run JS (a getter) that could change or detach the
+/// array's memory, and a copy also spares napi-rs's reference to the array.
+pub struct U32s(pub Vec<u32>);
+
+impl TypeName for U32s {
+    fn type_name() -> &'static str {
+        "Uint32Array"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl FromNapiValue for U32s {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        let mut is_typed = false;
+        check_status!(unsafe { sys::napi_is_typedarray(env, value, &mut is_typed) }, "Uint32Array")?;
+        let (mut kind, mut len, mut data) = (0, 0, ptr::null_mut());
+        if is_typed {
+            check_status!(
+                unsafe {
+                    sys::napi_get_typedarray_info(
+                        env,
+                        value,
+                        &mut kind,
+                        &mut len,
+                        &mut data,
+                        ptr::null_mut(),
+                        ptr::null_mut(),
+                    )
+                },
+                "Uint32Array"
+            )?;
+        }
+        if !is_typed || kind != sys::TypedarrayType::uint32_array {
+            return Err(super::invalid("expected a Uint32Array"));
+        }
+        // A view of length 0 may have no memory at all.
+        Ok(U32s(if len == 0 {
+            Vec::new()
+        } else {
+            unsafe { std::slice::from_raw_parts(data.cast::<u32>(), len) }.to_vec()
+        }))
+    }
+}
+
 /// A JS array of payloads, framed once the sessions they go to are known
 /// (`server_frames`). Valid during the call that received it.
 pub struct PayloadArray {

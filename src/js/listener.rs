@@ -1,6 +1,6 @@
 use super::bridge::JsBridge;
 use super::cluster::JsCluster;
-use super::frame::{PayloadArray, ServerFrame};
+use super::frame::{PayloadArray, ServerFrame, U32s};
 use super::{close_code, inbox_for, invalid, pull, session_config, CopiedBuffer, SessionOptions};
 use crate::auth::Auth;
 use crate::cluster::{Cluster, Wire};
@@ -203,12 +203,10 @@ impl JsListener {
     #[napi(catch_unwind)]
     pub fn send_many(
         &self,
-        targets: Uint32Array,
+        #[napi(ts_arg_type = "Uint32Array")] targets: U32s,
         #[napi(ts_arg_type = "Array<string | Uint8Array>")] payloads: PayloadArray,
     ) -> Result<u32> {
-        // A copy: reading the payloads may run JS (a getter), which could change or
-        // detach the typed array's memory.
-        let targets = targets.to_vec();
+        let U32s(targets) = targets;
         // Encoded here, once: a broadcast's sessions all write these bytes.
         let frames = payloads.server_frames(&targets)?;
         let batch: Vec<_> = targets.into_iter().zip(frames).collect();
@@ -229,18 +227,18 @@ impl JsListener {
     #[napi(catch_unwind)]
     pub fn run(
         &self,
-        ops: Uint32Array,
+        #[napi(ts_arg_type = "Uint32Array")] ops: U32s,
         #[napi(ts_arg_type = "Array<string | Uint8Array>")] payloads: Vec<ServerFrame>,
         names: Vec<String>,
     ) -> Result<u32> {
         let frames: Vec<_> = payloads.into_iter().map(|frame| frame.0).collect();
         let names: Vec<std::sync::Arc<str>> = names.into_iter().map(Into::into).collect();
-        let program = crate::commands::decode(&ops, &frames, &names).map_err(invalid)?;
+        let program = crate::commands::decode(&ops.0, &frames, &names).map_err(invalid)?;
         if let Some((cluster, path, _)) = &*self.cluster.lock() {
             cluster.send_ops(path, &program);
         }
         self.inner.run(program);
-        Ok(ops.len() as u32)
+        Ok(ops.0.len() as u32)
     }
 
     /// Every room with its number of members (for tests and diagnostics).
