@@ -40,23 +40,22 @@ export declare class Client {
    */
   sendMany(targets: Uint32Array, payloads: Array<string | Uint8Array>): number
   /**
-   * From now on, broadcasts and room publishes also go to the other instances
-   * of `cluster`, and theirs for `path` come here.
+   * Connect, or reconnect to a new `url` and/or with new `headers` ([name,
+   * value] pairs, replacing the configured ones). Already connected or
+   * connecting with neither given: nothing changes. A bad URL or header
+   * throws ERR_WSRS_INVALID_ARGUMENT and changes nothing.
    */
-  attachCluster(cluster: Cluster, path: string): void
-  /**
-   * Sends `payload` to sessions `ids` of instance `instance` (12 hex digits)
-   * through the cluster; false if there is no cluster or the id is not one.
-   */
-  sendRemote(instance: string, ids: Array<number>, payload: string | Uint8Array): boolean
+  connect(url?: string | undefined | null, headers?: Array<Array<string>> | undefined | null): void
+  /** Close the connection (1000) and stay disconnected until `connect()`. */
+  disconnect(): void
+  /** The client's counters (`Stats`), read now. */
+  stats(): Stats
+  /** The live connection as a list of one, or none. */
+  sessions(): SessionList
   /**
    * Stop reconnecting and close with `code` (default 1001); resolves when done.
    * A code that must never be sent rejects with ERR_WSRS_INVALID_ARGUMENT.
    */
-  /** The client's counters, its live connection's added up now. */
-  stats(): Stats
-  /** The live connection as a list of one, or none. */
-  sessions(): SessionList
   close(code?: number | undefined | null): Promise<void>
 }
 export type JsClient = Client
@@ -66,37 +65,23 @@ export declare class Cluster {
    * `onEvent(kind, detail)` hears of each change of the link to Redis
    * ("connected", "disconnected" with the reason; a Redis that stays down is
    * reported once) and of losses: "lost" and "trimmed" (Streams mode, with the
-   * path) and "dropped" (with the reason).
+   * path), "dropped" (with the reason) and "toolarge" ("<size> <limit>" in
+   * bytes: a message kept local, at most once a minute) and "roomstoolong" (a
+   * room publish's rooms over 64 KiB left out for other instances, likewise).
    */
   constructor(options: ClusterOptions, onEvent: (arg0: string, arg1: string) => void)
   get connected(): boolean
-  /** Publishes dropped so far (Redis unreachable or too slow). */
+  /**
+   * Messages other instances did not get so far (Redis unreachable or too
+   * slow, refused, or over the size limit).
+   */
   get dropped(): number
+  /** Of those, messages over the size limit (kept local). */
+  get tooLarge(): number
   /** Stops and lets go of the link; listeners attached are detached. */
   close(): void
 }
 export type JsCluster = Cluster
-
-export interface ClusterOptions {
-  /** redis://host:port/db or rediss://… (TLS). */
-  url: string
-  username?: string
-  password?: string
-  ca?: string
-  cert?: string
-  key?: string
-  /** Verify the server's certificate (default true). */
-  verify?: boolean
-  /** Channel (or stream) names start with this. */
-  prefix?: string
-  /** "pubsub" (default: at most once) or "streams" (replays what an outage missed). */
-  mode?: string
-  /** Streams mode: entries kept per stream, about (default 10 000). */
-  retention?: number
-}
-
-/** This process's id in the cluster (12 hex digits): the prefix of its session ids. */
-export declare function instanceId(): string
 
 export declare class Listener {
   /**
@@ -126,6 +111,13 @@ export declare class Listener {
    * Returns the bridge, or the HTTP response to write when refused.
    */
   bridge(head: Uint8Array, request: UpgradeInfo, onOutput: (arg0: number, arg1: CopiedBuffer) => void): Bridge | string
+  /** The listener's counters (`Stats`), read now: one call, no hot-path cost. */
+  stats(): Stats
+  /**
+   * The first sessions in `query.sort` order (default: most queued first),
+   * at most `query.limit` (default 100), and how many there are.
+   */
+  sessions(query?: SessionQuery | undefined | null): SessionList
   /**
    * Queue many messages in one call, in order: `targets[i]` is a session id,
    * or 0 for a broadcast of `payloads[i]` (its bytes shared by every session).
@@ -133,19 +125,47 @@ export declare class Listener {
    */
   sendMany(targets: Uint32Array, payloads: Array<string | Uint8Array>): number
   /**
+   * Run a turn's requests of the flow, in order: `ops` is a program as described
+   * in src/commands.rs, `payloads` the messages it sends (each framed once) and
+   * `names` its room names and close reasons. A faulty program runs not at all
+   * and throws ERR_WSRS_INVALID_ARGUMENT. Returns the number of ops' words.
+   */
+  run(ops: Uint32Array, payloads: Array<string | Uint8Array>, names: Array<string>): number
+  /** Every room with its number of members (for tests and diagnostics). */
+  rooms(): Record<string, number>
+  /**
+   * From now on, broadcasts and room publishes also go to the other instances
+   * of `cluster`, and theirs for `path` come here.
+   */
+  attachCluster(cluster: Cluster, path: string): void
+  /**
+   * Sends `payload` to sessions `ids` of instance `instance` (12 hex digits)
+   * through the cluster; false if there is no cluster or the id is not one.
+   */
+  sendRemote(instance: string, ids: Array<number>, payload: string | Uint8Array): boolean
+  /**
    * Close every session with `code` (default 1001) and stop; resolves when done.
    * A code that must never be sent rejects with ERR_WSRS_INVALID_ARGUMENT.
    */
-  /** The listener's counters, read now: one call, no hot-path cost. */
-  stats(): Stats
-  /**
-   * The first sessions in `query.sort` order (default: most queued first),
-   * at most `query.limit` (default 100, at most 10 000), and how many there are.
-   */
-  sessions(query?: SessionQuery | undefined | null): SessionList
   close(code?: number | undefined | null): Promise<void>
 }
 export type JsListener = Listener
+
+/** A client without a valid credential gets 401 and never reaches the flow. */
+export interface AuthOptions {
+  /** "token" (a shared secret) or "jwt". */
+  mode: string
+  /** The shared token (mode "token"). */
+  token?: string
+  /** "HS256", "RS256" or "ES256" (mode "jwt"). */
+  algorithm?: string
+  /** HS256: the secret; RS256/ES256: the PEM public key. */
+  key?: string
+  issuer?: string
+  audience?: string
+  /** The query parameter that may carry the credential (default "access_token"). */
+  param?: string
+}
 
 export interface ClientOptions {
   /** ws:// or wss:// URL. */
@@ -170,6 +190,10 @@ export interface ClientOptions {
   queuePolicy?: string
   /** With no heartbeat, close a connection on which the server is silent this long (1001). */
   idleTimeoutMs?: number
+  /** Redial after a connection ends or fails. Default true (as core). */
+  reconnect?: boolean
+  /** Dial at once. Default true; false: only when `connect()` is called. */
+  connectAtStart?: boolean
 }
 
 export interface ClientProxy {
@@ -202,6 +226,28 @@ export interface ClientTrust {
   opensslStore?: boolean
 }
 
+export interface ClusterOptions {
+  /** redis://host:port/db or rediss://… (TLS). */
+  url: string
+  username?: string
+  password?: string
+  /** PEM: the roots to trust (absent: the system's), a client certificate and key. */
+  ca?: string
+  cert?: string
+  key?: string
+  /** Verify the server's certificate (default true). */
+  verify?: boolean
+  /** Channel (or stream) names start with this. */
+  prefix?: string
+  /** "pubsub" (default: at most once) or "streams" (replays what an outage missed). */
+  mode?: string
+  /** Streams mode: entries kept per stream, about (default 10 000). */
+  retention?: number
+}
+
+/** This process's id in the cluster (12 hex digits): the prefix of its session ids. */
+export declare function instanceId(): string
+
 export interface ListenerOptions {
   /** Ping every session this often, in milliseconds; 0 or absent: no heartbeat. */
   heartbeatMs?: number
@@ -223,40 +269,12 @@ export interface ListenerOptions {
   idleTimeoutMs?: number
   /** Refuse connections past this many (503). Absent or 0: no limit. */
   maxConnections?: number
-}
-
-/** The request fields the handshake needs, as Node's HTTP parser saw them. */
-export interface UpgradeInfo {
-  method: string
-  upgrade: string
-  key: string
-  version: string
-  protocol: string
-  /** The peer's address as Node saw it, for the session list. */
-  remote?: string
-}
-
-/** A config node's counters (src/js/stats.rs). Bytes are wire bytes. */
-export interface Stats {
-  connections: number
-  peak: number
-  opens: number
-  /** Close code -> how many sessions ended with it. */
-  closes: Record<string, number>
-  msgsIn: number
-  msgsOut: number
-  bytesIn: number
-  bytesOut: number
-  queuedBytes: number
-  queuedPeak: number
-  dropped: number
-  queueFull: number
-  refusedTooMany: number
-  refusedHandshake: number
-  connectFailed: number
+  /** Authentication at the handshake; absent: none (as core). */
+  auth?: AuthOptions
 }
 
 export interface SessionInfo {
+  /** The addon's number for the session (JS turns it into `_session.id`). */
   id: number
   remote: string
   protocol: string
@@ -273,12 +291,67 @@ export interface SessionInfo {
 }
 
 export interface SessionList {
+  /** All sessions, however many are listed. */
   total: number
   sessions: Array<SessionInfo>
 }
 
 export interface SessionQuery {
-  /** "queued" (default), "in", "out" or "since". */
+  /** "queued" (default), "in", "out" or "since": largest (oldest) first. */
   sort?: string
+  /** At most this many (default 100, at most 10 000). */
   limit?: number
+}
+
+/**
+ * A config node's counters. Numbers are f64: JS has no u64, and counts stay
+ * exact up to 2^53.
+ */
+export interface Stats {
+  connections: number
+  peak: number
+  opens: number
+  /** Close code → how many sessions ended with it (1006: without a close frame). */
+  closes: Record<string, number>
+  msgsIn: number
+  msgsOut: number
+  /** Wire bytes, frame headers included. */
+  bytesIn: number
+  bytesOut: number
+  queuedBytes: number
+  queuedPeak: number
+  /** Messages dropped by the queue policy "drop". */
+  dropped: number
+  /** Sessions closed (1008) because their queue passed its cap. */
+  queueFull: number
+  /** Handshakes refused past the connection limit (503). */
+  refusedTooMany: number
+  /** Handshakes refused as invalid (or with no common subprotocol). */
+  refusedHandshake: number
+  /** Refused for want of a valid credential (401). */
+  refusedAuth: number
+  /** A client's failed connection attempts. */
+  connectFailed: number
+}
+
+/** The request fields the handshake needs, as Node's HTTP parser saw them. */
+export interface UpgradeInfo {
+  method: string
+  upgrade: string
+  key: string
+  version: string
+  protocol: string
+  /**
+   * Handed back with the session's open event once it has opened (the connect
+   * info of `websocket in` events); absent when nobody asked for it.
+   */
+  announce?: string
+  /**
+   * The `Authorization` header and the request target (`req.url`), needed only
+   * by a listener with authentication.
+   */
+  authorization?: string
+  url?: string
+  /** The peer's address as Node saw it, for the session list. */
+  remote?: string
 }
