@@ -132,6 +132,17 @@ impl Inbox {
         }
     }
 
+    /// `push` for several events, in order, under one lock and with one wake-up.
+    pub fn push_all(self: &Arc<Self>, events: impl Iterator<Item = Event>) {
+        let wake_now = {
+            let mut s = self.state.lock();
+            events.fold(false, |wake, ev| s.push(ev) | wake)
+        };
+        if wake_now {
+            self.wake();
+        }
+    }
+
     /// Count `n` messages dropped for `session`; they reach JS as one `Dropped`
     /// event per session and batch, so a flood of drops costs JS nothing more.
     pub fn count_drops(self: &Arc<Self>, session: u32, n: u32) {
@@ -222,6 +233,12 @@ impl Inbox {
     pub fn queued(&self) -> (usize, usize) {
         let s = self.state.lock();
         (s.bytes, s.queue.len())
+    }
+
+    /// Tests: the payloads queued, as the events hold them.
+    #[cfg(test)]
+    pub fn queued_payloads(&self) -> Vec<Bytes> {
+        self.state.lock().queue.iter().map(|ev| ev.data.clone()).collect()
     }
 
     /// Take one batch, encoded as described at the top of this file.

@@ -4,7 +4,7 @@
 use super::{Ended, SessionConfig, Shared, ABNORMAL_CLOSURE, ERROR_GRACE, IDLE_CLOSE};
 use crate::codec::{self, Decoder, Fault, Item};
 use crate::inbox::{Event, Inbox, Kind};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
@@ -29,6 +29,81 @@ const FAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_BYTES].into_boxed_slice());
+    /// `Received::messages`, kept between reads (emptied) rather than grown anew for each.
+    static RECEIVED: RefCell<Vec<(Kind, u32, Held)>> = const { RefCell::new(Vec::new()) };
+}
+/// A kept `RECEIVED` list beyond this many entries (a read of tiny messages) is let go.
+const RECEIVED_KEPT: usize = 1024;
+
+/// The messages of one read, handed to the inbox together: those whole within
+/// the read share one allocation (not one each), and the inbox is locked once.
+struct Received {
+    /// Payloads that lay whole within the read, side by side.
+    arena: BytesMut,
+    messages: Vec<(Kind, u32, Held)>,
+}
+
+enum Held {
+    /// In `arena`, from..to.
+    Arena(usize, usize),
+    /// Assembled from several reads or fragments.
+    Own(Bytes),
+}
+
+impl Received {
+    fn new() -> Self {
+        Received { arena: BytesMut::new(), messages: RECEIVED.with(|kept| kept.take()) }
+    }
+
+    fn add(&mut self, kind: Kind, payload: codec::Payload<'_>, extra: u32, read_len: usize) {
+        let held = match payload {
+            codec::Payload::Borrowed(b) if !b.is_empty() => {
+                if self.arena.capacity() == 0 {
+                    // The read bounds what it can hold: one allocation per read.
+                    self.arena.reserve(read_len);
+                }
+                let from = self.arena.len();
+                self.arena.extend_from_slice(b);
+                Held::Arena(from, self.arena.len())
+            }
+            own => Held::Own(own.into_bytes()),
+        };
+        self.messages.push((kind, extra, held));
+    }
+
+    /// Queues the messages for session `id`; returns how many there were.
+    fn deliver(mut self, id: u32, inbox: &Arc<Inbox>) -> u64 {
+        let count = self.messages.len() as u64;
+        if count == 0 {
+            return 0;
+        }
+        // Mostly headers or a frame left incomplete: an exact copy, so the events
+        // never keep much more than the bytes the inbox counts.
+        let arena = if self.arena.len() < self.arena.capacity() / 2 {
+            Bytes::copy_from_slice(&self.arena)
+        } else {
+            std::mem::take(&mut self.arena).freeze()
+        };
+        inbox.push_all(self.messages.drain(..).map(|(kind, extra, held)| {
+            let data = match held {
+                Held::Arena(from, to) => arena.slice(from..to),
+                Held::Own(bytes) => bytes,
+            };
+            Event::new(kind, id, data, extra)
+        }));
+        count
+    }
+}
+
+impl Drop for Received {
+    fn drop(&mut self) {
+        if self.messages.capacity() <= RECEIVED_KEPT {
+            self.messages.clear();
+            let list = std::mem::take(&mut self.messages);
+            // During a thread's teardown the list just goes.
+            let _ = RECEIVED.try_with(|kept| kept.replace(list));
+        }
+    }
 }
 
 /// Where the session is in its life.
@@ -251,17 +326,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if !matches!(self.state, State::Open | State::Closing) {
             return;
         }
-        let (id, client, inbox) = (self.id, self.shared.client, &self.inbox);
-        let (rare, mut closed, mut messages) = (&mut self.rare, None, 0);
+        let (client, read_len) = (self.shared.client, bytes.len());
+        let (rare, mut closed) = (&mut self.rare, None);
+        let mut got = Received::new();
         let result = self.decoder.feed(bytes, &mut |item| match item {
-            Item::Text(p, ascii) => {
-                messages += 1;
-                inbox.push(Event::new(Kind::Text, id, p.into_bytes(), ascii as u32))
-            }
-            Item::Binary(p) => {
-                messages += 1;
-                inbox.push(Event::new(Kind::Binary, id, p.into_bytes(), 0))
-            }
+            Item::Text(p, ascii) => got.add(Kind::Text, p, ascii as u32, read_len),
+            Item::Binary(p) => got.add(Kind::Binary, p, 0, read_len),
             Item::Ping(p) => {
                 // Every ping is answered (pongs queue up, as frames back to back),
                 // up to a few; past that only the latest, as RFC 6455 §5.5.3 allows.
@@ -275,6 +345,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Item::Pong => {}
             Item::Close(p) => closed = Some(p.to_vec()),
         });
+        let messages = got.deliver(self.id, &self.inbox);
         if messages > 0 {
             crate::stats::count(&self.shared.stats.msgs_in, messages);
         }

@@ -269,6 +269,47 @@ async fn a_text_event_says_whether_its_text_is_all_ascii() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_messages_of_one_read_share_one_allocation_that_holds_little_else() {
+    let (inbox, mut wakes) = watched_inbox();
+    let (_handle, _, _task, mut peer) = spawn_on(&SessionConfig::default(), 64 * 1024, false, inbox);
+    // Three whole messages and one in two fragments, read at once.
+    let mut bytes = Vec::new();
+    for text in ["first", "second", "third"] {
+        bytes.extend_from_slice(&text_frame_header(text.len()));
+        bytes.extend_from_slice(text.as_bytes());
+    }
+    bytes.extend_from_slice(&[0x01, 0x82, 0, 0, 0, 0]);
+    bytes.extend_from_slice(b"fr");
+    bytes.extend_from_slice(&[0x80, 0x83, 0, 0, 0, 0]);
+    bytes.extend_from_slice(b"ags");
+    peer.write_all(&bytes).await.unwrap();
+    let inbox = wakes.recv().await.unwrap();
+    let payloads = inbox.queued_payloads();
+    assert_eq!(payloads, ["first", "second", "third", "frags"].map(|t| Bytes::from(t.as_bytes())));
+    for pair in payloads[..3].windows(2) {
+        // Side by side: one allocation for the read (each its own would have
+        // the allocator's headers between them).
+        assert_eq!(pair[1].as_ptr(), pair[0].as_ptr().wrapping_add(pair[0].len()));
+    }
+    drop(payloads);
+    inbox.drain_as_js();
+
+    // A read that is mostly the start of a longer frame: the whole message in it
+    // is copied out on its own, so it does not hold the read's room.
+    let mut bytes = text_frame_header(2);
+    bytes.extend_from_slice(b"ok");
+    bytes.extend_from_slice(&[0x81, 0xfe, 0x03, 0xe8, 0, 0, 0, 0]);
+    bytes.extend_from_slice(&[b'x'; 200]);
+    peer.write_all(&bytes).await.unwrap();
+    let inbox = wakes.recv().await.unwrap();
+    let mut payloads = inbox.queued_payloads();
+    inbox.drain_as_js();
+    assert_eq!(payloads.len(), 1);
+    let alone = payloads.pop().unwrap().try_into_mut().expect("nothing else holds it");
+    assert_eq!((&alone[..], alone.capacity()), (&b"ok"[..], 2));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_message_read_with_the_start_of_bad_text_is_still_delivered() {
     let (inbox, mut wakes) = watched_inbox();
     let (_handle, _, task, mut peer) = spawn_on(&SessionConfig::default(), 64 * 1024, false, inbox);
