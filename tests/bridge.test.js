@@ -148,6 +148,32 @@ describe('the byte bridge (nodes/lib/bridge.js)', function () {
         });
     }
 
+    it('takes the head as passed, whatever a getter of the request does to it', async function () {
+        const texts = [];
+        const take = (batch) => batch instanceof Buffer && forEachEvent(batch, (kind, session, buf, start, end) => {
+            if (kind === KIND.TEXT) texts.push(buf.toString('utf8', start, end));
+        });
+        const listener = new addon.Listener({}, (batch) => {
+            take(batch);
+            for (let more = listener.pull(); more; more = listener.pull()) take(more);
+        });
+        try {
+            // The start of the peer's traffic: a text frame, masked with key 0.
+            const head = Buffer.from([0x81, 0x85, 0, 0, 0, 0, ...Buffer.from('hello')]);
+            const request = { upgrade: 'websocket', key: crypto.randomBytes(16).toString('base64'), version: '13', protocol: '' };
+            // Read after this getter, the head would be 0xff bytes: a reserved opcode.
+            Object.defineProperty(request, 'method', { enumerable: true, get() { head.fill(0xff); return 'GET'; } });
+            const outputs = [];
+            const b = listener.bridge(head, request, (kind, bytes) => outputs.push(kind));
+            assert.strictEqual(typeof b, 'object', 'bridged: ' + b);
+            await until(() => texts.length > 0, "the head's message");
+            assert.deepStrictEqual(texts, ['hello']);
+            assert.ok(outputs.includes(1), 'the handshake answer was written');
+        } finally {
+            await listener.close(1001).catch(() => {});
+        }
+    });
+
     it('destroys a socket whose peer never finishes closing, after the grace', async function () {
         const GRACE_MS = 1000;
         const srv = await bridgedServer(null, GRACE_MS);

@@ -96,7 +96,10 @@ pub struct JsClient {
 impl JsClient {
     /// Starts connecting at once; `onEvents(batch)` as for `Listener`.
     #[napi(constructor, catch_unwind)]
-    pub fn new(options: ClientOptions, on_events: Function<'_, CopiedBuffer, ()>) -> Result<Self> {
+    pub fn new(
+        options: ClientOptions,
+        #[napi(ts_arg_type = "(batch: Buffer | Error) => void")] on_events: Function<'_, CopiedBuffer, ()>,
+    ) -> Result<Self> {
         let headers = header_pairs(options.headers.unwrap_or_default())?;
         let tls = options.tls.map(|t| TlsOptions {
             ca: t.ca.map(String::into_bytes),

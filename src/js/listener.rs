@@ -1,6 +1,6 @@
 use super::bridge::JsBridge;
 use super::cluster::JsCluster;
-use super::frame::{PayloadArray, ServerFrame, U32s};
+use super::frame::{OwnedBytes, PayloadArray, ServerFrame, U32s};
 use super::{close_code, inbox_for, invalid, pull, session_config, CopiedBuffer, SessionOptions};
 use crate::auth::Auth;
 use crate::cluster::{Cluster, Wire};
@@ -114,7 +114,10 @@ impl JsListener {
     /// `onEvents(batch)` receives inbound events in batches (layout in src/inbox.rs)
     /// when they arrive after none were waiting; JS then takes the rest with `pull`.
     #[napi(constructor, catch_unwind)]
-    pub fn new(options: ListenerOptions, on_events: Function<'_, CopiedBuffer, ()>) -> Result<Self> {
+    pub fn new(
+        options: ListenerOptions,
+        #[napi(ts_arg_type = "(batch: Buffer | Error) => void")] on_events: Function<'_, CopiedBuffer, ()>,
+    ) -> Result<Self> {
         let session = session_config(SessionOptions {
             heartbeat_ms: options.heartbeat_ms,
             idle_timeout_ms: options.idle_timeout_ms,
@@ -147,11 +150,16 @@ impl JsListener {
     /// Adopt an upgraded TCP connection by descriptor. Returns the session id, or
     /// the HTTP response to write when the handshake request is refused.
     #[napi(catch_unwind)]
-    pub fn adopt(&self, fd: i32, head: &[u8], request: UpgradeInfo) -> Result<Either<u32, String>> {
+    pub fn adopt(
+        &self,
+        fd: i32,
+        #[napi(ts_arg_type = "Uint8Array")] head: OwnedBytes,
+        request: UpgradeInfo,
+    ) -> Result<Either<u32, String>> {
         #[cfg(unix)]
         {
             let remote = request.remote.clone();
-            let r = self.inner.adopt_fd(fd, head.to_vec(), &request.into())?;
+            let r = self.inner.adopt_fd(fd, head.0, &request.into())?;
             if let (Ok(id), Some(remote)) = (&r, remote) {
                 self.inner.set_remote(*id, &remote);
             }
@@ -171,12 +179,16 @@ impl JsListener {
     #[napi(catch_unwind, ts_return_type = "Bridge | string")]
     pub fn bridge(
         &self,
-        head: &[u8],
+        #[napi(ts_arg_type = "Uint8Array")] head: OwnedBytes,
         request: UpgradeInfo,
-        on_output: Function<'_, FnArgs<(u32, CopiedBuffer)>, ()>,
+        #[napi(ts_arg_type = "(kind: number, bytes: Buffer | Error) => void")] on_output: Function<
+            '_,
+            FnArgs<(u32, CopiedBuffer)>,
+            (),
+        >,
     ) -> Result<Either<JsBridge, String>> {
         let remote = request.remote.clone();
-        let bridge = JsBridge::start(&self.inner, head.to_vec(), &request.into(), on_output)?;
+        let bridge = JsBridge::start(&self.inner, head.0, &request.into(), on_output)?;
         if let (Either::A(b), Some(remote)) = (&bridge, remote) {
             self.inner.set_remote(b.id(), &remote);
         }
