@@ -22,7 +22,7 @@ export type JsBridge = Bridge
 
 export declare class Client {
   /** Starts connecting at once; `onEvents(batch)` as for `Listener`. */
-  constructor(options: ClientOptions, onEvents: (arg: CopiedBuffer) => void)
+  constructor(options: ClientOptions, onEvents: (batch: Buffer | Error) => void)
   /**
    * The next batch of events after an `onEvents` call, or null when none is
    * left; the next event then calls `onEvents` again. Call it once per
@@ -88,7 +88,7 @@ export declare class Listener {
    * `onEvents(batch)` receives inbound events in batches (layout in src/inbox.rs)
    * when they arrive after none were waiting; JS then takes the rest with `pull`.
    */
-  constructor(options: ListenerOptions, onEvents: (arg: CopiedBuffer) => void)
+  constructor(options: ListenerOptions, onEvents: (batch: Buffer | Error) => void)
   /**
    * The next batch of events after an `onEvents` call, or null when none is
    * left; the next event then calls `onEvents` again. Call it once per
@@ -110,7 +110,7 @@ export declare class Listener {
    * `written` once the socket took them), 2 = resume reading, 3 = end.
    * Returns the bridge, or the HTTP response to write when refused.
    */
-  bridge(head: Uint8Array, request: UpgradeInfo, onOutput: (arg0: number, arg1: CopiedBuffer) => void): Bridge | string
+  bridge(head: Uint8Array, request: UpgradeInfo, onOutput: (kind: number, bytes: Buffer | Error) => void): Bridge | string
   /** The listener's counters (`Stats`), read now: one call, no hot-path cost. */
   stats(): Stats
   /**
