@@ -77,8 +77,8 @@ impl Received {
         if count == 0 {
             return 0;
         }
-        // Mostly headers or a frame left incomplete: an exact copy, so the events
-        // never keep much more than the bytes the inbox counts.
+        // Mostly headers or a frame left incomplete: an exact copy, so a read's
+        // events keep at most about twice the bytes the inbox counts for them.
         let arena = if self.arena.len() < self.arena.capacity() / 2 {
             Bytes::copy_from_slice(&self.arena)
         } else {
