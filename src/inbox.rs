@@ -126,10 +126,7 @@ impl Inbox {
 
     /// Queue an event regardless of the high-water mark (control events, errors).
     pub fn push(self: &Arc<Self>, ev: Event) {
-        let wake_now = self.state.lock().push(ev);
-        if wake_now {
-            self.wake();
-        }
+        self.push_all(std::iter::once(ev));
     }
 
     /// `push` for several events, in order, under one lock and with one wake-up.

@@ -51,34 +51,10 @@ impl TypeName for U32s {
 
 impl FromNapiValue for U32s {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
-        let mut is_typed = false;
-        check_status!(unsafe { sys::napi_is_typedarray(env, value, &mut is_typed) }, "Uint32Array")?;
-        let (mut kind, mut len, mut data) = (0, 0, ptr::null_mut());
-        if is_typed {
-            check_status!(
-                unsafe {
-                    sys::napi_get_typedarray_info(
-                        env,
-                        value,
-                        &mut kind,
-                        &mut len,
-                        &mut data,
-                        ptr::null_mut(),
-                        ptr::null_mut(),
-                    )
-                },
-                "Uint32Array"
-            )?;
+        match unsafe { typed_view::<u32>(env, value, sys::TypedarrayType::uint32_array) } {
+            Some(numbers) => Ok(U32s(numbers.to_vec())),
+            None => Err(super::invalid("expected a Uint32Array")),
         }
-        if !is_typed || kind != sys::TypedarrayType::uint32_array {
-            return Err(super::invalid("expected a Uint32Array"));
-        }
-        // A view of length 0 may have no memory at all.
-        Ok(U32s(if len == 0 {
-            Vec::new()
-        } else {
-            unsafe { std::slice::from_raw_parts(data.cast::<u32>(), len) }.to_vec()
-        }))
     }
 }
 
@@ -97,9 +73,9 @@ impl TypeName for OwnedBytes {
 
 impl FromNapiValue for OwnedBytes {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
-        match unsafe { uint8_bytes(env, value) } {
-            Ok(bytes) => Ok(OwnedBytes(bytes.to_vec())),
-            Err(_) => Err(super::invalid("expected a Buffer (Uint8Array)")),
+        match unsafe { typed_view::<u8>(env, value, sys::TypedarrayType::uint8_array) } {
+            Some(bytes) => Ok(OwnedBytes(bytes.to_vec())),
+            None => Err(super::invalid("expected a Buffer (Uint8Array)")),
         }
     }
 }
@@ -207,12 +183,28 @@ unsafe fn is_string(env: sys::napi_env, value: sys::napi_value) -> Result<bool> 
 /// A Uint8Array's (a Buffer's) bytes, to be copied before any other JS value is
 /// read; anything else is refused.
 unsafe fn uint8_bytes<'a>(env: sys::napi_env, value: sys::napi_value) -> Result<&'a [u8]> {
-    let (mut array_type, mut len, mut data, mut buffer, mut offset) = (0, 0, ptr::null_mut(), ptr::null_mut(), 0);
+    unsafe { typed_view(env, value, sys::TypedarrayType::uint8_array) }
+        .ok_or_else(|| super::invalid("a payload must be a string or a Buffer (Uint8Array)"))
+}
+
+/// The memory of a typed array of `kind`; None for anything else. Valid until JS
+/// runs again (a getter could detach it).
+unsafe fn typed_view<'a, T>(env: sys::napi_env, value: sys::napi_value, kind: i32) -> Option<&'a [T]> {
+    let (mut array_type, mut len, mut data) = (0, 0, ptr::null_mut());
     let status = unsafe {
-        sys::napi_get_typedarray_info(env, value, &mut array_type, &mut len, &mut data, &mut buffer, &mut offset)
+        sys::napi_get_typedarray_info(
+            env,
+            value,
+            &mut array_type,
+            &mut len,
+            &mut data,
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )
     };
-    if status != sys::Status::napi_ok || array_type != sys::TypedarrayType::uint8_array {
-        return Err(super::invalid("a payload must be a string or a Buffer (Uint8Array)"));
+    if status != sys::Status::napi_ok || array_type != kind {
+        return None;
     }
-    Ok(if len == 0 { &[] } else { unsafe { std::slice::from_raw_parts(data.cast(), len) } })
+    // A view of length 0 may have no memory at all.
+    Some(if len == 0 { &[] } else { unsafe { std::slice::from_raw_parts(data.cast(), len) } })
 }
