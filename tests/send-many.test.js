@@ -11,6 +11,18 @@ const { connect, messages, wsUrl } = require('./support');
 
 helper.init(require('./node-red-under-test').runtime);
 
+/** A listener at `path` whose `websocket in` feeds a helper node; the payloads it gets. */
+async function receivedAt(path) {
+    await helper.load(wsNode, [
+        { id: 'l', type: 'websocket-listener', path, wholemsg: 'false' },
+        { id: 'in', type: 'websocket in', server: 'l', client: '', wires: [['sink']] },
+        { id: 'sink', type: 'helper' }
+    ]);
+    const got = [];
+    helper.getNode('sink').on('input', (msg) => got.push(msg.payload));
+    return got;
+}
+
 describe('sendMany payloads', function () {
     it('takes strings, Buffers and Uint8Arrays, and refuses anything else by name', async function () {
         const listener = new addon.Listener({}, () => {});
@@ -31,13 +43,7 @@ describe('sendMany payloads', function () {
     it('a client takes the same payloads, refuses the same others, and sends what it takes', async function () {
         await helper.startServer();
         try {
-            await helper.load(wsNode, [
-                { id: 'l', type: 'websocket-listener', path: '/ws/from-client', wholemsg: 'false' },
-                { id: 'in', type: 'websocket in', server: 'l', client: '', wires: [['sink']] },
-                { id: 'sink', type: 'helper' }
-            ]);
-            const got = [];
-            helper.getNode('sink').on('input', (msg) => got.push(msg.payload));
+            const got = await receivedAt('/ws/from-client');
             const client = new addon.Client({ url: wsUrl(helper, '/ws/from-client') }, () => {});
             try {
                 const payloads = ['', 'é\uD800', Buffer.from([1, 2]), new Uint8Array([3])];
@@ -131,13 +137,7 @@ describe('sendMany payloads', function () {
         });
 
         it("a client's targets are taken as passed, whatever a payload's getter does to them", async function () {
-            await helper.load(wsNode, [
-                { id: 'l', type: 'websocket-listener', path: '/ws/targets', wholemsg: 'false' },
-                { id: 'in', type: 'websocket in', server: 'l', client: '', wires: [['sink']] },
-                { id: 'sink', type: 'helper' }
-            ]);
-            const got = [];
-            helper.getNode('sink').on('input', (msg) => got.push(msg.payload));
+            const got = await receivedAt('/ws/targets');
             const client = new addon.Client({ url: wsUrl(helper, '/ws/targets') }, () => {});
             try {
                 const until = Date.now() + 5000;
