@@ -9,8 +9,8 @@ module.exports = {
     id: 'echo',
     title: 'Echo',
     variants: ['core', 'ours', 'ceiling'],
-    what: 'Round trips per second through `websocket in` → `websocket out` (reply to the sender), C connections × 16 messages in flight (binary), closed loop. ' +
-        'CPU is the whole server process (Node-RED: JS thread and Rust workers) per round trip. The ceiling is the plain tokio-tungstenite echo server.',
+    what: 'Round trips per second through `websocket in` → `websocket out` (reply to the sender), C connections × 16 messages in flight (binary), closed loop: each connection sends one message per echo it gets, those for the echoes one read brought in one write. ' +
+        'CPU is the whole server process (Node-RED: JS thread and Rust workers) per round trip, and the load generator\'s, which shares the 2 cores. The ceiling is the plain tokio-tungstenite echo server.',
 
     cases(o) {
         const shapes = o.smoke ? [[16, 64], [64, 4096]] : [[16, 64], [64, 64], [16, 4096], [64, 4096]];
@@ -24,18 +24,20 @@ module.exports = {
             rate: r.result.rate,
             p50: r.result.p50_us,
             p99: r.result.p99_us,
-            cpuUs: r.result.msgs ? (r.serverCpu / r.result.msgs) * 1e6 : null
+            cpuUs: r.result.msgs ? (r.serverCpu / r.result.msgs) * 1e6 : null,
+            loadgenUs: r.result.msgs ? (r.loadgenCpu / r.result.msgs) * 1e6 : null
         };
     },
 
     show: (m) => int(m.rate) + ' msgs/s, p99 ' + int(m.p99) + ' µs',
 
     table(rows) {
-        const out = ['| case | core msgs/s | ours msgs/s | ceiling msgs/s | ours ÷ core (target ≥ 2) | ours ÷ ceiling | p99 µs core / ours / ceiling | server CPU µs/msg core / ours / ceiling |', '| --- | --- | --- | --- | --- | --- | --- | --- |'];
+        const out = ['| case | core msgs/s | ours msgs/s | ceiling msgs/s | ours ÷ core (target ≥ 2) | ours ÷ ceiling | p99 µs core / ours / ceiling | server CPU µs/msg core / ours / ceiling | load generator CPU µs/msg core / ours / ceiling |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |'];
         for (const { c, m, r } of rows) {
             out.push('| ' + [c.label, int(m.core.rate), int(m.ours.rate), int(m.ceiling.rate), r.fmt('vsCore'), r.fmt('vsCeiling'),
                 [m.core.p99, m.ours.p99, m.ceiling.p99].map(int).join(' / '),
-                [m.core.cpuUs, m.ours.cpuUs, m.ceiling.cpuUs].map(fixed(2)).join(' / ')].join(' | ') + ' |');
+                [m.core.cpuUs, m.ours.cpuUs, m.ceiling.cpuUs].map(fixed(2)).join(' / '),
+                [m.core.loadgenUs, m.ours.loadgenUs, m.ceiling.loadgenUs].map(fixed(2)).join(' / ')].join(' | ') + ' |');
         }
         return out;
     },
