@@ -38,8 +38,12 @@ const COPY_BELOW = 4096;
 
 /** A view of the batch (then the batch is never reused: see `isView`) or a copy. */
 function binaryPayload(buf, start, end) {
-    const view = buf.subarray(start, end);
-    return end - start < COPY_BELOW ? Buffer.from(view) : view;
+    if (end - start >= COPY_BELOW) return buf.subarray(start, end);
+    // From Node's pool, as Buffer.from would take it, without the view Buffer.from
+    // needs (~100 against ~135 ns for 64 B).
+    const copy = Buffer.allocUnsafe(end - start);
+    buf.copy(copy, 0, start, end);
+    return copy;
 }
 
 /** Whether binaryPayload gave a view of the batch, without asking the Buffer for its memory. */
