@@ -9,17 +9,24 @@ module.exports = {
     id: 'echo',
     title: 'Echo',
     variants: ['core', 'ours', 'ceiling'],
-    what: 'Round trips per second through `websocket in` → `websocket out` (reply to the sender), C connections × 16 messages in flight (binary), closed loop: each connection sends one message per echo it gets, those for the echoes one read brought in one write. ' +
-        'CPU is the whole server process (Node-RED: JS thread and Rust workers) per round trip, and the load generator\'s, which shares the 2 cores. The ceiling is the plain tokio-tungstenite echo server.',
+    what: 'Round trips per second through `websocket in` → `websocket out` (reply to the sender), C connections × 16 messages in flight (binary), closed loop: each connection sends one message per echo it gets, those for the echoes it can read without waiting in one write ' +
+        '("a write per message": each in its own write, as a client sending each message on its own). ' +
+        'CPU is the whole server process (Node-RED: JS thread and Rust workers) per round trip, and the load generator\'s (one thread, on the same machine). The ceiling is the plain tokio-tungstenite echo server.',
 
     cases(o) {
-        const shapes = o.smoke ? [[16, 64], [64, 4096]] : [[16, 64], [64, 64], [16, 4096], [64, 4096]];
-        return shapes.map(([conns, size]) => ({ id: 'echo-' + conns + '-' + size, label: conns + ' connections, ' + o.sizeLabel(size), conns, size }));
+        const shapes = o.smoke ? [[16, 64], [64, 4096], [16, 64, 'per-message']] : [[16, 64], [64, 64], [16, 4096], [64, 4096], [16, 64, 'per-message']];
+        return shapes.map(([conns, size, writes]) => ({
+            id: 'echo-' + conns + '-' + size + (writes ? '-' + writes : ''),
+            label: conns + ' connections, ' + o.sizeLabel(size) + (writes ? ', a write per message' : ''),
+            conns,
+            size,
+            writes
+        }));
     },
 
     async measure(ctx, c, variant) {
         const t = ctx.target(variant, '/bench/echo', '/echo');
-        const r = await windowed('echo', { url: t.url, conns: c.conns, inflight: 16, size: c.size, warmup: ctx.opts.warmup, seconds: ctx.opts.seconds }, t.pid);
+        const r = await windowed('echo', { url: t.url, conns: c.conns, inflight: 16, size: c.size, writes: c.writes, warmup: ctx.opts.warmup, seconds: ctx.opts.seconds }, t.pid);
         return {
             rate: r.result.rate,
             p50: r.result.p50_us,

@@ -26,6 +26,8 @@ pub struct Opts {
     pub src_count: u32,
     pub threads: usize,
     pub max_seconds: f64,
+    /// Echo's closed loop: a write per message instead of one per read's echoes.
+    pub write_each: bool,
 }
 
 impl Opts {
@@ -46,6 +48,7 @@ impl Opts {
             src_count: 1,
             threads: 1,
             max_seconds: 600.0,
+            write_each: false,
         };
         while let Some(flag) = args.next() {
             let v = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -64,6 +67,13 @@ impl Opts {
                 "--src-count" => o.src_count = v.parse().map_err(|e| bad(&e))?,
                 "--threads" => o.threads = v.parse().map_err(|e| bad(&e))?,
                 "--max-seconds" => o.max_seconds = v.parse().map_err(|e| bad(&e))?,
+                "--writes" => {
+                    o.write_each = match v.as_str() {
+                        "per-message" => true,
+                        "per-read" => false,
+                        _ => return Err(bad(&"per-message or per-read")),
+                    }
+                }
                 _ => return Err(format!("unknown flag {flag}")),
             }
         }

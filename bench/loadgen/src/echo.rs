@@ -67,9 +67,12 @@ async fn closed_loop(o: &'static Opts, s: Arc<Shared>, ws: Ws) -> Result<Vec<u32
             Ok(None) => return Err("server closed the connection".into()),
             Err(_) => break,
         };
-        // One message per reply, and one write for the replies already read (as
-        // the ceiling server answers), so that the generator's own CPU per message
-        // does not take the cores the server under test needs.
+        // One message per reply, and one write for the replies that can be read
+        // without waiting (as the ceiling server answers), so that the generator's
+        // own CPU per message does not take the cores the server under test needs;
+        // `--writes per-message`: a write for each, as a client sending each
+        // message on its own.
+        let batch = if o.write_each { 1 } else { BATCH };
         let mut fed = 0;
         while let Some(msg) = next.take() {
             if record(&s, msg, &mut lat) {
@@ -80,7 +83,7 @@ async fn closed_loop(o: &'static Opts, s: Arc<Shared>, ws: Ws) -> Result<Vec<u32
                     fed += 1;
                 }
             }
-            if fed < BATCH {
+            if fed < batch {
                 next = match rx.next().now_or_never() {
                     Some(Some(Ok(m))) => Some(m),
                     Some(Some(Err(e))) => return Err(e.to_string()),

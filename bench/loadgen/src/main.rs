@@ -14,7 +14,7 @@ use common::Opts;
 
 const USAGE: &str = "usage: websocket-rs-loadgen <echo|flood|subscribe|hold|serve> [--url ws://127.0.0.1:PORT/path] \
 [--conns N] [--inflight K] [--size B] [--warmup S] [--seconds S] [--rate R] [--window W] [--max-msgs M] \
-[--src-base 127.0.0.1] [--src-count K] [--threads T] [--max-seconds S]";
+[--src-base 127.0.0.1] [--src-count K] [--threads T] [--max-seconds S] [--writes per-read|per-message]";
 
 fn main() {
     let (mode, opts) = match Opts::parse(std::env::args().skip(1)) {
