@@ -58,9 +58,9 @@ fn init() {
 /// Worker threads for `cores` CPUs, and whether `setting` (WSRS_WORKERS) was taken:
 /// unset or empty it is not needed, anything but 1 to 64 is refused. On 2 cores or
 /// fewer, one: Node's JS thread, which every message also crosses, then keeps a
-/// core. On 2 cores one worker instead of two made echo at 16 connections 18% (64 B)
-/// and 27% (4 KiB) faster, 5% at 64 connections (bench/RESULTS.md, notes). With more
-/// cores, two as before: more has not been measured.
+/// core. On 2 cores two workers help echo at 16 connections and 64 B (+20%) and
+/// not the rest (bench/workers.js; bench/RESULTS.md, notes). With more cores, two
+/// as before: more has not been measured.
 fn worker_threads(setting: Option<&str>, cores: usize) -> (usize, bool) {
     let chosen = if cores <= 2 { 1 } else { 2 };
     match setting.map(str::trim) {
