@@ -44,4 +44,15 @@ describe('event batches', function () {
         const buf = batch(events, 0);
         assert.throws(() => decode(buf.subarray(0, 4 + 3 * 16)), RangeError);
     });
+
+    it('refuses an event whose payload runs past the batch, and visits none of it', function () {
+        const buf = batch(events, 0);
+        const whole = buf.length;
+        // The last payload ('bye') one byte short: every event before it is visited.
+        const seen = [];
+        assert.throws(() => forEachEvent(buf.subarray(0, whole - 1), (kind) => seen.push(kind)), RangeError);
+        assert.deepStrictEqual(seen, [KIND.OPEN, KIND.TEXT, KIND.BINARY]);
+        // The control: the whole batch visits all four.
+        assert.strictEqual(decode(buf).length, 4);
+    });
 });

@@ -19,6 +19,8 @@ function forEachEvent(buf, visit) {
     let offset = headerWords * 4;
     for (let w = 1; w < headerWords; w += 4) {
         const len = words[w + 2];
+        // A payload past the batch's end would read whatever follows it in memory.
+        if (offset + len > buf.length) throw new RangeError('event payload of ' + len + ' bytes at ' + offset + ' past the batch\'s ' + buf.length);
         visit(words[w], words[w + 1], buf, offset, offset + len, words[w + 3]);
         offset += len;
     }
@@ -26,8 +28,8 @@ function forEachEvent(buf, visit) {
 
 /**
  * Below this a binary payload is copied out of its batch (up to 256 KiB), so that a
- * flow keeping a small Buffer does not keep the whole batch: Buffer.from copies
- * these into Node's shared 8 KiB pool, at ~0.1-0.5 us up to 1 KiB and ~1.7 us at
+ * flow keeping a small Buffer does not keep the whole batch: copied into Node's
+ * shared 8 KiB pool (Buffer.allocUnsafe), at ~0.1-0.5 us up to 1 KiB and ~1.7 us at
  * 4 KiB. From 4 KiB up a payload stays a view, pinning at most 64 times its own
  * size (core's ws keeps views of its 64 KiB socket reads, the same bound for 1 KiB
  * messages), where a copy would need its own allocation (2.4 us at 4 KiB, 10 us at
