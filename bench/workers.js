@@ -1,7 +1,7 @@
 'use strict';
 // One tokio worker against two (WSRS_WORKERS) on the echo flow: a fresh Node-RED
 // with this package per round and worker count, the counts alternating which goes
-// first; rates and server CPU per echo, medians of the rounds and every round.
+// first; msgs/s (medians and every round) and server CPU per echo (medians).
 //
 //   node bench/workers.js [--rounds 3] [--seconds 5] [--workers 2]
 
@@ -13,6 +13,7 @@ const { parseOptions } = require('./options');
 
 const args = parseOptions({ rounds: 3, seconds: 5, workers: 2 }, process.argv.slice(2));
 const CASES = [[16, 64], [64, 64], [16, 4096]];
+if (args.workers < 2 || args.workers > 64) throw new Error('--workers: 2 to 64, compared with one');
 
 async function main() {
     loadgen.build();
