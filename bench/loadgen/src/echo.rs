@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, timeout_at};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// Replies arrive up to this long after the window; later ones count as lost.
 const GRACE: Duration = Duration::from_secs(2);
@@ -31,6 +31,15 @@ struct Shared {
 fn stamped(payload: &mut [u8], micros: u64) -> Message {
     payload[..8].copy_from_slice(&micros.to_le_bytes());
     Message::Binary(payload.to_vec().into())
+}
+
+/// A message the server sent, or why the connection ended.
+fn received(item: Option<Result<Message, WsError>>) -> Result<Message, String> {
+    match item {
+        Some(Ok(m)) => Ok(m),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("server closed the connection".into()),
+    }
 }
 
 /// Records a reply: counted if it arrives in the window, its latency kept if it was sent in it.
@@ -60,19 +69,16 @@ async fn closed_loop(o: &'static Opts, s: Arc<Shared>, ws: Ws) -> Result<Vec<u32
     tx.flush().await.map_err(|e| e.to_string())?;
     let mut lat = Vec::with_capacity(1 << 16);
     let mut outstanding = o.inflight;
+    // One message per reply, and one write for the replies that can be read without
+    // waiting (as the ceiling server answers), so that the generator's own CPU per
+    // message does not take the cores the server under test needs; `--writes
+    // per-message`: a write for each, as a client sending each message on its own.
+    let batch = if o.write_each { 1 } else { BATCH };
     while outstanding > 0 {
         let mut next = match timeout_at(s.w.to.into(), rx.next()).await {
-            Ok(Some(Ok(m))) => Some(m),
-            Ok(Some(Err(e))) => return Err(e.to_string()),
-            Ok(None) => return Err("server closed the connection".into()),
+            Ok(item) => Some(received(item)?),
             Err(_) => break,
         };
-        // One message per reply, and one write for the replies that can be read
-        // without waiting (as the ceiling server answers), so that the generator's
-        // own CPU per message does not take the cores the server under test needs;
-        // `--writes per-message`: a write for each, as a client sending each
-        // message on its own.
-        let batch = if o.write_each { 1 } else { BATCH };
         let mut fed = 0;
         while let Some(msg) = next.take() {
             if record(&s, msg, &mut lat) {
@@ -84,12 +90,7 @@ async fn closed_loop(o: &'static Opts, s: Arc<Shared>, ws: Ws) -> Result<Vec<u32
                 }
             }
             if fed < batch {
-                next = match rx.next().now_or_never() {
-                    Some(Some(Ok(m))) => Some(m),
-                    Some(Some(Err(e))) => return Err(e.to_string()),
-                    Some(None) => return Err("server closed the connection".into()),
-                    None => None,
-                };
+                next = rx.next().now_or_never().map(received).transpose()?;
             }
         }
         if fed > 0 {
@@ -142,13 +143,11 @@ async fn open_loop(o: &'static Opts, s: Arc<Shared>, ws: Ws) -> Result<Vec<u32>,
         }
         tokio::select! {
             m = timeout_at(deadline.into(), rx.next()) => match m {
-                Ok(Some(Ok(m))) => {
-                    if record(&s, m, &mut lat) {
+                Ok(item) => {
+                    if record(&s, received(item)?, &mut lat) {
                         got.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                Ok(Some(Err(e))) => return Err(e.to_string()),
-                Ok(None) => return Err("server closed the connection".into()),
                 Err(_) => break,
             },
             _ = wake.notified() => {}
